@@ -1,0 +1,2 @@
+import Prometheus
+public enum ObservabilityStub {}

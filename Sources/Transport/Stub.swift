@@ -1,0 +1,4 @@
+import Hummingbird
+import HummingbirdWebSocket
+import HummingbirdWSCompression
+public enum TransportStub {}

@@ -1,0 +1,76 @@
+import Foundation
+
+/// The message types a client may send (PROTOCOL.md §4–§9).
+public enum ClientMessageType: String, Sendable, CaseIterable, Hashable {
+    case auth
+    case ping
+    case listRooms = "list_rooms"
+    case createRoom = "create_room"
+    case joinRoom = "join_room"
+    case leaveRoom = "leave_room"
+    case closeRoom = "close_room"
+    case ready
+    case playerEvent = "player_event"
+    case stateUpdate = "state_update"
+    case chatMessage = "chat_message"
+    case participantStatus = "participant_status"
+    case clientLog = "client_log"
+}
+
+/// A decoded client envelope (PROTOCOL.md §2): the type, the addressed room and the payload.
+///
+/// `room` is `nil` when absent or empty. The client's own `client` field is never trusted
+/// and is not kept.
+public struct ClientMessage: Sendable, Equatable {
+    public var type: ClientMessageType
+    public var room: String?
+    public var payload: JSONValue?
+    public var ts: UInt64
+
+    public init(type: ClientMessageType, room: String? = nil, payload: JSONValue? = nil, ts: UInt64 = 0) {
+        self.type = type
+        self.room = room.flatMap { $0.isEmpty ? nil : $0 }
+        self.payload = payload
+        self.ts = ts
+    }
+}
+
+/// Parses client text frames into ``ClientMessage``s.
+///
+/// Guarantees: never traps on any input; answers `INVALID_JSON` for anything that is not a
+/// JSON object with a string `type` and a non-negative integer `ts`, and
+/// `UNKNOWN_MESSAGE_TYPE` for a well-formed envelope with a type we do not serve.
+public enum ClientMessageDecoder {
+    private struct RawEnvelope: Decodable {
+        var type: JSONValue?
+        var room: JSONValue?
+        var payload: JSONValue?
+        var ts: JSONValue?
+    }
+
+    public static func decode(_ text: String) -> Result<ClientMessage, ProtocolError> {
+        decode(Data(text.utf8))
+    }
+
+    public static func decode(_ data: Data) -> Result<ClientMessage, ProtocolError> {
+        // A top-level value that is not an object fails here: RawEnvelope needs a keyed container.
+        guard let raw = try? JSONDecoder().decode(RawEnvelope.self, from: data) else {
+            return .failure(ProtocolError(.invalidJSON))
+        }
+        guard case .string(let typeName)? = raw.type, let ts = validTimestamp(raw.ts) else {
+            return .failure(ProtocolError(.invalidJSON))
+        }
+        guard let type = ClientMessageType(rawValue: typeName) else {
+            return .failure(ProtocolError(.unknownMessageType))
+        }
+        // A `room` that is not a string is treated like an absent one (upstream clients send "" or omit it).
+        return .success(ClientMessage(type: type, room: raw.room?.string, payload: raw.payload, ts: ts))
+    }
+
+    private static func validTimestamp(_ value: JSONValue?) -> UInt64? {
+        switch value {
+        case .int(let int) where int >= 0: UInt64(int)
+        default: nil
+        }
+    }
+}

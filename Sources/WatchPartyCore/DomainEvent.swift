@@ -1,0 +1,52 @@
+/// Why a room was closed.
+public enum RoomCloseReason: String, Sendable, Hashable, CaseIterable {
+    case hostLeft = "host_left"
+    case hostClosed = "host_closed"
+    case hostStartedNewRoom = "host_started_new_room"
+    case empty
+    case shutdown
+
+    /// The `room_closed` reason text members see; `nil` when nobody is told.
+    public var memberMessage: String? {
+        switch self {
+        case .hostLeft: "Host left the room"
+        case .hostClosed: "Host closed the room"
+        case .hostStartedNewRoom: "Host started a new room"
+        case .shutdown: "Server shutting down"
+        case .empty: nil
+        }
+    }
+}
+
+/// What a host state report came to (PROTOCOL.md §8).
+public enum StateUpdateResult: String, Sendable, Hashable, CaseIterable {
+    case accepted
+    case cooldown
+    case rate
+    case jitter
+}
+
+/// What released a pending play.
+public enum BarrierReleaseCause: String, Sendable, Hashable, CaseIterable {
+    case allReady = "all_ready"
+    case timeout
+}
+
+/// Things worth counting that happened in the core. The observability layer turns them into
+/// metrics and logs; the core itself imports nothing of either.
+public enum DomainEvent: Sendable, Equatable {
+    case roomCreated(room: RoomID)
+    case roomClosed(room: RoomID, reason: RoomCloseReason)
+    case memberJoined(room: RoomID, members: Int)
+    case memberLeft(room: RoomID, members: Int)
+    case hostChanged(room: RoomID)
+    case errorSent(ErrorCode)
+    /// A host state report and its fate; `drift` = |reported − projected room position| in seconds.
+    case stateUpdate(result: StateUpdateResult, drift: Double)
+    /// A pending play went out. `waitedMs` since it was created; `latenessMs` past its due time.
+    case barrierReleased(cause: BarrierReleaseCause, waitedMs: UInt64, latenessMs: UInt64)
+    /// A timer-driven release ran this late after its due time.
+    case scheduledLateness(latenessMs: UInt64)
+    case participantStatus(ParticipantStatus)
+    case clientLog(category: String, message: String)
+}

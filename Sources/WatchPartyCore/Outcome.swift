@@ -1,0 +1,48 @@
+/// A server message for a set of recipients; the shell encodes it once for all of them.
+public struct Delivery: Sendable, Equatable {
+    public var recipients: [ClientID]
+    public var message: ServerMessage
+}
+
+/// A connection the core wants closed, after the deliveries queued before it.
+public struct CloseRequest: Sendable, Equatable {
+    public var client: ClientID
+    /// WebSocket close code (1008 policy violation, 1001 going away, …).
+    public var code: UInt16
+    public var reason: String
+}
+
+/// A timer the shell must fire back into the core with ``Party/fire(_:now:)`` at `due`.
+///
+/// Timers are never cancelled: a timer whose reason has gone is ignored when it fires.
+public struct TimerRequest: Sendable, Equatable, Hashable {
+    public var key: TimerKey
+    public var due: ServerTime
+}
+
+public enum TimerKey: Sendable, Equatable, Hashable {
+    /// The ready-barrier deadline of a pending play.
+    case readyWait(room: RoomID, generation: UInt64)
+    /// The end of a `participant_statuses` coalescing window.
+    case statusFlush(room: RoomID)
+}
+
+/// Everything one input to the core produced, in order.
+public struct Outcome: Sendable, Equatable {
+    public var deliveries: [Delivery] = []
+    public var closes: [CloseRequest] = []
+    public var timers: [TimerRequest] = []
+    public var events: [DomainEvent] = []
+
+    public init() {}
+
+    mutating func send(_ payload: ServerPayload, to recipients: [ClientID], room: RoomID? = nil, client: ClientID? = nil, now: ServerTime, serverTs: ServerTime? = nil) {
+        guard !recipients.isEmpty else { return }
+        deliveries.append(Delivery(recipients: recipients, message: ServerMessage(room: room, client: client, ts: now, serverTs: serverTs, payload: payload)))
+    }
+
+    mutating func error(_ code: ErrorCode, to client: ClientID, room: RoomID?, now: ServerTime) {
+        send(.error(code), to: [client], room: room, client: client, now: now)
+        events.append(.errorSent(code))
+    }
+}

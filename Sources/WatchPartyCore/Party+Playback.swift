@@ -1,0 +1,125 @@
+/// Playback control and the ready barrier (PROTOCOL.md §6–§7).
+extension Party {
+    /// A validated `player_event` payload.
+    struct PlayerCommand {
+        var action: PlayerAction
+        var position: Double?
+        var playState: PlayState?
+    }
+
+    mutating func playerEvent(from client: ClientID, room roomID: RoomID?, payload: JSONValue?, now: ServerTime, out: inout Outcome) throws(ProtocolError) {
+        var room = try memberRoom(roomID, of: client)
+        let isHost = room.hostID == client
+        if !isHost {
+            // Guests may only play and pause, and only when allowed; their position is ignored.
+            let action = payload?["action"]?.string.flatMap(PlayerAction.init(rawValue:))
+            guard rules.guestPlaybackControl, action == .play || action == .pause else {
+                throw ProtocolError(.hostPermissionRequired)
+            }
+        }
+        var command = try parsePlayerCommand(payload)
+        if !isHost { command.position = nil }
+
+        let position = command.position ?? room.playback.position(at: now)
+        room.lastAcceptedAt = now
+        switch command.action {
+        case .play:
+            room.playback = Playback(position: position, playState: .paused, asOf: now)
+            if room.allReady {
+                room.pendingPlay = nil
+                rooms[room.id] = room
+                schedulePlay(in: room.id, position: position, positionAsOf: now, requestedBy: client, releaseAt: now, out: &out)
+            } else if room.pendingPlay != nil {
+                room.pendingPlay?.position = position
+                room.pendingPlay?.positionAsOf = now
+                rooms[room.id] = room
+            } else {
+                pendingGeneration += 1
+                room.pendingPlay = PendingPlay(position: position, positionAsOf: now, createdAt: now, requestedBy: client, generation: pendingGeneration)
+                rooms[room.id] = room
+                out.timers.append(TimerRequest(key: .readyWait(room: room.id, generation: pendingGeneration), due: now + rules.maxReadyWaitMs))
+            }
+        case .pause, .buffering, .seek:
+            let playState: PlayState
+            if command.action == .seek {
+                if room.pendingPlay != nil {
+                    // The pending play starts from the new position; the room stays paused until it goes out.
+                    room.pendingPlay?.position = position
+                    room.pendingPlay?.positionAsOf = now
+                    playState = .paused
+                } else {
+                    playState = command.playState ?? room.playback.playState
+                }
+            } else {
+                room.pendingPlay = nil
+                playState = .paused
+            }
+            let target = now + rules.controlScheduleMs
+            room.playback = Playback(position: position, playState: playState, asOf: now)
+            room.lastCommandTarget = target
+            rooms[room.id] = room
+            let event = PlayerEventPayload(action: command.action, position: position, playState: playState, targetServerTs: target)
+            out.send(.playerEvent(event), to: room.members.filter { $0 != client }, room: room.id, client: client, now: now)
+        }
+    }
+
+    mutating func markReady(_ client: ClientID, room roomID: RoomID?, now: ServerTime, out: inout Outcome) throws(ProtocolError) {
+        var room = try memberRoom(roomID, of: client, missing: .invalidReady)
+        room.ready.insert(client)
+        rooms[room.id] = room
+        if room.pendingPlay != nil && room.allReady {
+            releasePendingPlay(in: room.id, cause: .allReady, now: now, due: now, out: &out)
+        }
+    }
+
+    /// Sends the room's pending play out, once: by the last `ready` (or departure) or by its timer.
+    mutating func releasePendingPlay(in roomID: RoomID, cause: BarrierReleaseCause, now: ServerTime, due: ServerTime, out: inout Outcome) {
+        guard var room = rooms[roomID], let pending = room.pendingPlay else { return }
+        room.pendingPlay = nil
+        rooms[roomID] = room
+        let lateness = now > due ? now - due : 0
+        out.events.append(.barrierReleased(cause: cause, waitedMs: now - min(now, pending.createdAt), latenessMs: lateness))
+        if cause == .timeout {
+            out.events.append(.scheduledLateness(latenessMs: lateness))
+        }
+        schedulePlay(in: roomID, position: pending.position, positionAsOf: pending.positionAsOf, requestedBy: pending.requestedBy, releaseAt: now, out: &out)
+    }
+
+    /// A scheduled play to every member, the host included (PROTOCOL.md §7).
+    private mutating func schedulePlay(in roomID: RoomID, position: Double, positionAsOf: ServerTime, requestedBy: ClientID, releaseAt now: ServerTime, out: inout Outcome) {
+        guard var room = rooms[roomID] else { return }
+        let target = now + rules.playScheduleMs
+        room.playback = Playback(position: position, playState: .playing, asOf: positionAsOf)
+        room.lastCommandTarget = target
+        room.lastAcceptedAt = now
+        rooms[roomID] = room
+        let event = PlayerEventPayload(action: .play, position: position, playState: .playing, targetServerTs: target)
+        out.send(.playerEvent(event), to: room.members, room: roomID, client: requestedBy, now: now, serverTs: positionAsOf)
+    }
+
+    /// INVALID_PLAYBACK_PAYLOAD unless the payload is an object with a known action, a finite
+    /// position within range (required for seek) and a valid play_state when present.
+    func parsePlayerCommand(_ payload: JSONValue?) throws(ProtocolError) -> PlayerCommand {
+        guard let object = payload?.object,
+            let action = object["action"]?.string.flatMap(PlayerAction.init(rawValue:))
+        else { throw ProtocolError(.invalidPlaybackPayload) }
+        let position = try optionalPosition(object["position"])
+        if action == .seek && position == nil { throw ProtocolError(.invalidPlaybackPayload) }
+        let playState = try optionalPlayState(object["play_state"])
+        return PlayerCommand(action: action, position: position, playState: playState)
+    }
+
+    func optionalPosition(_ value: JSONValue?) throws(ProtocolError) -> Double? {
+        guard let value, value != .null else { return nil }
+        guard let number = value.number, number.isFinite, number >= 0, number <= rules.maxPosition else {
+            throw ProtocolError(.invalidPlaybackPayload)
+        }
+        return number
+    }
+
+    func optionalPlayState(_ value: JSONValue?) throws(ProtocolError) -> PlayState? {
+        guard let value, value != .null else { return nil }
+        guard let state = value.string.flatMap(PlayState.init(rawValue:)) else { throw ProtocolError(.invalidPlaybackPayload) }
+        return state
+    }
+}

@@ -1,0 +1,169 @@
+/// Makes room ids. Injected so tests are deterministic.
+public protocol RoomIDSource: Sendable {
+    mutating func next() -> RoomID
+}
+
+/// Checks `auth` tokens when the server runs with JWT (PROTOCOL.md §4). `nil` means open mode.
+public protocol TokenVerifier: Sendable {
+    func verify(token: String, now: ServerTime) -> TokenVerdict
+}
+
+public enum TokenVerdict: Sendable, Equatable {
+    case valid(userID: String, name: String, expiresAt: ServerTime?)
+    case invalid
+}
+
+/// The whole watch-party state of one server and every rule that changes it.
+///
+/// A pure, deterministic state machine: each input (a connection, a decoded message, a
+/// disconnect, a timer) comes with the current server time and returns an ``Outcome`` —
+/// messages to send, connections to close, timers to arm, events to count. Nothing here
+/// touches a socket, a clock or a timer, so every rule is tested with a manual clock.
+/// Every change to rooms and sessions passes through these entry points.
+public struct Party: Sendable {
+    public let rules: PartyRules
+    public internal(set) var sessions: [ClientID: ClientSession] = [:]
+    public internal(set) var rooms: [RoomID: Room] = [:]
+    /// Set once a drain begins: create and join are refused (PROTOCOL.md §11).
+    public internal(set) var draining = false
+
+    var roomIDs: any RoomIDSource
+    let verifier: (any TokenVerifier)?
+    var roomSequence: UInt64 = 0
+    var pendingGeneration: UInt64 = 0
+
+    public init(rules: PartyRules = PartyRules(), roomIDs: any RoomIDSource, verifier: (any TokenVerifier)? = nil) {
+        self.rules = rules
+        self.roomIDs = roomIDs
+        self.verifier = verifier
+    }
+
+    public var authEnabled: Bool { verifier != nil }
+
+    // MARK: Entry points
+
+    /// A connection opened: greet it and, in open mode, show it the lobby.
+    public mutating func connect(_ client: ClientID, now: ServerTime) -> Outcome {
+        var out = Outcome()
+        let open = verifier == nil
+        sessions[client] = ClientSession(id: client, userID: "anonymous", name: "Anonymous", authenticated: open)
+        out.send(.clientHello(clientID: client), to: [client], client: client, now: now)
+        if open {
+            out.send(.roomList(roomSummaries()), to: [client], now: now)
+        }
+        return out
+    }
+
+    /// A connection went away (closed, failed or timed out): it leaves its room as with `leave_room`.
+    public mutating func disconnect(_ client: ClientID, now: ServerTime) -> Outcome {
+        var out = Outcome()
+        guard sessions[client] != nil else { return out }
+        var lobby = LobbyChange()
+        departFromRoom(client, now: now, out: &out, lobby: &lobby)
+        sessions[client] = nil
+        flushLobby(lobby, now: now, out: &out)
+        return out
+    }
+
+    /// A text frame that failed to decode, or a binary frame: the documented error, nothing else.
+    public mutating func reject(_ client: ClientID, _ code: ErrorCode, now: ServerTime) -> Outcome {
+        var out = Outcome()
+        guard sessions[client] != nil else { return out }
+        out.error(code, to: client, room: nil, now: now)
+        return out
+    }
+
+    /// A decoded client message.
+    public mutating func receive(_ message: ClientMessage, from client: ClientID, now: ServerTime) -> Outcome {
+        var out = Outcome()
+        guard let session = sessions[client] else { return out }
+        var lobby = LobbyChange()
+        let servedBeforeAuth: Set<ClientMessageType> = [.auth, .ping, .clientLog]
+        if !session.authenticated && !servedBeforeAuth.contains(message.type) {
+            out.error(.authenticationRequired, to: client, room: message.room, now: now)
+            return out
+        }
+        do {
+            try dispatch(message, from: client, now: now, out: &out, lobby: &lobby)
+        } catch {
+            out.error(error.code, to: client, room: message.room, now: now)
+        }
+        flushLobby(lobby, now: now, out: &out)
+        return out
+    }
+
+    /// A timer armed by an earlier ``Outcome`` fired.
+    public mutating func fire(_ key: TimerKey, now: ServerTime) -> Outcome {
+        var out = Outcome()
+        switch key {
+        case .readyWait(let roomID, let generation):
+            guard let room = rooms[roomID], let pending = room.pendingPlay, pending.generation == generation else { return out }
+            let due = pending.createdAt + rules.maxReadyWaitMs
+            releasePendingPlay(in: roomID, cause: .timeout, now: now, due: due, out: &out)
+        case .statusFlush(let roomID):
+            flushStatuses(in: roomID, now: now, out: &out)
+        }
+        return out
+    }
+
+    /// Begin a drain: from now on create and join are refused with SERVER_SHUTTING_DOWN.
+    public mutating func beginDrain() {
+        draining = true
+    }
+
+    /// Close every room with "Server shutting down" (pending plays are dropped, never released).
+    public mutating func closeAllRooms(now: ServerTime) -> Outcome {
+        var out = Outcome()
+        var lobby = LobbyChange()
+        for roomID in rooms.keys.sorted() {
+            closeRoom(roomID, reason: .shutdown, now: now, out: &out, lobby: &lobby)
+        }
+        flushLobby(lobby, now: now, out: &out)
+        return out
+    }
+
+    // MARK: Dispatch
+
+    private mutating func dispatch(_ message: ClientMessage, from client: ClientID, now: ServerTime, out: inout Outcome, lobby: inout LobbyChange) throws(ProtocolError) {
+        switch message.type {
+        case .auth: try authenticate(client, payload: message.payload, now: now, out: &out, lobby: &lobby)
+        case .ping: out.send(.pong(message.payload), to: [client], room: message.room, now: now)
+        case .listRooms: out.send(.roomList(roomSummaries()), to: [client], now: now)
+        case .createRoom: try createRoom(by: client, payload: message.payload, now: now, out: &out, lobby: &lobby)
+        case .joinRoom: try joinRoom(message.room, by: client, payload: message.payload, now: now, out: &out, lobby: &lobby)
+        case .leaveRoom: try leaveRoom(by: client, now: now, out: &out, lobby: &lobby)
+        case .closeRoom: try closeRoomByHost(client, now: now, out: &out, lobby: &lobby)
+        case .ready: try markReady(client, room: message.room, now: now, out: &out)
+        case .playerEvent: try playerEvent(from: client, room: message.room, payload: message.payload, now: now, out: &out)
+        case .stateUpdate: try stateUpdate(from: client, room: message.room, payload: message.payload, now: now, out: &out)
+        case .chatMessage: try chat(from: client, room: message.room, payload: message.payload, now: now, out: &out)
+        case .participantStatus: participantStatus(from: client, room: message.room, payload: message.payload, now: now, out: &out)
+        case .clientLog: clientLog(payload: message.payload, out: &out)
+        }
+    }
+
+    // MARK: Shared look-ups
+
+    /// The room a room-addressed message names, checked in the protocol's order:
+    /// ROOM_ID_REQUIRED, ROOM_NOT_FOUND, NOT_ROOM_MEMBER.
+    func memberRoom(_ roomID: RoomID?, of client: ClientID, missing: ErrorCode = .roomIDRequired) throws(ProtocolError) -> Room {
+        guard let roomID else { throw ProtocolError(missing) }
+        guard let room = rooms[roomID] else { throw ProtocolError(.roomNotFound) }
+        guard room.isMember(client) else { throw ProtocolError(.notRoomMember) }
+        return room
+    }
+
+    func name(of client: ClientID) -> String {
+        sessions[client]?.name ?? "Anonymous"
+    }
+
+    func participantList(_ room: Room) -> ServerPayload {
+        .participantList(room.members.map { ParticipantEntry(name: name(of: $0), isHost: $0 == room.hostID) })
+    }
+
+    /// `participant_list` then `participant_statuses` to every member.
+    func sendParticipants(_ room: Room, now: ServerTime, out: inout Outcome) {
+        out.send(participantList(room), to: room.members, room: room.id, now: now)
+        out.send(.participantStatuses(room.orderedStatuses), to: room.members, room: room.id, now: now)
+    }
+}

@@ -1,0 +1,30 @@
+/// The timing constants and limits of the room rules (PROTOCOL.md §5–§9), with its defaults.
+///
+/// A plain value so tests can shorten or lengthen any rule; the server fills it from its
+/// configuration.
+public struct PartyRules: Sendable, Equatable {
+    /// Lead time of a scheduled play (`PLAY_SCHEDULE_MS`).
+    public var playScheduleMs: UInt64 = 1500
+    /// Lead time of pause/seek/buffering (`CONTROL_SCHEDULE_MS`).
+    public var controlScheduleMs: UInt64 = 300
+    /// Longest wait of a pending play for the ready barrier (`MAX_READY_WAIT_MS`).
+    public var maxReadyWaitMs: UInt64 = 2000
+    /// Minimum spacing of accepted host state updates (`MIN_STATE_UPDATE_INTERVAL_MS`).
+    public var minStateUpdateIntervalMs: UInt64 = 500
+    /// Position differences below this are jitter (`POSITION_JITTER_THRESHOLD`, seconds).
+    public var positionJitterThreshold: Double = 0.5
+    /// Host reports are ignored this long after a command takes effect (`COMMAND_COOLDOWN_MS`).
+    public var commandCooldownMs: UInt64 = 2000
+    /// Members per room (`MAX_CLIENTS_PER_ROOM`).
+    public var maxClientsPerRoom: Int = 20
+    /// Whether guests may send play and pause (`GUEST_PLAYBACK_CONTROL`).
+    public var guestPlaybackControl: Bool = true
+    /// `participant_statuses` broadcasts per room are spaced at least this far apart.
+    public var statusCoalesceMs: UInt64 = 250
+    /// Longest chat text, in UTF-8 bytes as sent.
+    public var maxChatBytes: Int = 500
+    /// Largest media position accepted, in seconds.
+    public var maxPosition: Double = 86_400
+
+    public init() {}
+}

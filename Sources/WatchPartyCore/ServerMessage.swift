@@ -1,0 +1,216 @@
+import Foundation
+
+/// A message the server sends (PROTOCOL.md §2–§9), built by the server, never relayed.
+///
+/// Guarantees: `type` is derived from the payload, `ts` and `server_ts` are always present
+/// integers, `room` and `client` are omitted rather than empty, and payload fields follow the
+/// protocol exactly (no extra fields, `null` only where the protocol shows it).
+public struct ServerMessage: Sendable, Equatable {
+    public var room: String?
+    public var client: String?
+    /// Server time the message was built (`ts`).
+    public var ts: UInt64
+    /// `server_ts`: normally `ts`; for a scheduled play, the moment its position held.
+    public var serverTs: UInt64
+    public var payload: ServerPayload
+
+    public init(room: String? = nil, client: String? = nil, ts: UInt64, serverTs: UInt64? = nil, payload: ServerPayload) {
+        self.room = room
+        self.client = client
+        self.ts = ts
+        self.serverTs = serverTs ?? ts
+        self.payload = payload
+    }
+
+    public var type: String { payload.type }
+}
+
+/// One room as listed in `room_list`.
+public struct RoomSummary: Sendable, Equatable, Encodable {
+    public var id: String
+    public var name: String
+    public var count: Int
+    public var mediaID: String?
+
+    enum CodingKeys: String, CodingKey { case id, name, count, mediaID = "media_id" }
+
+    public func encode(to encoder: any Encoder) throws {
+        var container = encoder.container(keyedBy: CodingKeys.self)
+        try container.encode(id, forKey: .id)
+        try container.encode(name, forKey: .name)
+        try container.encode(count, forKey: .count)
+        try container.encode(mediaID, forKey: .mediaID)  // null when unknown, like room_state
+    }
+}
+
+/// A participant as listed in `participant_list`.
+public struct ParticipantEntry: Sendable, Equatable, Encodable {
+    public var name: String
+    public var isHost: Bool
+    enum CodingKeys: String, CodingKey { case name, isHost = "is_host" }
+}
+
+/// The payload of `room_state` (PROTOCOL.md §5).
+public struct RoomStatePayload: Sendable, Equatable {
+    public var name: String
+    public var hostID: String
+    public var position: Double
+    public var playState: PlayState
+    public var stateServerTs: UInt64
+    public var targetServerTs: UInt64?
+    public var participantCount: Int
+    public var mediaID: String?
+}
+
+/// The payload of a `player_event` the server sends (PROTOCOL.md §6–§7).
+public struct PlayerEventPayload: Sendable, Equatable {
+    public var action: PlayerAction
+    public var position: Double
+    public var playState: PlayState
+    public var targetServerTs: UInt64
+}
+
+/// Every kind of server message, with its payload.
+public enum ServerPayload: Sendable, Equatable {
+    case clientHello(clientID: String)
+    case authSuccess(userName: String, protocolVersion: Int?, features: [String]?)
+    case roomList([RoomSummary])
+    case roomState(RoomStatePayload)
+    case participantList([ParticipantEntry])
+    case participantStatuses([ParticipantStatus?])
+    case participantsUpdate(count: Int)
+    case clientLeft(count: Int)
+    case hostChanged(hostID: String, hostName: String)
+    case roomClosed(reason: String)
+    case playerEvent(PlayerEventPayload)
+    case stateUpdate(position: Double, playState: PlayState)
+    case chatMessage(username: String, text: String)
+    case pong(JSONValue?)
+    case error(ErrorCode)
+
+    public var type: String {
+        switch self {
+        case .clientHello: "client_hello"
+        case .authSuccess: "auth_success"
+        case .roomList: "room_list"
+        case .roomState: "room_state"
+        case .participantList: "participant_list"
+        case .participantStatuses: "participant_statuses"
+        case .participantsUpdate: "participants_update"
+        case .clientLeft: "client_left"
+        case .hostChanged: "host_changed"
+        case .roomClosed: "room_closed"
+        case .playerEvent: "player_event"
+        case .stateUpdate: "state_update"
+        case .chatMessage: "chat_message"
+        case .pong: "pong"
+        case .error: "error"
+        }
+    }
+}
+
+// MARK: - Encoding
+
+extension ServerMessage: Encodable {
+    enum CodingKeys: String, CodingKey { case type, room, client, payload, ts, serverTs = "server_ts" }
+
+    public func encode(to encoder: any Encoder) throws {
+        var container = encoder.container(keyedBy: CodingKeys.self)
+        try container.encode(type, forKey: .type)
+        try container.encodeIfPresent(room, forKey: .room)
+        try container.encodeIfPresent(client, forKey: .client)
+        try container.encode(ts, forKey: .ts)
+        try container.encode(serverTs, forKey: .serverTs)
+        try payload.encodeBody(into: &container, forKey: .payload)
+    }
+
+    /// The wire form: one JSON object, encoded once and shared by every recipient.
+    public func encodedJSON() -> String {
+        // Encoding our own value types cannot fail (every Double in them is finite by construction).
+        let data = (try? JSONEncoder().encode(self)) ?? Data("{}".utf8)
+        return String(decoding: data, as: UTF8.self)
+    }
+}
+
+/// A payload written field by field: `nil` values become JSON `null` (used where the protocol shows null).
+private struct Fields: Encodable {
+    var entries: [(String, any Encodable & Sendable)]
+    init(_ entries: [(String, (any Encodable & Sendable)?)]) {
+        self.entries = entries.map { ($0.0, $0.1 ?? NullValue()) }
+    }
+    struct NullValue: Encodable, Sendable {
+        func encode(to encoder: any Encoder) throws {
+            var container = encoder.singleValueContainer()
+            try container.encodeNil()
+        }
+    }
+    struct Key: CodingKey {
+        var stringValue: String
+        var intValue: Int? { nil }
+        init(stringValue: String) { self.stringValue = stringValue }
+        init?(intValue: Int) { nil }
+    }
+    func encode(to encoder: any Encoder) throws {
+        var container = encoder.container(keyedBy: Key.self)
+        for (key, value) in entries {
+            try container.encode(value, forKey: Key(stringValue: key))
+        }
+    }
+}
+
+extension ServerPayload {
+    fileprivate func encodeBody<K: CodingKey>(into container: inout KeyedEncodingContainer<K>, forKey key: K) throws {
+        switch self {
+        case .clientHello(let id):
+            try container.encode(Fields([("client_id", id)]), forKey: key)
+        case .authSuccess(let userName, let version, let features):
+            var fields: [(String, (any Encodable & Sendable)?)] = [("user_name", userName)]
+            if let version { fields.append(("protocol_version", version)) }
+            if let features { fields.append(("features", features)) }
+            try container.encode(Fields(fields), forKey: key)
+        case .roomList(let rooms):
+            try container.encode(rooms, forKey: key)
+        case .roomState(let state):
+            try container.encode(
+                Fields([
+                    ("name", state.name),
+                    ("host_id", state.hostID),
+                    ("state", Fields([("position", state.position), ("play_state", state.playState.rawValue)])),
+                    ("state_server_ts", state.stateServerTs),
+                    ("target_server_ts", state.targetServerTs),
+                    ("participant_count", state.participantCount),
+                    ("media_id", state.mediaID),
+                ]),
+                forKey: key
+            )
+        case .participantList(let participants):
+            try container.encode(Fields([("participants", participants)]), forKey: key)
+        case .participantStatuses(let statuses):
+            try container.encode(Fields([("statuses", statuses.map { $0?.rawValue })]), forKey: key)
+        case .participantsUpdate(let count), .clientLeft(let count):
+            try container.encode(Fields([("participant_count", count)]), forKey: key)
+        case .hostChanged(let hostID, let hostName):
+            try container.encode(Fields([("host_id", hostID), ("host_name", hostName)]), forKey: key)
+        case .roomClosed(let reason):
+            try container.encode(Fields([("reason", reason)]), forKey: key)
+        case .playerEvent(let event):
+            try container.encode(
+                Fields([
+                    ("action", event.action.rawValue),
+                    ("position", event.position),
+                    ("play_state", event.playState.rawValue),
+                    ("target_server_ts", event.targetServerTs),
+                ]),
+                forKey: key
+            )
+        case .stateUpdate(let position, let playState):
+            try container.encode(Fields([("position", position), ("play_state", playState.rawValue)]), forKey: key)
+        case .chatMessage(let username, let text):
+            try container.encode(Fields([("username", username), ("text", text)]), forKey: key)
+        case .pong(let payload):
+            try container.encodeIfPresent(payload, forKey: key)
+        case .error(let code):
+            try container.encode(Fields([("code", code.rawValue), ("message", code.message)]), forKey: key)
+        }
+    }
+}
