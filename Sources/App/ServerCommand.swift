@@ -1,0 +1,107 @@
+import ArgumentParser
+import Foundation
+import Logging
+import Observability
+
+/// `owp-server`: every setting from a flag or the environment variable of the same name
+/// (the flag wins), else the PROTOCOL.md default. Invalid values stop the start with a message
+/// naming the setting.
+@main
+struct ServerCommand: AsyncParsableCommand {
+    static let configuration = CommandConfiguration(
+        commandName: "owp-server",
+        abstract: "OpenWatchParty session server: synchronised watch parties over WebSocket.",
+        discussion: "Each option can also be set by the environment variable shown in brackets; a flag wins over the environment."
+    )
+
+    @Option(help: "Listen address [HOST] (default 0.0.0.0)") var host: String?
+    @Option(help: "Listen port [PORT] (default 3000)") var port: Int?
+    @Option(help: "trace|debug|info|notice|warning|error|critical [LOG_LEVEL] (default info)") var logLevel: String?
+    @Option(help: "text|json [LOG_FORMAT] (default text)") var logFormat: String?
+    @Option(help: "Lead time of a scheduled play, ms [PLAY_SCHEDULE_MS] (default 1500)") var playScheduleMs: Int?
+    @Option(help: "Lead time of pause/seek, ms [CONTROL_SCHEDULE_MS] (default 300)") var controlScheduleMs: Int?
+    @Option(help: "Longest ready-barrier wait, ms [MAX_READY_WAIT_MS] (default 2000)") var maxReadyWaitMs: Int?
+    @Option(help: "Minimum spacing of accepted host state updates, ms [MIN_STATE_UPDATE_INTERVAL_MS] (default 500)") var minStateUpdateIntervalMs: Int?
+    @Option(help: "Position jitter threshold, seconds [POSITION_JITTER_THRESHOLD] (default 0.5)") var positionJitterThreshold: Double?
+    @Option(help: "Host reports ignored after a command, ms [COMMAND_COOLDOWN_MS] (default 2000)") var commandCooldownMs: Int?
+    @Option(help: "Members per room [MAX_CLIENTS_PER_ROOM] (default 20)") var maxClientsPerRoom: Int?
+    @Option(help: "Guests may play/pause: true|false [GUEST_PLAYBACK_CONTROL] (default true)") var guestPlaybackControl: String?
+    @Option(help: "Largest inbound message, bytes [MAX_MESSAGE_SIZE] (default 65536)") var maxMessageSize: Int?
+    @Option(help: "Outbound queue per connection, messages [OUTBOUND_QUEUE_SIZE] (default 100)") var outboundQueueSize: Int?
+    @Option(help: "Smallest outbound message compressed, bytes [WS_COMPRESSION_THRESHOLD] (default 256)") var wsCompressionThreshold: Int?
+    @Option(help: "Seconds between SIGTERM and closing rooms [DRAIN_DELAY_SECONDS] (default 0)") var drainDelaySeconds: Double?
+    @Option(help: "Seconds after SIGTERM by which the process exits [SHUTDOWN_GRACE_SECONDS] (default 10)") var shutdownGraceSeconds: Double?
+
+    func run() async throws {
+        let settings = try resolve(environment: ProcessInfo.processInfo.environment)
+        LogSetup.bootstrap(format: settings.logFormat, level: settings.logLevel)
+        try await SessionServer(settings: settings, logger: Logger(label: "owp-server")).run()
+    }
+
+    /// Flags over environment over defaults, validated.
+    func resolve(environment: [String: String]) throws -> ServerSettings {
+        let env = SettingSource(environment: environment)
+        var settings = ServerSettings()
+        settings.host = try env.value(host, "HOST", default: settings.host) { !$0.isEmpty }
+        settings.port = try env.value(port, "PORT", default: settings.port) { (1...65_535).contains($0) }
+        let level = try env.value(logLevel, "LOG_LEVEL", default: "info") { Logger.Level(rawValue: $0.lowercased()) != nil }
+        settings.logLevel = Logger.Level(rawValue: level.lowercased()) ?? .info
+        let format = try env.value(logFormat, "LOG_FORMAT", default: "text") { LogFormat(rawValue: $0.lowercased()) != nil }
+        settings.logFormat = LogFormat(rawValue: format.lowercased()) ?? .text
+
+        let ms = 1...3_600_000
+        var rules = settings.rules
+        rules.playScheduleMs = UInt64(try env.value(playScheduleMs, "PLAY_SCHEDULE_MS", default: Int(rules.playScheduleMs)) { ms.contains($0) })
+        rules.controlScheduleMs = UInt64(try env.value(controlScheduleMs, "CONTROL_SCHEDULE_MS", default: Int(rules.controlScheduleMs)) { ms.contains($0) })
+        rules.maxReadyWaitMs = UInt64(try env.value(maxReadyWaitMs, "MAX_READY_WAIT_MS", default: Int(rules.maxReadyWaitMs)) { ms.contains($0) })
+        rules.minStateUpdateIntervalMs = UInt64(
+            try env.value(minStateUpdateIntervalMs, "MIN_STATE_UPDATE_INTERVAL_MS", default: Int(rules.minStateUpdateIntervalMs)) { (0...3_600_000).contains($0) })
+        rules.positionJitterThreshold = try env.value(positionJitterThreshold, "POSITION_JITTER_THRESHOLD", default: rules.positionJitterThreshold) {
+            $0.isFinite && $0 >= 0 && $0 <= 3600
+        }
+        rules.commandCooldownMs = UInt64(try env.value(commandCooldownMs, "COMMAND_COOLDOWN_MS", default: Int(rules.commandCooldownMs)) { (0...3_600_000).contains($0) })
+        rules.maxClientsPerRoom = try env.value(maxClientsPerRoom, "MAX_CLIENTS_PER_ROOM", default: rules.maxClientsPerRoom) { (1...10_000).contains($0) }
+        rules.guestPlaybackControl = try env.flag(guestPlaybackControl, "GUEST_PLAYBACK_CONTROL", default: rules.guestPlaybackControl)
+        settings.rules = rules
+
+        var transport = settings.transport
+        transport.maxMessageSize = try env.value(maxMessageSize, "MAX_MESSAGE_SIZE", default: transport.maxMessageSize) { (1024...16_777_216).contains($0) }
+        transport.outboundQueueCapacity = try env.value(outboundQueueSize, "OUTBOUND_QUEUE_SIZE", default: transport.outboundQueueCapacity) { (1...100_000).contains($0) }
+        transport.compressionThreshold = try env.value(wsCompressionThreshold, "WS_COMPRESSION_THRESHOLD", default: transport.compressionThreshold) { $0 >= 0 }
+        settings.transport = transport
+
+        settings.drainDelaySeconds = try env.value(drainDelaySeconds, "DRAIN_DELAY_SECONDS", default: settings.drainDelaySeconds) { $0.isFinite && $0 >= 0 && $0 <= 3600 }
+        settings.shutdownGraceSeconds = try env.value(shutdownGraceSeconds, "SHUTDOWN_GRACE_SECONDS", default: settings.shutdownGraceSeconds) {
+            $0.isFinite && $0 > 0 && $0 <= 3600
+        }
+        return settings
+    }
+}
+
+/// Reads one setting: the flag's value, else the environment's, else the default; checked by `valid`.
+struct SettingSource {
+    let environment: [String: String]
+
+    func value<T: LosslessStringConvertible>(_ flag: T?, _ name: String, default fallback: T, valid: (T) -> Bool) throws -> T {
+        let value: T
+        if let flag {
+            value = flag
+        } else if let raw = environment[name]?.trimmingCharacters(in: .whitespaces), !raw.isEmpty {
+            guard let parsed = T(raw) else { throw ValidationError("\(name): '\(raw)' is not a valid \(T.self) value") }
+            value = parsed
+        } else {
+            return fallback
+        }
+        guard valid(value) else { throw ValidationError("\(name): '\(value)' is out of range") }
+        return value
+    }
+
+    func flag(_ flag: String?, _ name: String, default fallback: Bool) throws -> Bool {
+        guard let raw = flag ?? environment[name], !raw.isEmpty else { return fallback }
+        switch raw.lowercased() {
+        case "1", "true", "yes", "on": return true
+        case "0", "false", "no", "off": return false
+        default: throw ValidationError("\(name): '\(raw)' is not true or false")
+        }
+    }
+}

@@ -1,0 +1,19 @@
+import Logging
+import Observability
+import Transport
+import WatchPartyCore
+
+/// Everything the server is configured with, validated. Built from flags and the environment
+/// by ``ServerCommand``; tests build it directly.
+struct ServerSettings: Sendable {
+    var host = "0.0.0.0"
+    var port = 3000
+    var logLevel: Logger.Level = .info
+    var logFormat: LogFormat = .text
+    var rules = PartyRules()
+    var transport = TransportConfiguration()
+    /// Seconds between SIGTERM and closing every room (PROTOCOL.md §11).
+    var drainDelaySeconds: Double = 0
+    /// Seconds after SIGTERM by which the process has exited.
+    var shutdownGraceSeconds: Double = 10
+}

@@ -1,0 +1,22 @@
+import Synchronization
+
+/// Liveness and readiness as `/healthz` and `/readyz` report them (PROTOCOL.md §12).
+///
+/// Readiness is false until the listener is up and again from the moment a drain begins,
+/// so a load balancer only sends clients to an instance that will keep them.
+public final class HealthState: Sendable {
+    private struct State {
+        var listening = false
+        var draining = false
+    }
+
+    private let state = Mutex(State())
+
+    public init() {}
+
+    public func markListening() { state.withLock { $0.listening = true } }
+    public func markDraining() { state.withLock { $0.draining = true } }
+
+    public var isReady: Bool { state.withLock { $0.listening && !$0.draining } }
+    public var isDraining: Bool { state.withLock { $0.draining } }
+}

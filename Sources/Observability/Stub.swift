@@ -1,2 +1,0 @@
-import Prometheus
-public enum ObservabilityStub {}

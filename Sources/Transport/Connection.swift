@@ -1,0 +1,60 @@
+import NIOCore
+
+/// A text message encoded once and shared, without copying, by every connection it is sent to.
+public struct OutboundText: Sendable {
+    let buffer: ByteBuffer
+
+    public init(_ text: String) {
+        self.buffer = ByteBuffer(string: text)
+    }
+
+    public var byteCount: Int { buffer.readableBytes }
+}
+
+/// One accepted WebSocket connection, as the application sees it.
+///
+/// Sending never blocks: messages go to the connection's bounded queue and its own writer
+/// task drains them, so a slow client never delays any other. Thread-safe.
+public final class Connection: Sendable {
+    /// The peer's IP address, when known.
+    public let remoteAddress: String?
+    /// The extensions negotiated at upgrade (e.g. `permessage-deflate`).
+    public let negotiatedExtensions: [String]
+    let queue: OutboundQueue
+
+    init(remoteAddress: String?, negotiatedExtensions: [String], queueCapacity: Int) {
+        self.remoteAddress = remoteAddress
+        self.negotiatedExtensions = negotiatedExtensions
+        self.queue = OutboundQueue(capacity: queueCapacity)
+    }
+
+    /// Queues a text message. On `.overflow` the connection is being closed with 1008.
+    @discardableResult
+    public func send(_ message: OutboundText) -> SendResult {
+        queue.push(message.buffer)
+    }
+
+    /// Closes the connection with `code` after the messages already queued are written.
+    public func close(code: UInt16, reason: String) {
+        queue.close(code: code, reason: reason)
+    }
+
+    /// The deepest this connection's outbound queue has been.
+    public var queueHighWater: Int { queue.highWater }
+}
+
+/// Receives the application-level events of one connection. Implemented by the application.
+public protocol ConnectionSession: Sendable {
+    /// A complete text message (reassembled, decompressed, within the size limit).
+    func received(text: String) async
+    /// A binary message (the protocol has none; the application answers with an error).
+    func receivedBinary() async
+    /// The connection is gone, for whatever reason. Called exactly once.
+    func closed() async
+}
+
+/// Accepts new connections. Implemented by the application; the transport knows nothing of rooms.
+public protocol ConnectionAcceptor: Sendable {
+    /// Called once per upgraded connection, before any of its messages are read.
+    func accept(_ connection: Connection) async -> any ConnectionSession
+}

@@ -1,0 +1,19 @@
+/// How the WebSocket transport listens and what it tolerates (PROTOCOL.md §1).
+public struct TransportConfiguration: Sendable, Equatable {
+    /// The only path that upgrades to a WebSocket.
+    public var path: String = "/ws"
+    /// Largest inbound message after reassembly and decompression; larger closes with 1009.
+    public var maxMessageSize: Int = 65_536
+    /// Messages waiting for one slow client before it is disconnected with 1008.
+    public var outboundQueueCapacity: Int = 100
+    /// Outbound messages smaller than this are sent uncompressed even when deflate is negotiated.
+    public var compressionThreshold: Int = 256
+    /// Whether permessage-deflate is offered back to clients that ask for it.
+    public var compression: Bool = true
+    /// Interval of server WebSocket pings.
+    public var pingInterval: Duration = .seconds(20)
+    /// How long to wait for the peer's close frame (or for a stuck close to get out) before dropping the socket.
+    public var closeTimeout: Duration = .seconds(5)
+
+    public init() {}
+}

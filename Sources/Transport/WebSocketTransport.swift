@@ -1,0 +1,151 @@
+import HTTPTypes
+import Hummingbird
+import HummingbirdCore
+import HummingbirdWSCompression
+import HummingbirdWebSocket
+import Logging
+import NIOCore
+import NIOWebSocket
+
+/// The HTTP/1.1 server with the WebSocket upgrade at ``TransportConfiguration/path``.
+///
+/// Each upgraded connection gets a bounded outbound queue and its own writer task; inbound
+/// messages are bounded in size (compressed or not) and handed, in order, to the
+/// application's ``ConnectionSession``. Any other request goes to the HTTP router.
+public struct WebSocketTransport: Sendable {
+    public let configuration: TransportConfiguration
+    let acceptor: any ConnectionAcceptor
+
+    public init(configuration: TransportConfiguration, acceptor: any ConnectionAcceptor) {
+        self.configuration = configuration
+        self.acceptor = acceptor
+    }
+
+    /// The server builder to hand to `Hummingbird.Application(router:server:)`.
+    public func serverBuilder() -> HTTPServerBuilder {
+        var extensions: [WebSocketExtensionFactory] = []
+        if configuration.compression {
+            let configuration = self.configuration
+            extensions.append(
+                WebSocketExtensionFactory {
+                    BoundedDeflateBuilder(maxMessageSize: configuration.maxMessageSize, compressionThreshold: configuration.compressionThreshold)
+                }
+            )
+        }
+        let ws = WebSocketServerConfiguration(
+            maxFrameSize: configuration.maxMessageSize,
+            extensions: extensions,
+            autoPing: .enabled(timePeriod: configuration.pingInterval),
+            closeTimeout: configuration.closeTimeout,
+            validateUTF8: true
+        )
+        let transport = self
+        return .http1WebSocketUpgrade(configuration: .init(ws: ws)) { head, channel, _ in
+            guard head.path == transport.configuration.path else { return .dontUpgrade }
+            let remote = channel.remoteAddress?.ipAddress
+            let offered = head.headerFields[values: .secWebSocketExtensions]
+            return .upgrade([:]) { inbound, outbound, context in
+                let negotiated = offered.contains { $0.contains("permessage-deflate") } && transport.configuration.compression ? ["permessage-deflate"] : []
+                let connection = Connection(remoteAddress: remote, negotiatedExtensions: negotiated, queueCapacity: transport.configuration.outboundQueueCapacity)
+                try await transport.run(connection, inbound: inbound, outbound: outbound, channel: channel, logger: context.logger)
+            }
+        }
+    }
+
+    private enum Exit: Sendable {
+        case peerClosed
+        case readerFailed(any Error)
+        case tooBig
+        case writerDone
+        case aborted
+    }
+
+    /// Runs one connection until the peer goes, the application closes it, or it is too slow.
+    func run(_ connection: Connection, inbound: WebSocketInboundStream, outbound: WebSocketOutboundWriter, channel: any Channel, logger: Logger) async throws {
+        let session = await acceptor.accept(connection)
+        let queue = connection.queue
+        let maxSize = configuration.maxMessageSize
+        let exit = await withTaskGroup(of: Exit.self) { group -> Exit in
+            group.addTask {
+                // The writer: the only task that writes this connection's frames.
+                while let item = await queue.next() {
+                    switch item {
+                    case .text(let buffer):
+                        do {
+                            try await outbound.write(.custom(WebSocketFrame(fin: true, opcode: .text, data: buffer)))
+                        } catch {
+                            return .writerDone
+                        }
+                    case .close(let code, let reason):
+                        try? await outbound.close(WebSocketErrorCode(codeNumber: Int(code)), reason: reason)
+                        return .writerDone
+                    }
+                }
+                return .writerDone
+            }
+            group.addTask {
+                // The reader: messages are handled one at a time, in arrival order.
+                do {
+                    for try await message in inbound.messages(maxSize: maxSize) {
+                        switch message {
+                        case .text(let text):
+                            guard text.utf8.count <= maxSize else { return .tooBig }
+                            await session.received(text: text)
+                        case .binary(let buffer):
+                            guard buffer.readableBytes <= maxSize else { return .tooBig }
+                            await session.receivedBinary()
+                        }
+                    }
+                    return .peerClosed
+                } catch {
+                    return .readerFailed(error)
+                }
+            }
+            group.addTask {
+                await queue.waitForAbort()
+                return .aborted
+            }
+            let first = await group.next() ?? .peerClosed
+            group.cancelAll()
+            return first
+        }
+        // Whatever ended the connection, the application hears of it exactly once.
+        connection.close(code: 1000, reason: "")
+        await session.closed()
+
+        switch exit {
+        case .readerFailed(let error):
+            throw error  // the library closes with the matching code (1009 for an over-long message)
+        case .tooBig:
+            try? await outbound.close(.messageTooLarge, reason: "Message too big")
+        case .aborted:
+            // A slow client: try to tell it why, but never wait on it for long.
+            logger.debug("Closing slow client")
+            let sent = await withDeadline(configuration.closeTimeout) {
+                try? await outbound.close(.policyViolation, reason: "Client cannot accept messages")
+            }
+            if !sent {
+                try? await channel.close()
+            }
+        case .peerClosed, .writerDone:
+            break
+        }
+    }
+}
+
+/// Runs `body`; returns false if it had not finished after `timeout` (it is then cancelled).
+func withDeadline(_ timeout: Duration, _ body: @escaping @Sendable () async -> Void) async -> Bool {
+    await withTaskGroup(of: Bool.self) { group in
+        group.addTask {
+            await body()
+            return true
+        }
+        group.addTask {
+            try? await Task.sleep(for: timeout)
+            return false
+        }
+        let first = await group.next() ?? false
+        group.cancelAll()
+        return first
+    }
+}

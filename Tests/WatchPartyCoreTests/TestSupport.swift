@@ -1,0 +1,300 @@
+import Foundation
+import Testing
+
+@testable import WatchPartyCore
+
+// MARK: - Deterministic collaborators
+
+/// Room ids "room-1", "room-2", … in creation order.
+struct SequentialRoomIDs: RoomIDSource {
+    private var counter = 0
+    init() {}
+    mutating func next() -> RoomID {
+        counter += 1
+        return "room-\(counter)"
+    }
+}
+
+/// A token verifier for JWT-mode tests: known tokens map to users, anything else is invalid.
+struct StubVerifier: TokenVerifier {
+    var users: [String: (userID: String, name: String)] = [
+        "good-alice": ("u-alice", "Alice"),
+        "good-bob": ("u-bob", "Bob"),
+        "good-controls": ("u-ctl", "  Ca\u{0007}rol\n "),
+    ]
+
+    func verify(token: String, now: ServerTime) -> TokenVerdict {
+        guard let user = users[token] else { return .invalid }
+        return .valid(userID: user.userID, name: user.name, expiresAt: now + 3_600_000)
+    }
+}
+
+/// An arbitrary but realistic start time (Unix ms).
+let t0: ServerTime = 1_732_700_000_000
+
+// MARK: - The wire form of a server message
+
+/// A server message as a client sees it: decoded from `encodedJSON()` with JSONSerialization.
+struct Wire: CustomStringConvertible {
+    let json: String
+    let object: [String: Any]
+
+    init(_ message: ServerMessage) {
+        json = message.encodedJSON()
+        let parsed = try? JSONSerialization.jsonObject(with: Data(json.utf8))
+        object = parsed as? [String: Any] ?? [:]
+    }
+
+    var description: String { json }
+
+    var type: String? { object["type"] as? String }
+    var room: String? { object["room"] as? String }
+    var client: String? { object["client"] as? String }
+    var ts: UInt64? { Wire.integer(object["ts"]) }
+    var serverTs: UInt64? { Wire.integer(object["server_ts"]) }
+    var keys: Set<String> { Set(object.keys) }
+    var hasPayload: Bool { object["payload"] != nil }
+
+    /// The payload as an object (empty when it is not one).
+    var payload: [String: Any] { object["payload"] as? [String: Any] ?? [:] }
+    var payloadKeys: Set<String> { Set(payload.keys) }
+    var payloadArray: [Any]? { object["payload"] as? [Any] }
+
+    func string(_ key: String) -> String? { payload[key] as? String }
+    func number(_ key: String) -> Double? { (payload[key] as? NSNumber).map { $0.doubleValue } }
+    func int(_ key: String) -> Int? { Wire.integer(payload[key]).map { Int($0) } }
+    func bool(_ key: String) -> Bool? { payload[key] as? Bool }
+    func isNull(_ key: String) -> Bool { payload[key] is NSNull }
+
+    /// `room_state.state`.
+    var statePosition: Double? { ((payload["state"] as? [String: Any])?["position"] as? NSNumber)?.doubleValue }
+    var statePlayState: String? { (payload["state"] as? [String: Any])?["play_state"] as? String }
+
+    /// `error.payload.code`.
+    var errorCode: String? { type == "error" ? string("code") : nil }
+
+    /// `participant_list.participants` as (name, is_host) pairs.
+    var participants: [(name: String, isHost: Bool)] {
+        (payload["participants"] as? [[String: Any]] ?? []).map { ($0["name"] as? String ?? "?", $0["is_host"] as? Bool ?? false) }
+    }
+
+    /// `participant_statuses.statuses`, `nil` for JSON null.
+    var statuses: [String?] {
+        (payload["statuses"] as? [Any] ?? []).map { $0 as? String }
+    }
+
+    /// `room_list` entries.
+    var roomList: [[String: Any]] { object["payload"] as? [[String: Any]] ?? [] }
+    var roomListIDs: [String] { roomList.compactMap { $0["id"] as? String } }
+
+    /// A JSON integer (no fraction) that fits in UInt64.
+    static func integer(_ value: Any?) -> UInt64? {
+        guard let number = value as? NSNumber else { return nil }
+        let double = number.doubleValue
+        guard double >= 0, double.rounded() == double else { return nil }
+        return number.uint64Value
+    }
+
+    /// Whether the raw text carries `key` as an unsigned JSON integer literal.
+    func hasIntegerLiteral(_ key: String) -> Bool {
+        json.range(of: "\"\(key)\":[0-9]+[,}]", options: .regularExpression) != nil
+    }
+}
+
+// MARK: - The harness
+
+/// Wraps a ``Party`` with a manual clock, armed timers and per-client inboxes.
+///
+/// Every outcome is recorded; deliveries are decoded from their wire form into each
+/// recipient's inbox. Timers from `Outcome.timers` are armed and fired when the clock passes
+/// their due time (at the due time, or late on request).
+final class Harness {
+    var party: Party
+    var now: ServerTime
+    private(set) var inboxes: [ClientID: [Wire]] = [:]
+    private(set) var outcomes: [Outcome] = []
+    private(set) var events: [DomainEvent] = []
+    private(set) var closes: [CloseRequest] = []
+    /// Armed, not yet fired timers, in arming order.
+    private(set) var armed: [TimerRequest] = []
+    /// Every timer ever requested.
+    private(set) var requested: [TimerRequest] = []
+    private(set) var fired: [TimerRequest] = []
+
+    init(rules: PartyRules = PartyRules(), verifier: (any TokenVerifier)? = nil, start: ServerTime = t0) {
+        party = Party(rules: rules, roomIDs: SequentialRoomIDs(), verifier: verifier)
+        now = start
+    }
+
+    var lastOutcome: Outcome { outcomes.last ?? Outcome() }
+
+    // MARK: Inputs
+
+    @discardableResult
+    func connect(_ client: ClientID) -> Outcome {
+        record(party.connect(client, now: now))
+    }
+
+    @discardableResult
+    func disconnect(_ client: ClientID) -> Outcome {
+        record(party.disconnect(client, now: now))
+    }
+
+    /// Sends raw text as `client`: decoded like the shell does, rejected when it does not decode.
+    @discardableResult
+    func sendText(_ client: ClientID, _ text: String) -> Outcome {
+        switch ClientMessageDecoder.decode(text) {
+        case .success(let message): record(party.receive(message, from: client, now: now))
+        case .failure(let error): record(party.reject(client, error.code, now: now))
+        }
+    }
+
+    /// Sends a message built from JSON-compatible values; `payload` omitted when `nil`.
+    @discardableResult
+    func send(_ client: ClientID, _ type: String, room: String? = nil, payload: Any? = nil, ts: Int = 1) -> Outcome {
+        var envelope: [String: Any] = ["type": type, "ts": ts]
+        if let room { envelope["room"] = room }
+        if let payload { envelope["payload"] = payload }
+        let data = try! JSONSerialization.data(withJSONObject: envelope, options: [.sortedKeys, .fragmentsAllowed])
+        return sendText(client, String(decoding: data, as: UTF8.self))
+    }
+
+    /// Hands an already decoded message to the core (for values JSON text cannot carry).
+    @discardableResult
+    func receive(_ client: ClientID, _ message: ClientMessage) -> Outcome {
+        record(party.receive(message, from: client, now: now))
+    }
+
+    @discardableResult
+    func reject(_ client: ClientID, _ code: ErrorCode) -> Outcome {
+        record(party.reject(client, code, now: now))
+    }
+
+    /// Fires a timer by hand at the current time (e.g. a second time).
+    @discardableResult
+    func fire(_ key: TimerKey) -> Outcome {
+        record(party.fire(key, now: now))
+    }
+
+    @discardableResult
+    func closeAllRooms() -> Outcome {
+        record(party.closeAllRooms(now: now))
+    }
+
+    /// Advances the clock by `ms`, firing every armed timer that falls due on the way, in due
+    /// order: at its due time, or (`late`) at the new time.
+    func advance(by ms: UInt64, late: Bool = false) {
+        let target = now + ms
+        while let next = armed.enumerated().filter({ $0.element.due <= target }).min(by: { $0.element.due < $1.element.due }) {
+            armed.remove(at: next.offset)
+            if !late { now = max(now, next.element.due) } else { now = target }
+            fired.append(next.element)
+            record(party.fire(next.element.key, now: now))
+        }
+        now = target
+    }
+
+    // MARK: Reading
+
+    /// Everything `client` received so far, in order.
+    func inbox(_ client: ClientID) -> [Wire] { inboxes[client] ?? [] }
+
+    /// The types `client` received, in order.
+    func types(_ client: ClientID) -> [String] { inbox(client).map { $0.type ?? "?" } }
+
+    /// The only message `client` received; records an issue otherwise.
+    func only(_ client: ClientID, sourceLocation: SourceLocation = #_sourceLocation) -> Wire? {
+        let messages = inbox(client)
+        #expect(messages.count == 1, "expected exactly one message for \(client), got \(messages)", sourceLocation: sourceLocation)
+        return messages.count == 1 ? messages[0] : nil
+    }
+
+    /// The messages of one type `client` received.
+    func messages(_ client: ClientID, _ type: String) -> [Wire] { inbox(client).filter { $0.type == type } }
+
+    /// The last message of `type` that `client` received.
+    func last(_ client: ClientID, _ type: String) -> Wire? { messages(client, type).last }
+
+    /// Forgets inboxes, events and closes (not rooms, sessions or timers).
+    func clear() {
+        inboxes = [:]
+        events = []
+        closes = []
+        outcomes = []
+    }
+
+    // MARK: Set-ups
+
+    /// Connects (open mode) and optionally authenticates with a name and features.
+    func login(_ client: ClientID, name: String? = nil, features: [String]? = nil) {
+        connect(client)
+        if name != nil || features != nil {
+            var payload: [String: Any] = [:]
+            if let name { payload["user_name"] = name }
+            if let features { payload["features"] = features }
+            send(client, "auth", payload: payload)
+        }
+    }
+
+    /// `host` creates a room (returns its id, "room-N").
+    @discardableResult
+    func createRoom(_ host: ClientID, payload: [String: Any] = [:]) -> RoomID {
+        send(host, "create_room", payload: payload)
+        return party.sessions[host]?.roomID ?? "?"
+    }
+
+    func joinRoom(_ client: ClientID, _ room: RoomID, ready: Bool = false) {
+        send(client, "join_room", room: room)
+        if ready { send(client, "ready", room: room) }
+    }
+
+    /// Host "h" named Hannah and guests named after their ids, all in one room; cleared afterwards.
+    @discardableResult
+    func room(host: ClientID = "h", guests: [ClientID] = [], ready: Bool = true, hostFeatures: [String]? = nil, guestFeatures: [String: [String]] = [:], payload: [String: Any] = [:]) -> RoomID {
+        login(host, name: "Hannah", features: hostFeatures)
+        let id = createRoom(host, payload: payload)
+        for guest in guests {
+            login(guest, name: guest.capitalized, features: guestFeatures[guest])
+            joinRoom(guest, id, ready: ready)
+        }
+        clear()
+        return id
+    }
+
+    // MARK: Private
+
+    @discardableResult
+    private func record(_ outcome: Outcome) -> Outcome {
+        outcomes.append(outcome)
+        for delivery in outcome.deliveries {
+            let wire = Wire(delivery.message)
+            for recipient in delivery.recipients {
+                inboxes[recipient, default: []].append(wire)
+            }
+        }
+        events += outcome.events
+        closes += outcome.closes
+        armed += outcome.timers
+        requested += outcome.timers
+        return outcome
+    }
+}
+
+extension Harness {
+    /// The error codes `client` received, in order.
+    func errorCodes(_ client: ClientID) -> [String] { inbox(client).compactMap(\.errorCode) }
+
+    /// The `barrierReleased` events so far.
+    var releases: [(cause: BarrierReleaseCause, waitedMs: UInt64, latenessMs: UInt64)] {
+        events.compactMap {
+            if case .barrierReleased(let cause, let waited, let lateness) = $0 { (cause, waited, lateness) } else { nil }
+        }
+    }
+
+    /// The `stateUpdate` events so far.
+    var stateUpdates: [(result: StateUpdateResult, drift: Double)] {
+        events.compactMap {
+            if case .stateUpdate(let result, let drift) = $0 { (result, drift) } else { nil }
+        }
+    }
+}

@@ -1,3 +1,0 @@
-import Testing
-@testable import WatchPartyCore
-@Test func version() { #expect(WatchPartyCoreVersion.protocolVersion == 1) }
