@@ -3,7 +3,7 @@ import Observability
 
 /// The plain HTTP endpoints of PROTOCOL.md §12: health, readiness and metrics.
 enum HTTPRoutes {
-    static func register(on router: Router<BasicRequestContext>, health: HealthState, metrics: MetricsRegistry, authEnabled: Bool) {
+    static func register(on router: Router<BasicRequestContext>, health: HealthState, metrics: @escaping @Sendable () -> String, authEnabled: Bool) {
         let healthBody = #"{"status":"ok","auth_enabled":\#(authEnabled),"version":"\#(BuildInfo.version)","protocol_version":\#(BuildInfo.protocolVersion)}"#
         let healthz: @Sendable (Request, BasicRequestContext) async throws -> Response = { _, _ in
             json(.ok, healthBody)
@@ -20,7 +20,7 @@ enum HTTPRoutes {
             Response(
                 status: .ok,
                 headers: [.contentType: "text/plain; version=0.0.4; charset=utf-8"],
-                body: .init(byteBuffer: ByteBuffer(string: metrics.exposition()))
+                body: .init(byteBuffer: ByteBuffer(string: metrics()))
             )
         }
     }

@@ -17,6 +17,8 @@ final class SessionGateway: ConnectionAcceptor {
         var connections: [ClientID: Connection] = [:]
         /// The last time handed to the core; time never runs backwards for it.
         var lastNow: ServerTime = 0
+        /// Deepest outbound queue of any connection that has closed.
+        var closedQueueHighWater = 0
     }
 
     private let state: Mutex<State>
@@ -45,36 +47,68 @@ final class SessionGateway: ConnectionAcceptor {
     }
 
     func received(text: String, from client: ClientID) {
+        let start = ContinuousClock.now
         let decoded = ClientMessageDecoder.decode(text)
+        let type: String
+        switch decoded {
+        case .success(let message): type = message.type.rawValue
+        case .failure: type = "invalid"
+        }
+        metrics.messageReceived(type: type)
         apply { state, now in
             switch decoded {
             case .success(let message): state.party.receive(message, from: client, now: now)
             case .failure(let error): state.party.reject(client, error.code, now: now)
             }
         }
+        metrics.messageHandled(type: type, seconds: (ContinuousClock.now - start).seconds)
     }
 
     func receivedBinary(from client: ClientID) {
+        metrics.messageReceived(type: "binary")
         apply { state, now in state.party.reject(client, .unsupportedMessageFormat, now: now) }
     }
 
-    func disconnected(_ client: ClientID) {
-        metrics.connectionClosed()
-        logger.info("Connection closed", metadata: ["client_id": .string(client)])
+    func disconnected(_ client: ClientID, code: UInt16?) {
+        metrics.connectionClosed(code: code.map { String($0) } ?? "client")
+        logger.info("Connection closed", metadata: ["client_id": .string(client), "code": .string(code.map { String($0) } ?? "client")])
         apply { state, now in
-            state.connections[client] = nil
+            if let connection = state.connections.removeValue(forKey: client) {
+                state.closedQueueHighWater = max(state.closedQueueHighWater, connection.queueHighWater)
+            }
             return state.party.disconnect(client, now: now)
         }
     }
 
-    func fire(_ key: TimerKey) {
-        apply { state, now in state.party.fire(key, now: now) }
+    func fire(_ timer: TimerRequest) {
+        apply { state, now in state.party.fire(timer.key, now: now) }
+        // Measured after the handler ran, with sub-millisecond precision: timer delay + handling.
+        let lateness = Date().timeIntervalSince1970 - Double(timer.due) / 1000
+        metrics.scheduledRelease(latenessSeconds: lateness)
     }
 
-    // MARK: Inspection (health, tests)
+    // MARK: Inspection (metrics, health, tests)
 
     var roomCount: Int { state.withLock { $0.party.rooms.count } }
     var connectionCount: Int { state.withLock { $0.connections.count } }
+
+    func metricsSnapshot() -> MetricsRegistry.Snapshot {
+        state.withLock { state in
+            var statuses: [String: Int] = [:]
+            for room in state.party.rooms.values {
+                for status in room.statuses.values {
+                    statuses[status.rawValue, default: 0] += 1
+                }
+            }
+            let openHighWater = state.connections.values.map(\.queueHighWater).max() ?? 0
+            return MetricsRegistry.Snapshot(
+                roomsActive: state.party.rooms.count,
+                authenticatedConnections: state.party.sessions.values.filter(\.authenticated).count,
+                participantsByStatus: statuses,
+                queueHighWater: max(openHighWater, state.closedQueueHighWater)
+            )
+        }
+    }
 
     // MARK: The one path every change takes
 
@@ -85,12 +119,20 @@ final class SessionGateway: ConnectionAcceptor {
             let outcome = body(&state, now)
             for delivery in outcome.deliveries {
                 let text = OutboundText(delivery.message.encodedJSON())
+                var sent = 0
                 for recipient in delivery.recipients {
                     guard let connection = state.connections[recipient] else { continue }
-                    if connection.send(text) == .overflow {
+                    switch connection.send(text) {
+                    case .queued:
+                        sent += 1
+                    case .overflow:
+                        metrics.slowClientDisconnected()
                         logger.warning("Slow client disconnected: outbound queue full", metadata: ["client_id": .string(recipient)])
+                    case .closed:
+                        break
                     }
                 }
+                metrics.messagesSent(type: delivery.message.type, count: sent)
             }
             for close in outcome.closes {
                 state.connections[close.client]?.close(code: close.code, reason: close.reason)
@@ -111,23 +153,35 @@ final class SessionGateway: ConnectionAcceptor {
     private func schedule(_ timer: TimerRequest, now: ServerTime) {
         let delay = timer.due > now ? timer.due - now : 0
         Task { [weak self] in
-            try? await Task.sleep(for: .milliseconds(delay))
-            self?.fire(timer.key)
+            try? await Task.sleep(for: .milliseconds(delay), tolerance: .zero)
+            self?.fire(timer)
         }
     }
 
+    /// Turns what the core reports into metrics and logs.
     private func record(_ event: DomainEvent) {
         switch event {
         case .roomCreated(let room):
+            metrics.roomCreated()
+            metrics.roomMembership(members: 1)
             logger.info("Room created", metadata: ["room_id": .string(room)])
         case .roomClosed(let room, let reason):
+            metrics.roomClosed(reason: reason.rawValue)
             logger.info("Room closed", metadata: ["room_id": .string(room), "reason": .string(reason.rawValue)])
+        case .memberJoined(_, let members), .memberLeft(_, let members):
+            metrics.roomMembership(members: members)
+        case .hostChanged(let room):
+            logger.info("Host changed", metadata: ["room_id": .string(room)])
+        case .errorSent(let code):
+            metrics.errorSent(code: code.rawValue)
+        case .stateUpdate(let result, let drift):
+            metrics.stateUpdate(result: result.rawValue, driftSeconds: drift)
+        case .barrierReleased(let cause, let waited, _):
+            metrics.barrierReleased(cause: cause.rawValue, waitSeconds: Double(waited) / 1000)
         case .clientLog(let category, let message):
             logger.info("Client log", metadata: ["category": .string(category), "client_message": .string(message)])
-        case .barrierReleased(let cause, let waited, let lateness):
-            logger.debug("Pending play released", metadata: ["cause": .string(cause.rawValue), "waited_ms": "\(waited)", "lateness_ms": "\(lateness)"])
-        default:
-            break
+        case .scheduledLateness, .participantStatus:
+            break  // lateness is measured precisely in `fire`; statuses are read at scrape time
         }
     }
 }
@@ -139,5 +193,12 @@ struct ClientHandle: ConnectionSession {
 
     func received(text: String) async { gateway.received(text: text, from: id) }
     func receivedBinary() async { gateway.receivedBinary(from: id) }
-    func closed() async { gateway.disconnected(id) }
+    func closed(code: UInt16?) async { gateway.disconnected(id, code: code) }
+}
+
+extension Duration {
+    var seconds: Double {
+        let (seconds, attoseconds) = components
+        return Double(seconds) + Double(attoseconds) / 1e18
+    }
 }

@@ -11,7 +11,7 @@ struct SessionServer {
     let settings: ServerSettings
     let logger: Logger
     let health = HealthState()
-    let metrics = MetricsRegistry(version: BuildInfo.version, protocolVersion: BuildInfo.protocolVersion)
+    let metrics = MetricsRegistry(version: BuildInfo.version, protocolVersion: BuildInfo.protocolVersion, labels: .watchParty)
     let gateway: SessionGateway
 
     init(settings: ServerSettings, logger: Logger, clock: any ServerClock = WallClock()) {
@@ -23,7 +23,8 @@ struct SessionServer {
 
     func makeApplication() -> some ApplicationProtocol {
         let router = Router()
-        HTTPRoutes.register(on: router, health: health, metrics: metrics, authEnabled: false)
+        let gateway = self.gateway
+        HTTPRoutes.register(on: router, health: health, metrics: { [metrics] in metrics.exposition(gateway.metricsSnapshot()) }, authEnabled: false)
         let transport = WebSocketTransport(configuration: settings.transport, acceptor: gateway)
         let health = self.health
         return Application(

@@ -1,39 +1,156 @@
+import Foundation
 import Prometheus
 
-/// The process's Prometheus registry and the metrics the server records into it.
+/// The process's Prometheus registry and every metric the server records.
 ///
-/// Every metric is registered here once, with HELP text, through swift-prometheus's native
-/// API; `/metrics` serves ``exposition()``. Tests create their own instance (no global
-/// bootstrap), so several servers can live in one test process.
+/// Metrics are registered once, here, with HELP text, base units (`_seconds`, `_bytes`),
+/// `_total` on counters and the `owp_` prefix. Label values come only from closed sets
+/// (message types, error codes, reasons, close codes) — never room, client or user ids.
+/// Tests create their own instance; nothing is global.
 public final class MetricsRegistry: Sendable {
     public let registry: PrometheusCollectorRegistry
+    let startTime: Double
 
+    // Connections
     let connectionsActive: Gauge
     let connectionsTotal: Counter
+    let connectionsAuthenticated: Gauge
+    let connectionsRejected: Labeled<Counter>
+    let connectionsClosed: Labeled<Counter>
+    // Rooms
+    let roomsActive: Gauge
+    let roomsCreated: Counter
+    let roomsClosed: Labeled<Counter>
+    let roomMembers: ValueHistogram
+    // Messages
+    let messagesReceived: Labeled<Counter>
+    let messagesSent: Labeled<Counter>
+    let errorsSent: Labeled<Counter>
+    let handlingSeconds: Labeled<ValueHistogram>
+    // Sync
+    let stateUpdates: Labeled<Counter>
+    let syncDrift: ValueHistogram
+    let schedulingLateness: ValueHistogram
+    let barrierReleases: Labeled<Counter>
+    let barrierWait: ValueHistogram
+    let participantsByStatus: Labeled<Gauge>
+    // Outbound
+    let slowClientDisconnects: Counter
+    let queueHighWater: Gauge
+    // Lifecycle and process
+    let draining: Gauge
+    let drainDuration: Gauge
+    let processStart: Gauge
+    let participantStatusLabels: [String]
+    let residentMemory: Gauge
+    let openFDs: Gauge
 
-    public init(version: String, protocolVersion: Int) {
+    public init(version: String, protocolVersion: Int, labels: MetricLabels) {
         let registry = PrometheusCollectorRegistry()
         self.registry = registry
+        startTime = Date().timeIntervalSince1970
+        func counter(_ name: String, _ help: String) -> Counter {
+            registry.makeCounter(descriptor: .init(metricName: name, unitName: "", helpText: help))
+        }
+        func gauge(_ name: String, _ help: String) -> Gauge {
+            registry.makeGauge(descriptor: .init(metricName: name, unitName: "", helpText: help))
+        }
+        func histogram(_ name: String, _ help: String, _ buckets: [Double]) -> ValueHistogram {
+            registry.makeValueHistogram(descriptor: .init(metricName: name, unitName: "", helpText: help), buckets: buckets)
+        }
+
         registry.makeGauge(
-            name: "owp_build_info",
-            labels: [("version", version), ("protocol_version", String(protocolVersion))],
-            help: "Build information; the value is always 1."
-        ).set(to: 1.0)
-        connectionsActive = registry.makeGauge(name: "owp_connections_active", help: "WebSocket connections currently open.")
-        connectionsTotal = registry.makeCounter(name: "owp_connections_total", help: "WebSocket connections accepted since start.")
+            descriptor: .init(metricName: "owp_build_info", unitName: "", helpText: "Build information; the value is always 1."),
+            labels: [("version", version), ("protocol_version", String(protocolVersion))]
+        ).set(to: 1)
+
+        connectionsActive = gauge("owp_connections_active", "WebSocket connections currently open.")
+        connectionsTotal = counter("owp_connections_total", "WebSocket connections accepted since start.")
+        connectionsAuthenticated = gauge("owp_connections_authenticated", "Open connections that are authenticated.")
+        connectionsRejected = Labeled(registry, "owp_connections_rejected_total", "Upgrade requests refused, by reason.", label: "reason", values: MetricLabels.rejectReasons)
+        connectionsClosed = Labeled(registry, "owp_connections_closed_total", "Connections closed, by close code (client = closed by the client).", label: "code", values: MetricLabels.closeCodes)
+
+        roomsActive = gauge("owp_rooms_active", "Rooms currently open.")
+        roomsCreated = counter("owp_rooms_created_total", "Rooms created since start.")
+        roomsClosed = Labeled(registry, "owp_rooms_closed_total", "Rooms closed, by reason.", label: "reason", values: labels.roomCloseReasons)
+        roomMembers = histogram("owp_room_members", "Members of a room, observed at every join and leave.", [1, 2, 3, 5, 8, 10, 15, 20, 50])
+
+        messagesReceived = Labeled(registry, "owp_messages_received_total", "Client messages received, by type.", label: "type", values: labels.clientTypes)
+        messagesSent = Labeled(registry, "owp_messages_sent_total", "Server messages queued for clients, by type (one per recipient).", label: "type", values: labels.serverTypes)
+        errorsSent = Labeled(registry, "owp_errors_sent_total", "Error messages sent, by code.", label: "code", values: labels.errorCodes)
+        handlingSeconds = Labeled(
+            registry, "owp_message_handling_seconds", "Time from a client message being read to every resulting message being queued, by type.",
+            label: "type", values: labels.clientTypes, buckets: [0.00005, 0.0001, 0.00025, 0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25]
+        )
+
+        stateUpdates = Labeled(registry, "owp_state_updates_total", "Host state reports, by result (accepted or the drop reason).", label: "result", values: labels.stateResults)
+        syncDrift = histogram(
+            "owp_sync_drift_seconds", "|Host-reported position - projected room position| on every host state report.",
+            [0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2, 5, 10, 30])
+        schedulingLateness = histogram(
+            "owp_scheduling_lateness_seconds", "How late a scheduled release (barrier timeout, status flush) ran after its due time.",
+            [0.0005, 0.001, 0.002, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 1])
+        barrierReleases = Labeled(registry, "owp_barrier_releases_total", "Pending plays released, by cause.", label: "cause", values: labels.barrierCauses)
+        barrierWait = histogram("owp_barrier_wait_seconds", "How long a pending play waited on the ready barrier.", [0.01, 0.05, 0.1, 0.25, 0.5, 1, 1.5, 2, 3, 5])
+        participantsByStatus = Labeled(registry, "owp_participants", "Room members by their last reported status.", label: "status", values: labels.statuses)
+
+        slowClientDisconnects = counter("owp_slow_client_disconnects_total", "Clients disconnected because their outbound queue was full.")
+        queueHighWater = gauge("owp_outbound_queue_high_water", "Deepest any connection's outbound queue has been, in messages.")
+
+        draining = gauge("owp_draining", "1 while the server drains for shutdown, else 0.")
+        drainDuration = gauge("owp_drain_duration_seconds", "How long the last drain took (0 until one completes).")
+        processStart = gauge("owp_process_start_time_seconds", "Start time of the process since the Unix epoch.")
+        residentMemory = gauge("owp_process_resident_memory_bytes", "Resident memory of the process.")
+        openFDs = gauge("owp_process_open_fds", "Open file descriptors of the process.")
+        processStart.set(to: startTime)
+        participantStatusLabels = labels.statuses
+    }
+}
+
+/// A family of metrics over one label with a closed set of values, all created up front (so
+/// each series exists from the start at zero) and looked up without touching the registry.
+struct Labeled<Metric: AnyObject & Sendable>: Sendable {
+    private let series: [String: Metric]
+    private let other: Metric
+
+    init(_ series: [String: Metric], other: Metric) {
+        self.series = series
+        self.other = other
     }
 
-    public func connectionOpened() {
-        connectionsActive.increment()
-        connectionsTotal.increment()
-    }
+    /// The series for `value`; values outside the set share the `other` series.
+    subscript(_ value: String) -> Metric { series[value] ?? other }
+}
 
-    public func connectionClosed() {
-        connectionsActive.decrement()
+extension Labeled where Metric == Counter {
+    init(_ registry: PrometheusCollectorRegistry, _ name: String, _ help: String, label: String, values: [String]) {
+        let descriptor = MetricNameDescriptor(metricName: name, unitName: "", helpText: help)
+        var series: [String: Counter] = [:]
+        for value in values + ["other"] {
+            series[value] = registry.makeCounter(descriptor: descriptor, labels: [(label, value)])
+        }
+        self.init(series, other: series["other"]!)
     }
+}
 
-    /// The Prometheus text exposition (format 0.0.4).
-    public func exposition() -> String {
-        registry.emitToString()
+extension Labeled where Metric == Gauge {
+    init(_ registry: PrometheusCollectorRegistry, _ name: String, _ help: String, label: String, values: [String]) {
+        let descriptor = MetricNameDescriptor(metricName: name, unitName: "", helpText: help)
+        var series: [String: Gauge] = [:]
+        for value in values + ["other"] {
+            series[value] = registry.makeGauge(descriptor: descriptor, labels: [(label, value)])
+        }
+        self.init(series, other: series["other"]!)
+    }
+}
+
+extension Labeled where Metric == ValueHistogram {
+    init(_ registry: PrometheusCollectorRegistry, _ name: String, _ help: String, label: String, values: [String], buckets: [Double]) {
+        let descriptor = MetricNameDescriptor(metricName: name, unitName: "", helpText: help)
+        var series: [String: ValueHistogram] = [:]
+        for value in values + ["other"] {
+            series[value] = registry.makeValueHistogram(descriptor: descriptor, labels: [(label, value)], buckets: buckets)
+        }
+        self.init(series, other: series["other"]!)
     }
 }

@@ -49,8 +49,9 @@ public protocol ConnectionSession: Sendable {
     func received(text: String) async
     /// A binary message (the protocol has none; the application answers with an error).
     func receivedBinary() async
-    /// The connection is gone, for whatever reason. Called exactly once.
-    func closed() async
+    /// The connection is gone, for whatever reason. Called exactly once. `code` is the close
+    /// code the server sent, or `nil` when the client closed or vanished first.
+    func closed(code: UInt16?) async
 }
 
 /// Accepts new connections. Implemented by the application; the transport knows nothing of rooms.

@@ -52,11 +52,12 @@ public struct WebSocketTransport: Sendable {
         }
     }
 
-    private enum Exit: Sendable {
+    enum Exit: Sendable {
         case peerClosed
         case readerFailed(any Error)
         case tooBig
-        case writerDone
+        /// The writer stopped: after sending a close with `code`, or (`nil`) because the peer went away.
+        case writerDone(code: UInt16?)
         case aborted
     }
 
@@ -74,14 +75,14 @@ public struct WebSocketTransport: Sendable {
                         do {
                             try await outbound.write(.custom(WebSocketFrame(fin: true, opcode: .text, data: buffer)))
                         } catch {
-                            return .writerDone
+                            return .writerDone(code: nil)
                         }
                     case .close(let code, let reason):
                         try? await outbound.close(WebSocketErrorCode(codeNumber: Int(code)), reason: reason)
-                        return .writerDone
+                        return .writerDone(code: code)
                     }
                 }
-                return .writerDone
+                return .writerDone(code: nil)
             }
             group.addTask {
                 // The reader: messages are handled one at a time, in arrival order.
@@ -111,7 +112,7 @@ public struct WebSocketTransport: Sendable {
         }
         // Whatever ended the connection, the application hears of it exactly once.
         connection.close(code: 1000, reason: "")
-        await session.closed()
+        await session.closed(code: exit.closeCode)
 
         switch exit {
         case .readerFailed(let error):
@@ -129,6 +130,26 @@ public struct WebSocketTransport: Sendable {
             }
         case .peerClosed, .writerDone:
             break
+        }
+    }
+}
+
+extension WebSocketTransport.Exit {
+    /// The close code the server sends for this exit; `nil` when the client ended it.
+    var closeCode: UInt16? {
+        switch self {
+        case .peerClosed: nil
+        case .tooBig: 1009
+        case .aborted: 1008
+        case .writerDone(let code): code
+        case .readerFailed(let error):
+            // The library's error carries a WebSocketErrorCode it will send; read it by name.
+            switch String(describing: error) {
+            case let text where text.contains("messageTooLarge"): 1009
+            case let text where text.contains("protocolError"): 1002
+            case let text where text.contains("dataInconsistentWithMessage"): 1007
+            default: 1011
+            }
         }
     }
 }
