@@ -12,6 +12,7 @@ struct ServerSettings: Sendable {
     var logFormat: LogFormat = .text
     var rules = PartyRules()
     var transport = TransportConfiguration()
+    var admission = AdmissionPolicy()
     /// Seconds between SIGTERM and closing every room (PROTOCOL.md §11).
     var drainDelaySeconds: Double = 0
     /// Seconds after SIGTERM by which the process has exited.

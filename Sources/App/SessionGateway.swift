@@ -87,6 +87,43 @@ final class SessionGateway: ConnectionAcceptor {
         metrics.scheduledRelease(latenessSeconds: lateness)
     }
 
+    // MARK: Drain (PROTOCOL.md §11)
+
+    /// From now on create and join are refused with SERVER_SHUTTING_DOWN.
+    func beginDrain() {
+        state.withLock { $0.party.beginDrain() }
+    }
+
+    /// Closes every room ("Server shutting down"); returns how many there were.
+    @discardableResult
+    func closeAllRooms() -> Int {
+        let count = roomCount
+        apply { state, now in state.party.closeAllRooms(now: now) }
+        return count
+    }
+
+    /// Closes every connection with `code` after its queued messages; returns how many.
+    @discardableResult
+    func closeAllConnections(code: UInt16, reason: String) -> Int {
+        state.withLock { state in
+            for connection in state.connections.values {
+                connection.close(code: code, reason: reason)
+            }
+            return state.connections.count
+        }
+    }
+
+    /// Drops every remaining socket at once; returns how many.
+    @discardableResult
+    func terminateAllConnections() -> Int {
+        state.withLock { state in
+            for connection in state.connections.values {
+                connection.terminate()
+            }
+            return state.connections.count
+        }
+    }
+
     // MARK: Inspection (metrics, health, tests)
 
     var roomCount: Int { state.withLock { $0.party.rooms.count } }

@@ -13,19 +13,25 @@ struct SessionServer {
     let health = HealthState()
     let metrics = MetricsRegistry(version: BuildInfo.version, protocolVersion: BuildInfo.protocolVersion, labels: .watchParty)
     let gateway: SessionGateway
+    let transport: WebSocketTransport
 
     init(settings: ServerSettings, logger: Logger, clock: any ServerClock = WallClock()) {
         self.settings = settings
         self.logger = logger
         let party = Party(rules: settings.rules, roomIDs: RandomRoomIDs())
         self.gateway = SessionGateway(party: party, clock: clock, metrics: metrics, logger: logger)
+        self.transport = WebSocketTransport(configuration: settings.transport, admission: settings.admission, acceptor: gateway)
+    }
+
+    /// The drain service; it runs before the HTTP server stops (services stop in reverse order).
+    var drainCoordinator: DrainCoordinator {
+        DrainCoordinator(settings: settings, health: health, metrics: metrics, gateway: gateway, transport: transport, logger: logger)
     }
 
     func makeApplication() -> some ApplicationProtocol {
         let router = Router()
         let gateway = self.gateway
         HTTPRoutes.register(on: router, health: health, metrics: { [metrics] in metrics.exposition(gateway.metricsSnapshot()) }, authEnabled: false)
-        let transport = WebSocketTransport(configuration: settings.transport, acceptor: gateway)
         let health = self.health
         return Application(
             router: router,
@@ -40,13 +46,11 @@ struct SessionServer {
         logger.warning("Running in open mode: no JWT_SECRET, every client is accepted as anonymous")
         logger.info("Starting owp-server", metadata: ["version": .string(BuildInfo.version), "host": .string(settings.host), "port": "\(settings.port)"])
         let app = makeApplication()
-        let group = ServiceGroup(
-            configuration: .init(
-                services: [app],
-                gracefulShutdownSignals: [.sigterm, .sigint],
-                logger: logger
-            )
-        )
-        try await group.run()
+        var configuration = ServiceGroupConfiguration(services: [app, drainCoordinator], gracefulShutdownSignals: [.sigterm, .sigint], logger: logger)
+        // Whatever is still running at the end of the grace period is cancelled.
+        configuration.maximumGracefulShutdownDuration = .seconds(settings.shutdownGraceSeconds)
+        configuration.maximumCancellationDuration = .seconds(1)
+        try await ServiceGroup(configuration: configuration).run()
+        logger.info("owp-server stopped")
     }
 }

@@ -21,11 +21,18 @@ public final class Connection: Sendable {
     /// The extensions negotiated at upgrade (e.g. `permessage-deflate`).
     public let negotiatedExtensions: [String]
     let queue: OutboundQueue
+    private let channel: any Channel
 
-    init(remoteAddress: String?, negotiatedExtensions: [String], queueCapacity: Int) {
+    init(remoteAddress: String?, negotiatedExtensions: [String], queueCapacity: Int, channel: any Channel) {
         self.remoteAddress = remoteAddress
         self.negotiatedExtensions = negotiatedExtensions
         self.queue = OutboundQueue(capacity: queueCapacity)
+        self.channel = channel
+    }
+
+    /// Drops the socket at once, without a close handshake (for a peer that will not answer).
+    public func terminate() {
+        channel.close(promise: nil)
     }
 
     /// Queues a text message. On `.overflow` the connection is being closed with 1008.
@@ -58,4 +65,10 @@ public protocol ConnectionSession: Sendable {
 public protocol ConnectionAcceptor: Sendable {
     /// Called once per upgraded connection, before any of its messages are read.
     func accept(_ connection: Connection) async -> any ConnectionSession
+    /// An upgrade was refused before it happened; `reason` is a metric label value.
+    func refused(reason: String)
+}
+
+extension ConnectionAcceptor {
+    public func refused(reason: String) {}
 }

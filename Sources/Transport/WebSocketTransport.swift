@@ -5,6 +5,7 @@ import HummingbirdWSCompression
 import HummingbirdWebSocket
 import Logging
 import NIOCore
+import NIOHTTP1
 import NIOWebSocket
 
 /// The HTTP/1.1 server with the WebSocket upgrade at ``TransportConfiguration/path``.
@@ -15,11 +16,21 @@ import NIOWebSocket
 public struct WebSocketTransport: Sendable {
     public let configuration: TransportConfiguration
     let acceptor: any ConnectionAcceptor
+    let gate: UpgradeGate
 
-    public init(configuration: TransportConfiguration, acceptor: any ConnectionAcceptor) {
+    public init(configuration: TransportConfiguration, admission: AdmissionPolicy = AdmissionPolicy(), acceptor: any ConnectionAcceptor) {
         self.configuration = configuration
         self.acceptor = acceptor
+        self.gate = UpgradeGate(policy: admission)
     }
+
+    /// From now on every upgrade is refused with 503 (PROTOCOL.md §11); open connections stay.
+    public func beginDrain() {
+        gate.beginDrain()
+    }
+
+    /// WebSockets currently open (admitted and not yet closed).
+    public var openConnections: Int { gate.openConnections }
 
     /// The server builder to hand to `Hummingbird.Application(router:server:)`.
     public func serverBuilder() -> HTTPServerBuilder {
@@ -41,15 +52,43 @@ public struct WebSocketTransport: Sendable {
         )
         let transport = self
         return .http1WebSocketUpgrade(configuration: .init(ws: ws)) { head, channel, _ in
-            guard head.path == transport.configuration.path else { return .dontUpgrade }
-            let remote = channel.remoteAddress?.ipAddress
+            let path = head.path.map { $0.split(separator: "?", maxSplits: 1).first.map(String.init) ?? $0 }
+            let policy = transport.gate.policy
+            let client = policy.clientAddress(
+                peer: channel.remoteAddress?.ipAddress,
+                forwardedFor: head.headerFields[values: .xForwardedFor]
+            ) ?? "unknown"
+            let origin = head.headerFields[.origin]
+            if let refusal = transport.gate.admit(pathMatches: path == transport.configuration.path, origin: origin, client: client) {
+                if let reason = refusal.metricReason { transport.acceptor.refused(reason: reason) }
+                await Self.refuse(channel, status: refusal.status)
+                return .dontUpgrade
+            }
+            // The slot is given back when the socket closes, however the connection ends.
+            channel.closeFuture.whenComplete { _ in transport.gate.release(client: client) }
             let offered = head.headerFields[values: .secWebSocketExtensions]
             return .upgrade([:]) { inbound, outbound, context in
                 let negotiated = offered.contains { $0.contains("permessage-deflate") } && transport.configuration.compression ? ["permessage-deflate"] : []
-                let connection = Connection(remoteAddress: remote, negotiatedExtensions: negotiated, queueCapacity: transport.configuration.outboundQueueCapacity)
+                let connection = Connection(
+                    remoteAddress: client, negotiatedExtensions: negotiated, queueCapacity: transport.configuration.outboundQueueCapacity, channel: channel)
                 try await transport.run(connection, inbound: inbound, outbound: outbound, channel: channel, logger: context.logger)
             }
         }
+    }
+
+    /// Answers the upgrade request with a plain HTTP status and closes. (The library's own
+    /// refusal is always 400; the protocol wants 403, 404, 429 or 503.)
+    static func refuse(_ channel: any Channel, status: Int) async {
+        let status = HTTPResponseStatus(statusCode: status)
+        let body = #"{"error":"\#(status.reasonPhrase)"}"#
+        var headers = HTTPHeaders()
+        headers.add(name: "Content-Type", value: "application/json")
+        headers.add(name: "Content-Length", value: String(body.utf8.count))
+        headers.add(name: "Connection", value: "close")
+        try? await channel.writeAndFlush(HTTPServerResponsePart.head(HTTPResponseHead(version: .http1_1, status: status, headers: headers)))
+        try? await channel.writeAndFlush(HTTPServerResponsePart.body(.byteBuffer(ByteBuffer(string: body))))
+        try? await channel.writeAndFlush(HTTPServerResponsePart.end(nil))
+        // Not closed here: the library then ends the exchange itself (closing here makes it log an error).
     }
 
     enum Exit: Sendable {
