@@ -17,8 +17,13 @@ extension Party {
                 throw ProtocolError(.hostPermissionRequired)
             }
         }
-        var command = try parsePlayerCommand(payload)
-        if !isHost { command.position = nil }
+        // A guest's position is ignored, not validated (docs/protocol.md, choice 2): drop it before parsing.
+        var commandPayload = payload
+        if !isHost, case .object(var fields)? = payload {
+            fields["position"] = nil
+            commandPayload = .object(fields)
+        }
+        let command = try parsePlayerCommand(commandPayload)
 
         let position = command.position ?? room.playback.position(at: now)
         room.lastAcceptedAt = now

@@ -117,8 +117,9 @@ extension ServerMessage: Encodable {
     public func encode(to encoder: any Encoder) throws {
         var container = encoder.container(keyedBy: CodingKeys.self)
         try container.encode(type, forKey: .type)
-        try container.encodeIfPresent(room, forKey: .room)
-        try container.encodeIfPresent(client, forKey: .client)
+        // An empty id means absent (PROTOCOL.md §2): never put `"room": ""` or `"client": ""` on the wire.
+        try container.encodeIfPresent(room.flatMap { $0.isEmpty ? nil : $0 }, forKey: .room)
+        try container.encodeIfPresent(client.flatMap { $0.isEmpty ? nil : $0 }, forKey: .client)
         try container.encode(ts, forKey: .ts)
         try container.encode(serverTs, forKey: .serverTs)
         try payload.encodeBody(into: &container, forKey: .payload)

@@ -63,7 +63,8 @@ struct Wire: CustomStringConvertible {
     func string(_ key: String) -> String? { payload[key] as? String }
     func number(_ key: String) -> Double? { (payload[key] as? NSNumber).map { $0.doubleValue } }
     func int(_ key: String) -> Int? { Wire.integer(payload[key]).map { Int($0) } }
-    func bool(_ key: String) -> Bool? { payload[key] as? Bool }
+    /// A payload field holding a server time (a JSON integer).
+    func time(_ key: String) -> ServerTime? { Wire.integer(payload[key]) }
     func isNull(_ key: String) -> Bool { payload[key] is NSNull }
 
     /// `room_state.state`.

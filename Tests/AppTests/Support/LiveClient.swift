@@ -49,7 +49,10 @@ final class LiveClient: Sendable {
             }
         }
         for await _ in ready { break }
-        guard shared.writer.withLock({ $0 != nil }) else { throw TestFailure("could not connect") }
+        guard shared.writer.withLock({ $0 != nil }) else {
+            let failure = await task.result
+            throw TestFailure("could not connect: \(failure)")
+        }
     }
 
     /// Sends a client message; `ts` is added when missing.

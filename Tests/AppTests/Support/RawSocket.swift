@@ -5,7 +5,10 @@ import Glibc
 
 /// A bare TCP WebSocket client that does only what a test tells it: used to inspect the raw
 /// upgrade response and to play a client that stops reading (a slow reader).
-final class RawSocket {
+///
+/// Its calls block, so tests call them through ``offPool(_:)``: a blocked cooperative
+/// thread would starve the in-process server of the threads it needs to answer.
+final class RawSocket: @unchecked Sendable {
     let fd: Int32
 
     /// Connects to 127.0.0.1:port; `receiveBuffer` shrinks the kernel receive buffer (slow readers).
@@ -106,5 +109,14 @@ final class RawSocket {
 extension Array where Element == UInt8 {
     func ends(with suffix: [UInt8]) -> Bool {
         count >= suffix.count && Array(self[(count - suffix.count)...]) == suffix
+    }
+}
+
+/// Runs blocking work on a plain thread instead of the Swift concurrency pool.
+func offPool<T: Sendable>(_ work: @escaping @Sendable () throws -> T) async throws -> T {
+    try await withCheckedThrowingContinuation { continuation in
+        Thread.detachNewThread {
+            continuation.resume(with: Result { try work() })
+        }
     }
 }

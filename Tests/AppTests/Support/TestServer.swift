@@ -12,6 +12,7 @@ func withLiveServer(
     settings.host = "127.0.0.1"
     settings.port = 0
     settings.transport.closeTimeout = .seconds(2)
+    settings.admission.allowedOrigins = ["*"]  // the Swift test client always sends an Origin
     configure(&settings)
     var logger = Logger(label: "test-server")
     logger.logLevel = .warning

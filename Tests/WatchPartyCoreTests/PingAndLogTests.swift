@@ -1,0 +1,95 @@
+import Foundation
+import Testing
+
+@testable import WatchPartyCore
+
+/// `ping` and `client_log` (PROTOCOL.md §9).
+@Suite struct PingAndLogTests {
+    @Test func pongEchoesRoomAndPayload() throws {
+        let h = Harness()
+        h.connect("c")
+        h.clear()
+        h.now = t0 + 99
+        h.send("c", "ping", room: "room-7", payload: ["client_ts": 1_732_699_999_000, "nested": ["a": [1, 2.5, "x", true]]], ts: 5)
+        let pong = try #require(h.only("c"))
+        #expect(pong.type == "pong")
+        #expect(pong.room == "room-7", "room is echoed even when it names no room")
+        #expect(pong.client == nil)
+        #expect(pong.ts == t0 + 99)
+        #expect(pong.serverTs == t0 + 99)
+        #expect(pong.payloadKeys == ["client_ts", "nested"])
+        #expect(pong.int("client_ts") == 1_732_699_999_000)
+        let nested = try #require(pong.payload["nested"] as? [String: Any])
+        #expect((nested["a"] as? [Any])?.count == 4)
+        #expect(pong.json.contains(#""a":[1,2.5,"x",true]"#))
+    }
+
+    @Test func pongWithoutPayloadOrRoom() throws {
+        let h = Harness()
+        h.connect("c")
+        h.clear()
+        h.send("c", "ping")
+        let pong = try #require(h.only("c"))
+        #expect(pong.keys == ["type", "ts", "server_ts"])
+    }
+
+    @Test func pongEchoesNonObjectPayloads() throws {
+        let h = Harness()
+        h.connect("c")
+        h.clear()
+        h.sendText("c", #"{"type":"ping","payload":[1,"two"],"ts":1}"#)
+        #expect(h.only("c")?.json.contains(#""payload":[1,"two"]"#) == true)
+    }
+
+    @Test func clientLogHasNoReplyAndIsCounted() throws {
+        let h = Harness()
+        let room = h.room(guests: ["g"])
+        h.send("g", "client_log", room: room, payload: ["category": "Sync_01-x", "message": "drift \u{0007}0.3s\nok"])
+        #expect(h.inboxes.isEmpty)
+        #expect(h.lastOutcome.deliveries.isEmpty)
+        #expect(h.events == [.clientLog(category: "Sync_01-x", message: "drift 0.3sok")])
+    }
+
+    @Test func clientLogMessageIsCutTo1000Characters() throws {
+        let h = Harness()
+        h.connect("c")
+        h.clear()
+        let long = "\u{0001}" + String(repeating: "é", count: 1500)
+        h.send("c", "client_log", payload: ["category": "player", "message": long])
+        #expect(h.events == [.clientLog(category: "player", message: String(repeating: "é", count: 1000))])
+        #expect(h.inboxes.isEmpty)
+    }
+
+    @Test(
+        "bad categories are ignored",
+        arguments: [
+            #"{"category":"","message":"m"}"#,
+            #"{"category":"has space","message":"m"}"#,
+            #"{"category":"aaaaaaaaaaaaaaaaaaaaaaaaa","message":"m"}"#,  // 25
+            #"{"category":"ümlaut","message":"m"}"#,
+            #"{"category":"dot.ted","message":"m"}"#,
+            #"{"category":7,"message":"m"}"#,
+            #"{"message":"m"}"#,
+            #"{"category":"ok"}"#,
+            #"{"category":"ok","message":5}"#,
+            #""text""#,
+            "null",
+        ])
+    func badCategory(json: String) throws {
+        let h = Harness()
+        h.connect("c")
+        h.clear()
+        h.sendText("c", #"{"type":"client_log","payload":\#(json),"ts":1}"#)
+        #expect(h.inboxes.isEmpty)
+        #expect(h.events.isEmpty)
+    }
+
+    @Test func longestCategoryIsAccepted() throws {
+        let h = Harness()
+        h.connect("c")
+        h.clear()
+        let category = String(repeating: "Z", count: 24)
+        h.send("c", "client_log", payload: ["category": category, "message": ""])
+        #expect(h.events == [.clientLog(category: category, message: "")])
+    }
+}
