@@ -2,6 +2,7 @@ import ArgumentParser
 import Foundation
 import Logging
 import Observability
+import Transport
 
 /// `owp-server`: every setting from a flag or the environment variable of the same name
 /// (the flag wins), else the PROTOCOL.md default. Invalid values stop the start with a message
@@ -11,7 +12,11 @@ struct ServerCommand: AsyncParsableCommand {
     static let configuration = CommandConfiguration(
         commandName: "owp-server",
         abstract: "OpenWatchParty session server: synchronised watch parties over WebSocket.",
-        discussion: "Each option can also be set by the environment variable shown in brackets; a flag wins over the environment."
+        discussion: """
+            Each option can also be set by the environment variable shown in brackets; a flag wins over the environment. \
+            JWT mode is turned on by the JWT_SECRET environment variable (HS256, at least 32 bytes); it has no flag so that \
+            the secret never shows in a process list.
+            """
     )
 
     @Option(help: "Listen address [HOST] (default 0.0.0.0)") var host: String?
@@ -29,6 +34,16 @@ struct ServerCommand: AsyncParsableCommand {
     @Option(help: "Largest inbound message, bytes [MAX_MESSAGE_SIZE] (default 65536)") var maxMessageSize: Int?
     @Option(help: "Outbound queue per connection, messages [OUTBOUND_QUEUE_SIZE] (default 100)") var outboundQueueSize: Int?
     @Option(help: "Smallest outbound message compressed, bytes [WS_COMPRESSION_THRESHOLD] (default 256)") var wsCompressionThreshold: Int?
+    @Option(help: "Comma-separated allowed Origin values, * for any [ALLOWED_ORIGINS] (default http://localhost:8096,https://localhost:8096)")
+    var allowedOrigins: String?
+    @Option(help: "Open WebSockets in total [MAX_CONNECTIONS] (default 1024)") var maxConnections: Int?
+    @Option(help: "Open WebSockets per client address [MAX_CONNECTIONS_PER_IP] (default 64)") var maxConnectionsPerIp: Int?
+    @Option(help: "Comma-separated CIDRs whose X-Forwarded-For is trusted [TRUSTED_PROXIES] (default none)") var trustedProxies: String?
+    @Option(help: "Messages per connection per second, client_log excluded [RATE_LIMIT_PER_SECOND] (default 30)") var rateLimitPerSecond: Int?
+    @Option(help: "Expected JWT aud [JWT_AUDIENCE] (default OpenWatchParty)") var jwtAudience: String?
+    @Option(help: "Expected JWT iss [JWT_ISSUER] (default Jellyfin)") var jwtIssuer: String?
+    @Option(help: "Clock leeway for JWT exp, seconds [JWT_LEEWAY_SECONDS] (default 60)") var jwtLeewaySeconds: Int?
+    @Option(help: "JWT mode: seconds to a first successful auth [AUTH_TIMEOUT_SECONDS] (default 10)") var authTimeoutSeconds: Int?
     @Option(help: "Seconds between SIGTERM and closing rooms [DRAIN_DELAY_SECONDS] (default 0)") var drainDelaySeconds: Double?
     @Option(help: "Seconds after SIGTERM by which the process exits [SHUTDOWN_GRACE_SECONDS] (default 10)") var shutdownGraceSeconds: Double?
 
@@ -70,6 +85,34 @@ struct ServerCommand: AsyncParsableCommand {
         transport.compressionThreshold = try env.value(wsCompressionThreshold, "WS_COMPRESSION_THRESHOLD", default: transport.compressionThreshold) { $0 >= 0 }
         settings.transport = transport
 
+        var admission = settings.admission
+        if let origins = try env.list(allowedOrigins, "ALLOWED_ORIGINS") {
+            admission.allowedOrigins = origins
+        }
+        admission.maxConnections = try env.value(maxConnections, "MAX_CONNECTIONS", default: admission.maxConnections) { (1...1_000_000).contains($0) }
+        admission.maxConnectionsPerIP = try env.value(maxConnectionsPerIp, "MAX_CONNECTIONS_PER_IP", default: admission.maxConnectionsPerIP) { (1...1_000_000).contains($0) }
+        if let proxies = try env.list(trustedProxies, "TRUSTED_PROXIES") {
+            admission.trustedProxies = try proxies.map { entry in
+                guard let cidr = CIDR(entry) else { throw ValidationError("TRUSTED_PROXIES: '\(entry)' is not an IP address or CIDR network") }
+                return cidr
+            }
+        }
+        settings.admission = admission
+        settings.rules.rateLimitPerSecond = try env.value(rateLimitPerSecond, "RATE_LIMIT_PER_SECOND", default: settings.rules.rateLimitPerSecond) { (1...100_000).contains($0) }
+
+        if let secret = environment["JWT_SECRET"], !secret.isEmpty {
+            guard secret.utf8.count >= JWTSettings.minimumSecretBytes else {
+                throw ValidationError("JWT_SECRET: must be at least \(JWTSettings.minimumSecretBytes) bytes for HS256 (got \(secret.utf8.count)); unset it to run in open mode")
+            }
+            var jwt = JWTSettings(secret: secret)
+            jwt.audience = try env.value(jwtAudience, "JWT_AUDIENCE", default: jwt.audience) { !$0.isEmpty }
+            jwt.issuer = try env.value(jwtIssuer, "JWT_ISSUER", default: jwt.issuer) { !$0.isEmpty }
+            jwt.leewaySeconds = try env.value(jwtLeewaySeconds, "JWT_LEEWAY_SECONDS", default: jwt.leewaySeconds) { (0...86_400).contains($0) }
+            jwt.authTimeoutSeconds = try env.value(authTimeoutSeconds, "AUTH_TIMEOUT_SECONDS", default: jwt.authTimeoutSeconds) { (1...3600).contains($0) }
+            settings.rules.authTimeoutMs = UInt64(jwt.authTimeoutSeconds) * 1000
+            settings.jwt = jwt
+        }
+
         settings.drainDelaySeconds = try env.value(drainDelaySeconds, "DRAIN_DELAY_SECONDS", default: settings.drainDelaySeconds) { $0.isFinite && $0 >= 0 && $0 <= 3600 }
         settings.shutdownGraceSeconds = try env.value(shutdownGraceSeconds, "SHUTDOWN_GRACE_SECONDS", default: settings.shutdownGraceSeconds) {
             $0.isFinite && $0 > 0 && $0 <= 3600
@@ -94,6 +137,14 @@ struct SettingSource {
         }
         guard valid(value) else { throw ValidationError("\(name): '\(value)' is out of range") }
         return value
+    }
+
+    /// A comma-separated list; `nil` when not set.
+    func list(_ flag: String?, _ name: String) throws -> [String]? {
+        guard let raw = flag ?? environment[name] else { return nil }
+        let items = raw.split(separator: ",").map { $0.trimmingCharacters(in: .whitespaces) }.filter { !$0.isEmpty }
+        guard !items.isEmpty else { throw ValidationError("\(name): empty list") }
+        return items
     }
 
     func flag(_ flag: String?, _ name: String, default fallback: Bool) throws -> Bool {

@@ -13,6 +13,8 @@ struct ServerSettings: Sendable {
     var rules = PartyRules()
     var transport = TransportConfiguration()
     var admission = AdmissionPolicy()
+    /// Set when `JWT_SECRET` is: JWT mode. `nil`: open mode.
+    var jwt: JWTSettings?
     /// Seconds between SIGTERM and closing every room (PROTOCOL.md §11).
     var drainDelaySeconds: Double = 0
     /// Seconds after SIGTERM by which the process has exited.

@@ -25,12 +25,15 @@ final class SessionGateway: ConnectionAcceptor {
     private let clock: any ServerClock
     private let logger: Logger
     private let metrics: MetricsRegistry
+    /// JWT mode only.
+    private let verifier: JWTVerifier?
 
-    init(party: Party, clock: any ServerClock, metrics: MetricsRegistry, logger: Logger) {
+    init(party: Party, clock: any ServerClock, metrics: MetricsRegistry, logger: Logger, verifier: JWTVerifier? = nil) {
         self.state = Mutex(State(party: party))
         self.clock = clock
         self.metrics = metrics
         self.logger = logger
+        self.verifier = verifier
     }
 
     // MARK: ConnectionAcceptor
@@ -46,18 +49,25 @@ final class SessionGateway: ConnectionAcceptor {
         return ClientHandle(id: id, gateway: self)
     }
 
-    func received(text: String, from client: ClientID) {
+    func received(text: String, from client: ClientID) async {
         let start = ContinuousClock.now
         let decoded = ClientMessageDecoder.decode(text)
         let type: String
+        var verdict: TokenVerdict?
         switch decoded {
-        case .success(let message): type = message.type.rawValue
-        case .failure: type = "invalid"
+        case .success(let message):
+            type = message.type.rawValue
+            // JWT mode: the token is checked before the core sees the auth (and never logged).
+            if message.type == .auth, let verifier, let token = message.payload?["token"]?.string, !token.isEmpty {
+                verdict = await verifier.verify(token: token, now: clock.now())
+            }
+        case .failure:
+            type = "invalid"
         }
         metrics.messageReceived(type: type)
         apply { state, now in
             switch decoded {
-            case .success(let message): state.party.receive(message, from: client, now: now)
+            case .success(let message): state.party.receive(message, from: client, now: now, verdict: verdict)
             case .failure(let error): state.party.reject(client, error.code, now: now)
             }
         }
@@ -228,7 +238,7 @@ struct ClientHandle: ConnectionSession {
     let id: ClientID
     let gateway: SessionGateway
 
-    func received(text: String) async { gateway.received(text: text, from: id) }
+    func received(text: String) async { await gateway.received(text: text, from: id) }
     func receivedBinary() async { gateway.receivedBinary(from: id) }
     func closed(code: UInt16?) async { gateway.disconnected(id, code: code) }
 }

@@ -18,8 +18,8 @@ struct SessionServer {
     init(settings: ServerSettings, logger: Logger, clock: any ServerClock = WallClock()) {
         self.settings = settings
         self.logger = logger
-        let party = Party(rules: settings.rules, roomIDs: RandomRoomIDs())
-        self.gateway = SessionGateway(party: party, clock: clock, metrics: metrics, logger: logger)
+        let party = Party(rules: settings.rules, roomIDs: RandomRoomIDs(), authRequired: settings.jwt != nil)
+        self.gateway = SessionGateway(party: party, clock: clock, metrics: metrics, logger: logger, verifier: settings.jwt.map(JWTVerifier.init))
         self.transport = WebSocketTransport(configuration: settings.transport, admission: settings.admission, acceptor: gateway)
     }
 
@@ -31,7 +31,7 @@ struct SessionServer {
     func makeApplication() -> some ApplicationProtocol {
         let router = Router()
         let gateway = self.gateway
-        HTTPRoutes.register(on: router, health: health, metrics: { [metrics] in metrics.exposition(gateway.metricsSnapshot()) }, authEnabled: false)
+        HTTPRoutes.register(on: router, health: health, metrics: { [metrics] in metrics.exposition(gateway.metricsSnapshot()) }, authEnabled: settings.jwt != nil)
         let health = self.health
         return Application(
             router: router,
@@ -43,7 +43,14 @@ struct SessionServer {
     }
 
     func run() async throws {
-        logger.warning("Running in open mode: no JWT_SECRET, every client is accepted as anonymous")
+        if let jwt = settings.jwt {
+            logger.info("JWT mode: clients must authenticate", metadata: ["audience": .string(jwt.audience), "issuer": .string(jwt.issuer)])
+        } else {
+            logger.warning("Running in open mode: no JWT_SECRET, every client is accepted as anonymous")
+        }
+        if settings.admission.allowsAnyOrigin {
+            logger.warning("ALLOWED_ORIGINS is '*': any web page may open a WebSocket to this server")
+        }
         logger.info("Starting owp-server", metadata: ["version": .string(BuildInfo.version), "host": .string(settings.host), "port": "\(settings.port)"])
         let app = makeApplication()
         var configuration = ServiceGroupConfiguration(services: [app, drainCoordinator], gracefulShutdownSignals: [.sigterm, .sigint], logger: logger)

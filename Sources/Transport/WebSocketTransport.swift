@@ -46,7 +46,8 @@ public struct WebSocketTransport: Sendable {
         let ws = WebSocketServerConfiguration(
             maxFrameSize: configuration.maxMessageSize,
             extensions: extensions,
-            autoPing: .enabled(timePeriod: configuration.pingInterval),
+            autoPing: .disabled,  // our heartbeat pings, and judges idleness by any inbound frame
+
             closeTimeout: configuration.closeTimeout,
             validateUTF8: true
         )
@@ -66,12 +67,14 @@ public struct WebSocketTransport: Sendable {
             }
             // The slot is given back when the socket closes, however the connection ends.
             channel.closeFuture.whenComplete { _ in transport.gate.release(client: client) }
+            let activity = ActivityClock()
+            try await channel.pipeline.addHandler(ActivityTracker(clock: activity), position: .first).get()
             let offered = head.headerFields[values: .secWebSocketExtensions]
             return .upgrade([:]) { inbound, outbound, context in
                 let negotiated = offered.contains { $0.contains("permessage-deflate") } && transport.configuration.compression ? ["permessage-deflate"] : []
                 let connection = Connection(
                     remoteAddress: client, negotiatedExtensions: negotiated, queueCapacity: transport.configuration.outboundQueueCapacity, channel: channel)
-                try await transport.run(connection, inbound: inbound, outbound: outbound, channel: channel, logger: context.logger)
+                try await transport.run(connection, inbound: inbound, outbound: outbound, channel: channel, activity: activity, logger: context.logger)
             }
         }
     }
@@ -101,7 +104,10 @@ public struct WebSocketTransport: Sendable {
     }
 
     /// Runs one connection until the peer goes, the application closes it, or it is too slow.
-    func run(_ connection: Connection, inbound: WebSocketInboundStream, outbound: WebSocketOutboundWriter, channel: any Channel, logger: Logger) async throws {
+    func run(
+        _ connection: Connection, inbound: WebSocketInboundStream, outbound: WebSocketOutboundWriter, channel: any Channel,
+        activity: ActivityClock, logger: Logger
+    ) async throws {
         let session = await acceptor.accept(connection)
         let queue = connection.queue
         let maxSize = configuration.maxMessageSize
@@ -145,6 +151,10 @@ public struct WebSocketTransport: Sendable {
                 await queue.waitForAbort()
                 return .aborted
             }
+            group.addTask {
+                await self.heartbeat(connection, outbound: outbound, activity: activity)
+                return .writerDone(code: nil)  // it only ends when cancelled, or after asking the writer to close
+            }
             let first = await group.next() ?? .peerClosed
             group.cancelAll()
             return first
@@ -169,6 +179,30 @@ public struct WebSocketTransport: Sendable {
             }
         case .peerClosed, .writerDone:
             break
+        }
+    }
+}
+
+extension WebSocketTransport {
+    /// Pings every `pingInterval`; once nothing has arrived for `idleTimeout`, closes with 1001
+    /// (the close goes out after what is queued, then the connection ends like any other).
+    func heartbeat(_ connection: Connection, outbound: WebSocketOutboundWriter, activity: ActivityClock) async {
+        var sincePing: Duration = .zero
+        while !Task.isCancelled {
+            let idle = activity.idle
+            if idle >= configuration.idleTimeout {
+                connection.close(code: 1001, reason: "Connection idle")
+                // Keep running (cancelled with the others) so this child does not end the connection early.
+                try? await Task.sleep(for: .seconds(3600))
+                return
+            }
+            let step = min(configuration.pingInterval - sincePing, configuration.idleTimeout - idle)
+            try? await Task.sleep(for: step)
+            sincePing += step
+            if sincePing >= configuration.pingInterval {
+                sincePing = .zero
+                try? await outbound.write(.custom(WebSocketFrame(fin: true, opcode: .ping, data: ByteBuffer(integer: ActivityClock.uptimeNanoseconds()))))
+            }
         }
     }
 }

@@ -6,11 +6,19 @@ public struct ClientSession: Sendable, Equatable {
     public var authenticated: Bool
     public var features: Set<ClientFeature> = []
     public var roomID: RoomID?
+    /// JWT mode: when the session's token (plus leeway) runs out.
+    public var expiresAt: ServerTime?
+    /// The server asked for this connection to be closed; its further input is ignored.
+    public var closing = false
+    /// Start and count of the current one-second rate window.
+    var rateWindowStart: ServerTime
+    var rateCount = 0
 
-    public init(id: ClientID, userID: String, name: String, authenticated: Bool) {
+    public init(id: ClientID, userID: String, name: String, authenticated: Bool, connectedAt: ServerTime = 0) {
         self.id = id
         self.userID = userID
         self.name = name
         self.authenticated = authenticated
+        self.rateWindowStart = connectedAt
     }
 }

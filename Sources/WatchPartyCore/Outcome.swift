@@ -25,6 +25,10 @@ public enum TimerKey: Sendable, Equatable, Hashable {
     case readyWait(room: RoomID, generation: UInt64)
     /// The end of a `participant_statuses` coalescing window.
     case statusFlush(room: RoomID)
+    /// JWT mode: the deadline for a connection's first successful `auth`.
+    case authTimeout(client: ClientID)
+    /// JWT mode: the session's token expires (a later `auth` moves `expiresAt`, making this one stale).
+    case sessionExpiry(client: ClientID, expiresAt: ServerTime)
 }
 
 /// Everything one input to the core produced, in order.

@@ -139,8 +139,9 @@ extension Party {
         )
     }
 
+    /// Open mode: `user_name` on create/join renames the sender. In JWT mode the name is the token's.
     mutating func adoptName(_ raw: String?, for client: ClientID) {
-        if let name = Sanitizer.name(raw) {
+        if !authRequired, let name = Sanitizer.name(raw) {
             sessions[client]?.name = name
         }
     }

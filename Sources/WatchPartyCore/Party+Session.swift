@@ -1,24 +1,26 @@
 /// `auth` and `client_log` (PROTOCOL.md §4, §9).
 extension Party {
-    mutating func authenticate(_ client: ClientID, payload: JSONValue?, now: ServerTime, out: inout Outcome, lobby: inout LobbyChange) throws(ProtocolError) {
+    mutating func authenticate(_ client: ClientID, payload: JSONValue?, verdict: TokenVerdict?, now: ServerTime, out: inout Outcome) throws(ProtocolError) {
         guard var session = sessions[client] else { return }
         var version: Int?
         if let requested = payload?["protocol_version"], requested != .null {
             guard requested == .int(Int64(supportedProtocolVersion)) else {
-                out.error(.protocolVersionUnsupported, to: client, room: nil, now: now)
-                out.closes.append(CloseRequest(client: client, code: 1008, reason: ErrorCode.protocolVersionUnsupported.message))
+                endSession(client, .protocolVersionUnsupported, now: now, out: &out)
                 return
             }
             version = supportedProtocolVersion
         }
         let wasAuthenticated = session.authenticated
-        if let verifier {
+        if authRequired {
             guard let token = payload?["token"]?.string, !token.isEmpty else { throw ProtocolError(.authenticationRequired) }
-            guard case .valid(let userID, let name, _) = verifier.verify(token: token, now: now) else {
-                throw ProtocolError(.authenticationFailed)
-            }
+            guard case .valid(let userID, let name, let expiresAt)? = verdict else { throw ProtocolError(.authenticationFailed) }
             session.userID = userID
             session.name = Sanitizer.name(name) ?? session.name
+            // A fresh token moves the session's end; the timer of the old one becomes stale.
+            session.expiresAt = expiresAt
+            if let expiresAt {
+                out.timers.append(TimerRequest(key: .sessionExpiry(client: client, expiresAt: expiresAt), due: expiresAt))
+            }
         } else {
             // Open mode: the client names itself; a token is ignored.
             session.userID = Sanitizer.name(payload?["user_id"]?.string) ?? session.userID
@@ -36,6 +38,28 @@ extension Party {
         if !wasAuthenticated && session.roomID == nil {
             out.send(.roomList(roomSummaries()), to: [client], now: now)
         }
+    }
+
+    /// Counts a message against the connection's fixed one-second window (PROTOCOL.md §9);
+    /// over the limit the connection gets RATE_LIMITED and is closed. Returns whether to go on.
+    mutating func withinRateLimit(_ client: ClientID, counted: Bool, now: ServerTime, out: inout Outcome) -> Bool {
+        guard counted, var session = sessions[client] else { return true }
+        if now >= session.rateWindowStart + 1000 || now < session.rateWindowStart {
+            session.rateWindowStart = now
+            session.rateCount = 0
+        }
+        session.rateCount += 1
+        sessions[client] = session
+        guard session.rateCount > rules.rateLimitPerSecond else { return true }
+        endSession(client, .rateLimited, now: now, out: &out)
+        return false
+    }
+
+    /// Sends `code` and closes the connection with 1008; nothing it sends afterwards is served.
+    mutating func endSession(_ client: ClientID, _ code: ErrorCode, now: ServerTime, out: inout Outcome) {
+        sessions[client]?.closing = true
+        out.error(code, to: client, room: nil, now: now)
+        out.closes.append(CloseRequest(client: client, code: 1008, reason: code.message))
     }
 
     func clientLog(payload: JSONValue?, out: inout Outcome) {

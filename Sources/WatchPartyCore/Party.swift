@@ -3,12 +3,12 @@ public protocol RoomIDSource: Sendable {
     mutating func next() -> RoomID
 }
 
-/// Checks `auth` tokens when the server runs with JWT (PROTOCOL.md §4). `nil` means open mode.
-public protocol TokenVerifier: Sendable {
-    func verify(token: String, now: ServerTime) -> TokenVerdict
-}
-
+/// What the shell's token check (JWT, PROTOCOL.md §4) concluded about an `auth` token.
+///
+/// Signature checking is the shell's job (it is I/O-free but asynchronous in the JWT
+/// library); the core decides what the verdict means for the session.
 public enum TokenVerdict: Sendable, Equatable {
+    /// `expiresAt`: when the session ends (token expiry plus leeway), if it does.
     case valid(userID: String, name: String, expiresAt: ServerTime?)
     case invalid
 }
@@ -28,27 +28,29 @@ public struct Party: Sendable {
     public internal(set) var draining = false
 
     var roomIDs: any RoomIDSource
-    let verifier: (any TokenVerifier)?
+    /// JWT mode: connections must `auth` with a valid token before anything else.
+    public let authRequired: Bool
     var roomSequence: UInt64 = 0
     var pendingGeneration: UInt64 = 0
 
-    public init(rules: PartyRules = PartyRules(), roomIDs: any RoomIDSource, verifier: (any TokenVerifier)? = nil) {
+    public init(rules: PartyRules = PartyRules(), roomIDs: any RoomIDSource, authRequired: Bool = false) {
         self.rules = rules
         self.roomIDs = roomIDs
-        self.verifier = verifier
+        self.authRequired = authRequired
     }
 
-    public var authEnabled: Bool { verifier != nil }
+    public var authEnabled: Bool { authRequired }
 
     // MARK: Entry points
 
     /// A connection opened: greet it and, in open mode, show it the lobby.
     public mutating func connect(_ client: ClientID, now: ServerTime) -> Outcome {
         var out = Outcome()
-        let open = verifier == nil
-        sessions[client] = ClientSession(id: client, userID: "anonymous", name: "Anonymous", authenticated: open)
+        sessions[client] = ClientSession(id: client, userID: "anonymous", name: "Anonymous", authenticated: !authRequired, connectedAt: now)
         out.send(.clientHello(clientID: client), to: [client], client: client, now: now)
-        if open {
+        if authRequired {
+            out.timers.append(TimerRequest(key: .authTimeout(client: client), due: now + rules.authTimeoutMs))
+        } else {
             out.send(.roomList(roomSummaries()), to: [client], now: now)
         }
         return out
@@ -68,15 +70,18 @@ public struct Party: Sendable {
     /// A text frame that failed to decode, or a binary frame: the documented error, nothing else.
     public mutating func reject(_ client: ClientID, _ code: ErrorCode, now: ServerTime) -> Outcome {
         var out = Outcome()
-        guard sessions[client] != nil else { return out }
+        guard let session = sessions[client], !session.closing else { return out }
+        guard withinRateLimit(client, counted: true, now: now, out: &out) else { return out }
         out.error(code, to: client, room: nil, now: now)
         return out
     }
 
-    /// A decoded client message.
-    public mutating func receive(_ message: ClientMessage, from client: ClientID, now: ServerTime) -> Outcome {
+    /// A decoded client message. For an `auth` carrying a token in JWT mode, `verdict` is the
+    /// shell's verification of that token.
+    public mutating func receive(_ message: ClientMessage, from client: ClientID, now: ServerTime, verdict: TokenVerdict? = nil) -> Outcome {
         var out = Outcome()
-        guard let session = sessions[client] else { return out }
+        guard let session = sessions[client], !session.closing else { return out }
+        guard withinRateLimit(client, counted: message.type != .clientLog, now: now, out: &out) else { return out }
         var lobby = LobbyChange()
         let servedBeforeAuth: Set<ClientMessageType> = [.auth, .ping, .clientLog]
         if !session.authenticated && !servedBeforeAuth.contains(message.type) {
@@ -84,7 +89,7 @@ public struct Party: Sendable {
             return out
         }
         do {
-            try dispatch(message, from: client, now: now, out: &out, lobby: &lobby)
+            try dispatch(message, from: client, now: now, verdict: verdict, out: &out, lobby: &lobby)
         } catch {
             out.error(error.code, to: client, room: message.room, now: now)
         }
@@ -102,6 +107,12 @@ public struct Party: Sendable {
             releasePendingPlay(in: roomID, cause: .timeout, now: now, due: due, out: &out)
         case .statusFlush(let roomID):
             flushStatuses(in: roomID, now: now, out: &out)
+        case .authTimeout(let client):
+            guard let session = sessions[client], !session.authenticated, !session.closing else { return out }
+            endSession(client, .authenticationTimeout, now: now, out: &out)
+        case .sessionExpiry(let client, let expiresAt):
+            guard let session = sessions[client], session.expiresAt == expiresAt, !session.closing else { return out }
+            endSession(client, .authenticationExpired, now: now, out: &out)
         }
         return out
     }
@@ -124,9 +135,11 @@ public struct Party: Sendable {
 
     // MARK: Dispatch
 
-    private mutating func dispatch(_ message: ClientMessage, from client: ClientID, now: ServerTime, out: inout Outcome, lobby: inout LobbyChange) throws(ProtocolError) {
+    private mutating func dispatch(
+        _ message: ClientMessage, from client: ClientID, now: ServerTime, verdict: TokenVerdict?, out: inout Outcome, lobby: inout LobbyChange
+    ) throws(ProtocolError) {
         switch message.type {
-        case .auth: try authenticate(client, payload: message.payload, now: now, out: &out, lobby: &lobby)
+        case .auth: try authenticate(client, payload: message.payload, verdict: verdict, now: now, out: &out)
         case .ping: out.send(.pong(message.payload), to: [client], room: message.room, now: now)
         case .listRooms: out.send(.roomList(roomSummaries()), to: [client], now: now)
         case .createRoom: try createRoom(by: client, payload: message.payload, now: now, out: &out, lobby: &lobby)

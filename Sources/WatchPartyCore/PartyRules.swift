@@ -25,6 +25,10 @@ public struct PartyRules: Sendable, Equatable {
     public var maxChatBytes: Int = 500
     /// Largest media position accepted, in seconds.
     public var maxPosition: Double = 86_400
+    /// Messages per connection per one-second window (`client_log` excluded); more is RATE_LIMITED.
+    public var rateLimitPerSecond: Int = 30
+    /// JWT mode: time to a first successful `auth` (`AUTH_TIMEOUT_SECONDS`).
+    public var authTimeoutMs: UInt64 = 10_000
 
     public init() {}
 }

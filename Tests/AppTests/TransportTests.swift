@@ -71,6 +71,7 @@ import Testing
     @Test func slowReaderIsDisconnectedWhileOthersKeepReceiving() async throws {
         try await withLiveServer({
             $0.transport.outboundQueueCapacity = 50
+            $0.rules.rateLimitPerSecond = 1_000_000  // the fast member floods on purpose
             $0.transport.closeTimeout = .seconds(30)  // room for the test to start reading before the socket is dropped
         }) { port, server, _ in
             let fast = try await LiveClient(port: port)

@@ -15,17 +15,21 @@ struct SequentialRoomIDs: RoomIDSource {
     }
 }
 
-/// A token verifier for JWT-mode tests: known tokens map to users, anything else is invalid.
-struct StubVerifier: TokenVerifier {
+/// A token check for JWT-mode tests, standing in for the shell's JWT verification: known
+/// tokens map to users, anything else is invalid.
+struct StubVerifier {
     var users: [String: (userID: String, name: String)] = [
         "good-alice": ("u-alice", "Alice"),
         "good-bob": ("u-bob", "Bob"),
         "good-controls": ("u-ctl", "  Ca\u{0007}rol\n "),
     ]
 
+    /// How long a session lasts after a successful auth.
+    var lifetimeMs: ServerTime = 3_600_000
+
     func verify(token: String, now: ServerTime) -> TokenVerdict {
         guard let user = users[token] else { return .invalid }
-        return .valid(userID: user.userID, name: user.name, expiresAt: now + 3_600_000)
+        return .valid(userID: user.userID, name: user.name, expiresAt: now + lifetimeMs)
     }
 }
 
@@ -122,8 +126,11 @@ final class Harness {
     private(set) var requested: [TimerRequest] = []
     private(set) var fired: [TimerRequest] = []
 
-    init(rules: PartyRules = PartyRules(), verifier: (any TokenVerifier)? = nil, start: ServerTime = t0) {
-        party = Party(rules: rules, roomIDs: SequentialRoomIDs(), verifier: verifier)
+    let verifier: StubVerifier?
+
+    init(rules: PartyRules = PartyRules(), verifier: StubVerifier? = nil, start: ServerTime = t0) {
+        party = Party(rules: rules, roomIDs: SequentialRoomIDs(), authRequired: verifier != nil)
+        self.verifier = verifier
         now = start
     }
 
@@ -145,8 +152,11 @@ final class Harness {
     @discardableResult
     func sendText(_ client: ClientID, _ text: String) -> Outcome {
         switch ClientMessageDecoder.decode(text) {
-        case .success(let message): record(party.receive(message, from: client, now: now))
-        case .failure(let error): record(party.reject(client, error.code, now: now))
+        case .success(let message):
+            // Like the shell: an auth token is verified before the core sees the message.
+            let verdict = message.type == .auth ? message.payload?["token"]?.string.flatMap { verifier?.verify(token: $0, now: now) } : nil
+            return record(party.receive(message, from: client, now: now, verdict: verdict))
+        case .failure(let error): return record(party.reject(client, error.code, now: now))
         }
     }
 

@@ -32,6 +32,12 @@ final class RawSocket: @unchecked Sendable {
 
     deinit { Glibc.close(fd) }
 
+    /// Ends the connection now (FIN); the descriptor itself is closed once, in deinit, so it is
+    /// never closed twice (a reused number may belong to the server by then).
+    func hangUp() {
+        Glibc.shutdown(fd, Int32(SHUT_RDWR))
+    }
+
     /// Sends the upgrade request and returns the response head (status line and headers).
     func upgrade(path: String = "/ws", extraHeaders: [String] = []) throws -> String {
         var request = "GET \(path) HTTP/1.1\r\nHost: 127.0.0.1\r\nUpgrade: websocket\r\nConnection: Upgrade\r\n"

@@ -1,0 +1,128 @@
+import Testing
+
+@testable import WatchPartyCore
+
+/// Rate limit, auth deadline and session expiry (PROTOCOL.md §4, §9), with the manual clock.
+@Suite struct RateLimitTests {
+    @Test func thirtyFirstMessageInOneSecondIsRateLimitedAndClosed() {
+        let h = Harness()
+        h.connect("c")
+        h.clear()
+        for _ in 0..<30 {
+            h.send("c", "ping")
+            h.advance(by: 30)  // 30 messages within 900 ms
+        }
+        #expect(h.types("c") == Array(repeating: "pong", count: 30))
+        #expect(h.closes.isEmpty)
+        h.send("c", "ping")
+        #expect(h.errorCodes("c") == ["RATE_LIMITED"])
+        #expect(h.closes.map(\.client) == ["c"])
+        #expect(h.closes.first?.code == 1008)
+        #expect(h.closes.first?.reason == "Rate limit exceeded")
+        h.clear()
+        h.send("c", "ping")
+        #expect(h.inbox("c").isEmpty, "a connection being closed is no longer served")
+    }
+
+    @Test func theWindowStartsAgainAfterOneSecond() {
+        let h = Harness()
+        h.connect("c")
+        for _ in 0..<30 { h.send("c", "ping") }
+        h.advance(by: 1000)
+        h.clear()
+        for _ in 0..<30 { h.send("c", "ping") }
+        #expect(h.errorCodes("c").isEmpty)
+        #expect(h.closes.isEmpty)
+    }
+
+    @Test func clientLogDoesNotCountButBadInputDoes() {
+        let h = Harness()
+        h.connect("c")
+        for _ in 0..<200 { h.send("c", "client_log", payload: ["category": "player", "message": "tick"]) }
+        #expect(h.closes.isEmpty)
+        for _ in 0..<30 { h.sendText("c", "not json") }
+        #expect(h.closes.isEmpty)
+        h.sendText("c", "not json")
+        #expect(h.errorCodes("c").last == "RATE_LIMITED")
+        #expect(h.closes.count == 1)
+    }
+
+    @Test func aFloodingMemberDoesNotDisturbItsRoom() {
+        let h = Harness()
+        h.connect("host")
+        h.connect("guest")
+        let room = h.createRoom("host")
+        h.joinRoom("guest", room, ready: true)
+        h.advance(by: 1_000)  // a fresh window: join and ready counted in the last one
+        h.clear()
+        for _ in 0..<40 { h.send("guest", "chat_message", room: room, payload: ["text": "spam"]) }
+        #expect(h.messages("host", "chat_message").count == 30)
+        h.send("host", "chat_message", room: room, payload: ["text": "still here"])
+        #expect(h.last("host", "chat_message")?.string("text") == "still here")
+    }
+}
+
+@Suite struct SessionLifetimeTests {
+    @Test func noAuthWithinTheTimeoutClosesWithAuthenticationTimeout() {
+        var rules = PartyRules()
+        rules.authTimeoutMs = 10_000
+        let h = Harness(rules: rules, verifier: StubVerifier())
+        h.connect("c")
+        h.send("c", "auth", payload: ["token": "forged"])
+        #expect(h.errorCodes("c") == ["AUTHENTICATION_FAILED"])
+        #expect(h.closes.isEmpty, "a failed auth may be retried")
+        h.advance(by: 9_999)
+        #expect(h.closes.isEmpty)
+        h.advance(by: 1)
+        #expect(h.errorCodes("c").last == "AUTHENTICATION_TIMEOUT")
+        #expect(h.closes.map(\.code) == [1008])
+    }
+
+    @Test func authenticatingInTimeCancelsTheDeadline() {
+        let h = Harness(verifier: StubVerifier())
+        h.connect("c")
+        h.advance(by: 5_000)
+        h.send("c", "auth", payload: ["token": "good-alice"])
+        h.advance(by: 20_000)
+        #expect(!h.errorCodes("c").contains("AUTHENTICATION_TIMEOUT"))
+        #expect(h.closes.isEmpty)
+    }
+
+    @Test func anExpiredSessionIsClosedAndARefreshExtendsIt() {
+        var verifier = StubVerifier()
+        verifier.lifetimeMs = 60_000
+        let h = Harness(verifier: verifier)
+        h.connect("c")
+        h.send("c", "auth", payload: ["token": "good-alice"])
+        h.advance(by: 50_000)
+        h.send("c", "auth", payload: ["token": "good-alice"])  // refreshed: now ends at 110 000
+        h.advance(by: 50_000)
+        #expect(h.closes.isEmpty, "the first token's expiry no longer applies")
+        h.advance(by: 10_000)
+        #expect(h.errorCodes("c").last == "AUTHENTICATION_EXPIRED")
+        #expect(h.closes.map(\.code) == [1008])
+        #expect(h.closes.first?.reason == "Authentication expired")
+    }
+
+    @Test func anExpiredHostLeavesItsRoomOnlyWhenDisconnected() {
+        var verifier = StubVerifier()
+        verifier.lifetimeMs = 1_000
+        let h = Harness(verifier: verifier)
+        h.connect("host")
+        h.send("host", "auth", payload: ["token": "good-alice"])
+        let room = h.createRoom("host")
+        h.advance(by: 1_000)
+        #expect(h.closes.map(\.client) == ["host"])
+        #expect(h.party.rooms[room] != nil, "the room goes when the socket does")
+        h.disconnect("host")
+        #expect(h.party.rooms[room] == nil)
+    }
+
+    @Test func inJWTModeTheNameComesFromTheToken() {
+        let h = Harness(verifier: StubVerifier())
+        h.connect("c")
+        h.send("c", "auth", payload: ["token": "good-alice"])
+        _ = h.createRoom("c", payload: ["user_name": "Mallory"])
+        #expect(h.party.sessions["c"]?.name == "Alice")
+    }
+}
