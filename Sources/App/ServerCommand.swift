@@ -45,6 +45,8 @@ struct ServerCommand: AsyncParsableCommand {
     @Option(help: "Clock leeway for JWT exp, seconds [JWT_LEEWAY_SECONDS] (default 60)") var jwtLeewaySeconds: Int?
     @Option(help: "JWT mode: seconds to a first successful auth [AUTH_TIMEOUT_SECONDS] (default 10)") var authTimeoutSeconds: Int?
     @Option(help: "Seconds between SIGTERM and closing rooms [DRAIN_DELAY_SECONDS] (default 0)") var drainDelaySeconds: Double?
+    @Flag(help: "Testing only: serve the WebSocket as a plain echo (for the Autobahn conformance suite), no rooms")
+    var echoConformance = false
     @Option(help: "Seconds after SIGTERM by which the process exits [SHUTDOWN_GRACE_SECONDS] (default 10)") var shutdownGraceSeconds: Double?
 
     func run() async throws {
@@ -112,6 +114,8 @@ struct ServerCommand: AsyncParsableCommand {
             settings.rules.authTimeoutMs = UInt64(jwt.authTimeoutSeconds) * 1000
             settings.jwt = jwt
         }
+
+        settings.echoConformance = echoConformance
 
         settings.drainDelaySeconds = try env.value(drainDelaySeconds, "DRAIN_DELAY_SECONDS", default: settings.drainDelaySeconds) { $0.isFinite && $0 >= 0 && $0 <= 3600 }
         settings.shutdownGraceSeconds = try env.value(shutdownGraceSeconds, "SHUTDOWN_GRACE_SECONDS", default: settings.shutdownGraceSeconds) {

@@ -15,6 +15,8 @@ struct ServerSettings: Sendable {
     var admission = AdmissionPolicy()
     /// Set when `JWT_SECRET` is: JWT mode. `nil`: open mode.
     var jwt: JWTSettings?
+    /// Conformance testing: the transport with an echo handler instead of the watch party.
+    var echoConformance = false
     /// Seconds between SIGTERM and closing every room (PROTOCOL.md §11).
     var drainDelaySeconds: Double = 0
     /// Seconds after SIGTERM by which the process has exited.

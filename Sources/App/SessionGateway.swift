@@ -239,7 +239,7 @@ struct ClientHandle: ConnectionSession {
     let gateway: SessionGateway
 
     func received(text: String) async { await gateway.received(text: text, from: id) }
-    func receivedBinary() async { gateway.receivedBinary(from: id) }
+    func received(binary: [UInt8]) async { gateway.receivedBinary(from: id) }
     func closed(code: UInt16?) async { gateway.disconnected(id, code: code) }
 }
 

@@ -20,7 +20,8 @@ struct SessionServer {
         self.logger = logger
         let party = Party(rules: settings.rules, roomIDs: RandomRoomIDs(), authRequired: settings.jwt != nil)
         self.gateway = SessionGateway(party: party, clock: clock, metrics: metrics, logger: logger, verifier: settings.jwt.map(JWTVerifier.init))
-        self.transport = WebSocketTransport(configuration: settings.transport, admission: settings.admission, acceptor: gateway)
+        let acceptor: any ConnectionAcceptor = settings.echoConformance ? EchoAcceptor() : gateway
+        self.transport = WebSocketTransport(configuration: settings.transport, admission: settings.admission, acceptor: acceptor)
     }
 
     /// The drain service; it runs before the HTTP server stops (services stop in reverse order).
@@ -43,6 +44,9 @@ struct SessionServer {
     }
 
     func run() async throws {
+        if settings.echoConformance {
+            logger.warning("Echo conformance mode: the WebSocket echoes messages, no watch party is served")
+        }
         if let jwt = settings.jwt {
             logger.info("JWT mode: clients must authenticate", metadata: ["audience": .string(jwt.audience), "issuer": .string(jwt.issuer)])
         } else {

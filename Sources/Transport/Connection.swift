@@ -38,7 +38,13 @@ public final class Connection: Sendable {
     /// Queues a text message. On `.overflow` the connection is being closed with 1008.
     @discardableResult
     public func send(_ message: OutboundText) -> SendResult {
-        queue.push(message.buffer)
+        queue.push(.text(message.buffer))
+    }
+
+    /// Queues a binary message (the watch-party protocol has none; the conformance echo does).
+    @discardableResult
+    public func send(binary bytes: [UInt8]) -> SendResult {
+        queue.push(.binary(ByteBuffer(bytes: bytes)))
     }
 
     /// Closes the connection with `code` after the messages already queued are written.
@@ -55,7 +61,7 @@ public protocol ConnectionSession: Sendable {
     /// A complete text message (reassembled, decompressed, within the size limit).
     func received(text: String) async
     /// A binary message (the protocol has none; the application answers with an error).
-    func receivedBinary() async
+    func received(binary: [UInt8]) async
     /// The connection is gone, for whatever reason. Called exactly once. `code` is the close
     /// code the server sent, or `nil` when the client closed or vanished first.
     func closed(code: UInt16?) async

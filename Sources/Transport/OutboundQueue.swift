@@ -11,6 +11,7 @@ import Synchronization
 final class OutboundQueue: Sendable {
     enum Item: Sendable, Equatable {
         case text(ByteBuffer)
+        case binary(ByteBuffer)
         case close(code: UInt16, reason: String)
     }
 
@@ -31,7 +32,7 @@ final class OutboundQueue: Sendable {
     }
 
     /// Appends a frame. `.overflow` means the client was just judged too slow.
-    func push(_ buffer: ByteBuffer) -> SendResult {
+    func push(_ item: Item) -> SendResult {
         let (result, wake, abort) = state.withLock { state -> (SendResult, CheckedContinuation<Item?, Never>?, CheckedContinuation<Void, Never>?) in
             guard !state.closing else { return (.closed, nil, nil) }
             if let waiter = state.waiter {
@@ -47,11 +48,11 @@ final class OutboundQueue: Sendable {
                 state.abortWaiter = nil
                 return (.overflow, nil, abort)
             }
-            state.items.append(.text(buffer))
+            state.items.append(item)
             state.highWater = max(state.highWater, state.items.count)
             return (.queued, nil, nil)
         }
-        wake?.resume(returning: .text(buffer))
+        wake?.resume(returning: item)
         abort?.resume()
         return result
     }

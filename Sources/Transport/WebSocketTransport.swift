@@ -116,9 +116,10 @@ public struct WebSocketTransport: Sendable {
                 // The writer: the only task that writes this connection's frames.
                 while let item = await queue.next() {
                     switch item {
-                    case .text(let buffer):
+                    case .text(let buffer), .binary(let buffer):
+                        let opcode: WebSocketOpcode = if case .text = item { .text } else { .binary }
                         do {
-                            try await outbound.write(.custom(WebSocketFrame(fin: true, opcode: .text, data: buffer)))
+                            try await outbound.write(.custom(WebSocketFrame(fin: true, opcode: opcode, data: buffer)))
                         } catch {
                             return .writerDone(code: nil)
                         }
@@ -139,7 +140,7 @@ public struct WebSocketTransport: Sendable {
                             await session.received(text: text)
                         case .binary(let buffer):
                             guard buffer.readableBytes <= maxSize else { return .tooBig }
-                            await session.receivedBinary()
+                            await session.received(binary: Array(buffer.readableBytesView))
                         }
                     }
                     return .peerClosed

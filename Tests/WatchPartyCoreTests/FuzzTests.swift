@@ -1,0 +1,233 @@
+import Foundation
+import Testing
+
+@testable import WatchPartyCore
+
+/// Seeded fuzzing of codec + core: random and mutated messages from several clients, with
+/// connects, disconnects and timers interleaved, checking after every step that nothing trapped,
+/// every reply is a documented message, and the room invariants hold.
+@Suite struct FuzzTests {
+    static let seed: UInt64 = 0x0DD5_EED5
+    static let steps = 100_000
+
+    @Test("100 000 fuzzed inputs through codec and core, seed 0x0DD5EED5")
+    func fuzzedInputsKeepEveryInvariant() throws {
+        var rng = SplitMix64(seed: Self.seed)
+        var rules = PartyRules()
+        rules.maxClientsPerRoom = 4
+        rules.rateLimitPerSecond = 1_000
+        var party = Party(rules: rules, roomIDs: SequentialRoomIDs())
+        var now: ServerTime = t0
+        var timers: [TimerRequest] = []
+        let clients = (0..<8).map { "client-\($0)" }
+        var connected = Set<ClientID>()
+        var stats = FuzzStats()
+
+        for step in 0..<Self.steps {
+            now += rng.next(upTo: 400)
+            var outcomes: [Outcome] = []
+            // Due timers first, as the shell would fire them.
+            let due = timers.filter { $0.due <= now }
+            timers.removeAll { $0.due <= now }
+            for timer in due { outcomes.append(party.fire(timer.key, now: now)) }
+
+            let client = clients[Int(rng.next(upTo: UInt64(clients.count)))]
+            let roll = rng.next(upTo: 100)
+            if !connected.contains(client) || roll < 2 {
+                if connected.contains(client) {
+                    outcomes.append(party.disconnect(client, now: now))
+                    connected.remove(client)
+                } else {
+                    outcomes.append(party.connect(client, now: now))
+                    connected.insert(client)
+                }
+            } else {
+                // Mostly the sender's own room, else another live room, else one that does not exist.
+                let own = party.sessions[client]?.roomID
+                let others = Array(party.rooms.keys)
+                let room: RoomID = if let own, rng.chance(65) { own } else if !others.isEmpty, rng.chance(70) { rng.pick(others) } else { "missing-room" }
+                let text = FuzzMessages.make(&rng, room: room, clients: clients)
+                stats.sent += 1
+                switch ClientMessageDecoder.decode(text) {
+                case .success(let message): outcomes.append(party.receive(message, from: client, now: now))
+                case .failure(let error):
+                    stats.undecodable += 1
+                    outcomes.append(party.reject(client, error.code, now: now))
+                }
+            }
+
+            for outcome in outcomes {
+                timers += outcome.timers
+                for delivery in outcome.deliveries {
+                    #expect(FuzzStats.documentedTypes.contains(delivery.message.type), "step \(step): undocumented \(delivery.message.type)")
+                    #expect(!delivery.recipients.isEmpty)
+                    if case .error(let code) = delivery.message.payload { stats.errors[code, default: 0] += 1 }
+                    if step % 16 == 0 {
+                        let json = delivery.message.encodedJSON()
+                        let object = try #require(try JSONSerialization.jsonObject(with: Data(json.utf8)) as? [String: Any], "step \(step)")
+                        #expect(object["ts"] is Int && object["server_ts"] is Int)
+                    }
+                }
+                for close in outcome.closes { connected.remove(close.client); outcomes.append(party.disconnect(close.client, now: now)) }
+            }
+            try Self.checkInvariants(party, step: step)
+        }
+        print("fuzz: \(stats.sent) messages (\(stats.undecodable) undecodable), seed \(String(Self.seed, radix: 16)), errors by code: \(stats.errors.map { "\($0.key.rawValue)=\($0.value)" }.sorted().joined(separator: " "))")
+        #expect(stats.sent > 90_000)
+        #expect(stats.errors.count >= 12, "the generator reaches most error paths")
+    }
+
+    static func checkInvariants(_ party: Party, step: Int) throws {
+        for (id, room) in party.rooms {
+            #expect(!room.members.isEmpty, "step \(step): empty room \(id)")
+            #expect(room.members.contains(room.hostID), "step \(step): host of \(id) is not a member")
+            #expect(room.ready.isSubset(of: Set(room.members)), "step \(step): ready ⊄ members in \(id)")
+            #expect(Set(room.members).count == room.members.count, "step \(step): duplicate member in \(id)")
+            #expect(room.members.count <= party.rules.maxClientsPerRoom)
+            for member in room.members {
+                #expect(party.sessions[member]?.roomID == id, "step \(step): \(member) in \(id) but its session says \(String(describing: party.sessions[member]?.roomID))")
+            }
+        }
+        for session in party.sessions.values {
+            if let roomID = session.roomID {
+                let room = try #require(party.rooms[roomID], "step \(step): \(session.id) points at a missing room")
+                #expect(room.members.contains(session.id))
+            }
+        }
+    }
+}
+
+struct FuzzStats {
+    var sent = 0
+    var undecodable = 0
+    var errors: [ErrorCode: Int] = [:]
+
+    static let documentedTypes: Set<String> = [
+        "client_hello", "auth_success", "room_list", "room_state", "participant_list", "participant_statuses",
+        "participants_update", "client_left", "host_changed", "room_closed", "player_event", "state_update",
+        "chat_message", "pong", "error",
+    ]
+}
+
+/// A small, fast, seedable generator (SplitMix64), so every run and failure is reproducible.
+struct SplitMix64 {
+    var state: UInt64
+    init(seed: UInt64) { state = seed }
+    mutating func next() -> UInt64 {
+        state &+= 0x9E37_79B9_7F4A_7C15
+        var z = state
+        z = (z ^ (z >> 30)) &* 0xBF58_476D_1CE4_E5B9
+        z = (z ^ (z >> 27)) &* 0x94D0_49BB_1331_11EB
+        return z ^ (z >> 31)
+    }
+    mutating func next(upTo bound: UInt64) -> UInt64 { bound == 0 ? 0 : next() % bound }
+    mutating func pick<T>(_ items: [T]) -> T { items[Int(next(upTo: UInt64(items.count)))] }
+    mutating func chance(_ percent: UInt64) -> Bool { next(upTo: 100) < percent }
+}
+
+/// Valid messages of every type, then mutated: fields removed, retyped, oversized,
+/// unicode-mangled; and plain random bytes.
+enum FuzzMessages {
+    static func make(_ rng: inout SplitMix64, room: RoomID, clients: [ClientID]) -> String {
+        switch rng.next(upTo: 20) {
+        case 0: return randomBytes(&rng)
+        case 1: return rng.pick(["", "{", "[]", "null", "1", "\"x\"", "{\"type\":1,\"ts\":1}", "{\"ts\":-1,\"type\":\"ping\"}", "{\"type\":\"ping\"}"])
+        default: break
+        }
+        var envelope = valid(&rng, room: room)
+        if rng.chance(35) { mutate(&envelope, &rng, clients: clients) }
+        var text = MiniJSON.encode(envelope)
+        if rng.chance(3) { text = mangleUnicode(text, &rng) }
+        return text
+    }
+
+    static func valid(_ rng: inout SplitMix64, room: RoomID) -> [String: Any] {
+        let position = rng.pick([0.0, 1.5, 12.0, 600.25, Double(rng.next(upTo: 7200))])
+        var envelope: [String: Any] = ["ts": Int(rng.next(upTo: 2_000_000_000_000))]
+        switch rng.next(upTo: 13) {
+        case 0: envelope["type"] = "auth"; envelope["payload"] = ["user_name": "fuzz", "protocol_version": 1, "features": ["host_transfer", "participant_status"]]
+        case 1: envelope["type"] = "ping"; envelope["payload"] = ["client_ts": 1]
+        case 2: envelope["type"] = "list_rooms"
+        case 3: envelope["type"] = "create_room"; envelope["payload"] = ["name": "Room", "start_pos": position, "media_id": "0123456789abcdef0123456789abcdef"]
+        case 4: envelope["type"] = "join_room"; envelope["room"] = room; envelope["payload"] = ["user_name": "Guest"]
+        case 5: envelope["type"] = "leave_room"
+        case 6: envelope["type"] = "close_room"
+        case 7: envelope["type"] = "ready"; envelope["room"] = room
+        case 8:
+            envelope["type"] = "player_event"; envelope["room"] = room
+            envelope["payload"] = ["action": rng.pick(["play", "pause", "seek", "buffering"]), "position": position, "play_state": rng.pick(["playing", "paused"])]
+        case 9: envelope["type"] = "state_update"; envelope["room"] = room; envelope["payload"] = ["position": position, "play_state": rng.pick(["playing", "paused"])]
+        case 10: envelope["type"] = "chat_message"; envelope["room"] = room; envelope["payload"] = ["text": rng.pick(["hi", " ", "a\u{0}b", String(repeating: "é", count: 260)])]
+        case 11: envelope["type"] = "participant_status"; envelope["payload"] = ["status": rng.pick(ParticipantStatus.allCases.map(\.rawValue) + ["dancing"])]
+        default: envelope["type"] = "client_log"; envelope["payload"] = ["category": rng.pick(["player", "bad category!", ""]), "message": "line\u{7}"]
+        }
+        return envelope
+    }
+
+    /// Larger than any limit in the protocol (made once: building it per message dominated the run).
+    static let hugeString = String(repeating: "x", count: 70_000)
+
+    static func mutate(_ envelope: inout [String: Any], _ rng: inout SplitMix64, clients: [ClientID]) {
+        let keys = Array(envelope.keys) + ["payload", "room", "client"]
+        let key = rng.pick(keys)
+        let odd: [Any] = [NSNull(), true, -1, 1e308, -0.0, "", hugeString, [1, 2], ["nested": ["deep": []]], "🙂\u{202E}", rng.pick(clients)]
+        switch rng.next(upTo: 4) {
+        case 0: envelope[key] = nil
+        case 1: envelope[key] = rng.pick(odd)
+        case 2:
+            if var payload = envelope["payload"] as? [String: Any], let field = payload.keys.randomElement(using: &rng) {
+                payload[field] = rng.chance(50) ? nil : rng.pick(odd)
+                envelope["payload"] = payload
+            }
+        default: envelope["type"] = rng.pick(["PING", "ping ", "create_room\u{0}", "x", "player_event"])
+        }
+    }
+
+    static func randomBytes(_ rng: inout SplitMix64) -> String {
+        let count = Int(rng.next(upTo: 64))
+        return String(decoding: (0..<count).map { _ in UInt8(truncatingIfNeeded: rng.next()) }, as: UTF8.self)
+    }
+
+    static func mangleUnicode(_ text: String, _ rng: inout SplitMix64) -> String {
+        var scalars = Array(text.unicodeScalars)
+        guard !scalars.isEmpty else { return text }
+        let index = Int(rng.next(upTo: UInt64(scalars.count)))
+        scalars[index] = rng.pick(["\u{FFFD}", "\u{0}", "\u{202E}", "\u{1F600}", "\"", "\\"])
+        return String(String.UnicodeScalarView(scalars))
+    }
+}
+
+extension SplitMix64: RandomNumberGenerator {}
+
+/// Serialises the generator's values (fast enough for 100 000 messages in a debug build).
+enum MiniJSON {
+    static func encode(_ value: Any) -> String {
+        switch value {
+        case is NSNull: return "null"
+        case let bool as Bool: return bool ? "true" : "false"
+        case let int as Int: return String(int)
+        case let double as Double: return double.isFinite ? "\(double)" : "0"
+        case let string as String: return quote(string)
+        case let array as [Any]: return "[" + array.map(encode).joined(separator: ",") + "]"
+        case let object as [String: Any]: return "{" + object.map { quote($0.key) + ":" + encode($0.value) }.joined(separator: ",") + "}"
+        default: return "null"
+        }
+    }
+
+    static func quote(_ string: String) -> String {
+        if string.utf8.allSatisfy({ $0 >= 0x20 && $0 < 0x80 && $0 != UInt8(ascii: "\"") && $0 != UInt8(ascii: "\\") }) {
+            return "\"" + string + "\""
+        }
+        var out = "\""
+        for scalar in string.unicodeScalars {
+            switch scalar {
+            case "\"": out += "\\\""
+            case "\\": out += "\\\\"
+            case "\n": out += "\\n"
+            default:
+                if scalar.value < 0x20 { out += String(format: "\\u%04x", scalar.value) } else { out.unicodeScalars.append(scalar) }
+            }
+        }
+        return out + "\""
+    }
+}
