@@ -47,6 +47,8 @@ struct ServerCommand: AsyncParsableCommand {
     @Option(help: "Seconds between SIGTERM and closing rooms [DRAIN_DELAY_SECONDS] (default 0)") var drainDelaySeconds: Double?
     @Flag(help: "Testing only: serve the WebSocket as a plain echo (for the Autobahn conformance suite), no rooms")
     var echoConformance = false
+    @Flag(help: "Benchmarking only: serve the WebSocket as a plain group fan-out (owp-bench's ceiling run), no rooms")
+    var fanoutCeiling = false
     @Option(help: "Seconds after SIGTERM by which the process exits [SHUTDOWN_GRACE_SECONDS] (default 10)") var shutdownGraceSeconds: Double?
 
     func run() async throws {
@@ -116,6 +118,8 @@ struct ServerCommand: AsyncParsableCommand {
         }
 
         settings.echoConformance = echoConformance
+        settings.fanoutCeiling = fanoutCeiling
+        if echoConformance && fanoutCeiling { throw ValidationError("--echo-conformance and --fanout-ceiling exclude each other") }
 
         settings.drainDelaySeconds = try env.value(drainDelaySeconds, "DRAIN_DELAY_SECONDS", default: settings.drainDelaySeconds) { $0.isFinite && $0 >= 0 && $0 <= 3600 }
         settings.shutdownGraceSeconds = try env.value(shutdownGraceSeconds, "SHUTDOWN_GRACE_SECONDS", default: settings.shutdownGraceSeconds) {

@@ -17,6 +17,8 @@ struct ServerSettings: Sendable {
     var jwt: JWTSettings?
     /// Conformance testing: the transport with an echo handler instead of the watch party.
     var echoConformance = false
+    /// Benchmarking: the transport with a trivial group fan-out instead of the watch party.
+    var fanoutCeiling = false
     /// Seconds between SIGTERM and closing every room (PROTOCOL.md §11).
     var drainDelaySeconds: Double = 0
     /// Seconds after SIGTERM by which the process has exited.

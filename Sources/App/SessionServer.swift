@@ -20,7 +20,8 @@ struct SessionServer {
         self.logger = logger
         let party = Party(rules: settings.rules, roomIDs: RandomRoomIDs(), authRequired: settings.jwt != nil)
         self.gateway = SessionGateway(party: party, clock: clock, metrics: metrics, logger: logger, verifier: settings.jwt.map(JWTVerifier.init))
-        let acceptor: any ConnectionAcceptor = settings.echoConformance ? EchoAcceptor() : gateway
+        let acceptor: any ConnectionAcceptor =
+            if settings.echoConformance { EchoAcceptor() } else if settings.fanoutCeiling { FanoutCeilingAcceptor() } else { gateway }
         self.transport = WebSocketTransport(configuration: settings.transport, admission: settings.admission, acceptor: acceptor)
     }
 
@@ -46,6 +47,9 @@ struct SessionServer {
     func run() async throws {
         if settings.echoConformance {
             logger.warning("Echo conformance mode: the WebSocket echoes messages, no watch party is served")
+        }
+        if settings.fanoutCeiling {
+            logger.warning("Fan-out ceiling mode: the WebSocket relays messages within groups, no watch party is served")
         }
         if let jwt = settings.jwt {
             logger.info("JWT mode: clients must authenticate", metadata: ["audience": .string(jwt.audience), "issuer": .string(jwt.issuer)])
