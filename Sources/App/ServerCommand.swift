@@ -62,7 +62,7 @@ struct ServerCommand: AsyncParsableCommand {
         let env = SettingSource(environment: environment)
         var settings = ServerSettings()
         settings.host = try env.value(host, "HOST", default: settings.host) { !$0.isEmpty }
-        settings.port = try env.value(port, "PORT", default: settings.port) { (1...65_535).contains($0) }
+        settings.port = try env.value(port, "PORT", default: settings.port) { (0...65_535).contains($0) }  // 0: any free port (logged)
         let level = try env.value(logLevel, "LOG_LEVEL", default: "info") { Logger.Level(rawValue: $0.lowercased()) != nil }
         settings.logLevel = Logger.Level(rawValue: level.lowercased()) ?? .info
         let format = try env.value(logFormat, "LOG_FORMAT", default: "text") { LogFormat(rawValue: $0.lowercased()) != nil }

@@ -100,6 +100,8 @@ public struct WebSocketTransport: Sendable {
         case tooBig
         /// The writer stopped: after sending a close with `code`, or (`nil`) because the peer went away.
         case writerDone(code: UInt16?)
+        /// The client did not answer our close in time.
+        case closeTimedOut
         case aborted
     }
 
@@ -157,6 +159,23 @@ public struct WebSocketTransport: Sendable {
                 return .writerDone(code: nil)  // it only ends when cancelled, or after asking the writer to close
             }
             let first = await group.next() ?? .peerClosed
+            if case .writerDone(let code?) = first {
+                // We sent a close: keep reading until the client's close arrives (the closing
+                // handshake, so its kernel never sees a reset while our close is still in flight),
+                // but never longer than closeTimeout.
+                let closeTimeout = configuration.closeTimeout
+                group.addTask {
+                    try? await Task.sleep(for: closeTimeout)
+                    return .closeTimedOut
+                }
+                while let next = await group.next() {
+                    if case .peerClosed = next { break }
+                    if case .readerFailed = next { break }
+                    if case .closeTimedOut = next { break }
+                }
+                group.cancelAll()
+                return .writerDone(code: code)
+            }
             group.cancelAll()
             return first
         }
@@ -178,7 +197,7 @@ public struct WebSocketTransport: Sendable {
             if !sent {
                 try? await channel.close()
             }
-        case .peerClosed, .writerDone:
+        case .peerClosed, .writerDone, .closeTimedOut:
             break
         }
     }
@@ -213,6 +232,7 @@ extension WebSocketTransport.Exit {
     var closeCode: UInt16? {
         switch self {
         case .peerClosed: nil
+        case .closeTimedOut: nil
         case .tooBig: 1009
         case .aborted: 1008
         case .writerDone(let code): code

@@ -31,7 +31,7 @@ import Testing
     }
 
     @Test(arguments: [
-        ["PORT": "abc"], ["PORT": "70000"], ["MAX_CLIENTS_PER_ROOM": "0"], ["LOG_LEVEL": "loud"],
+        ["PORT": "abc"], ["PORT": "70000"], ["PORT": "-1"], ["MAX_CLIENTS_PER_ROOM": "0"], ["LOG_LEVEL": "loud"],
         ["GUEST_PLAYBACK_CONTROL": "maybe"], ["POSITION_JITTER_THRESHOLD": "-1"], ["LOG_FORMAT": "xml"],
     ])
     func badValuesAreRefusedWithTheSettingsName(env: [String: String]) throws {

@@ -44,6 +44,11 @@ final class RawSocket: @unchecked Sendable {
         request += "Sec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZQ==\r\nSec-WebSocket-Version: 13\r\n"
         for header in extraHeaders { request += header + "\r\n" }
         request += "\r\n"
+        return try self.request(request)
+    }
+
+    /// Sends a raw HTTP request and returns the response head.
+    func request(_ request: String) throws -> String {
         try write(Array(request.utf8))
         var head: [UInt8] = []
         while !head.ends(with: Array("\r\n\r\n".utf8)) {

@@ -1,0 +1,78 @@
+import Foundation
+
+/// The real `owp-server` binary (built by `swift build --build-tests`), run as a child process.
+final class ServerProcess: @unchecked Sendable {
+    let process = Process()
+    let output = Pipe()
+    private(set) var port = 0
+    private let log = LogBuffer()
+
+    /// The debug binary next to the test bundle's build products.
+    static var binary: URL {
+        URL(fileURLWithPath: #filePath).deletingLastPathComponent().deletingLastPathComponent().deletingLastPathComponent()
+            .deletingLastPathComponent().appendingPathComponent(".build/debug/owp-server")
+    }
+
+    init(arguments: [String]) throws {
+        guard FileManager.default.isExecutableFile(atPath: Self.binary.path) else {
+            throw TestFailure("\(Self.binary.path) not built (run swift build --build-tests)")
+        }
+        process.executableURL = Self.binary
+        process.arguments = ["--host", "127.0.0.1", "--port", "0", "--allowed-origins", "*"] + arguments
+        process.standardOutput = output
+        process.standardError = output
+        let log = self.log
+        output.fileHandleForReading.readabilityHandler = { handle in
+            log.append(String(decoding: handle.availableData, as: UTF8.self))
+        }
+        try process.run()
+    }
+
+    /// Waits for the "listening on" line and reads the port from it.
+    func waitUntilListening(timeout: Duration = .seconds(10)) async throws {
+        let deadline = ContinuousClock.now + timeout
+        while ContinuousClock.now < deadline && process.isRunning {
+            if let range = log.text.range(of: #"listening on 127\.0\.0\.1:(\d+)"#, options: .regularExpression) {
+                port = Int(log.text[range].split(separator: ":").last ?? "") ?? 0
+                return
+            }
+            try await Task.sleep(for: .milliseconds(20))
+        }
+        throw TestFailure("server did not start: \(log.text)")
+    }
+
+    func signal(_ signal: Int32) { kill(process.processIdentifier, signal) }
+
+    /// Waits for the process to exit; returns its status, or nil after `timeout`.
+    func exitStatus(within timeout: Duration) async throws -> Int32? {
+        let deadline = ContinuousClock.now + timeout
+        while process.isRunning && ContinuousClock.now < deadline {
+            try await Task.sleep(for: .milliseconds(10))
+        }
+        return process.isRunning ? nil : process.terminationStatus
+    }
+
+    var logText: String { log.text }
+
+    deinit {
+        if process.isRunning { process.terminate() }
+        output.fileHandleForReading.readabilityHandler = nil
+    }
+
+    /// GET `path`; returns the status code.
+    func httpStatus(_ path: String) async throws -> Int {
+        let port = self.port
+        return try await offPool {
+            let socket = try RawSocket(port: port)
+            let head = try socket.request("GET \(path) HTTP/1.1\r\nHost: 127.0.0.1\r\nConnection: close\r\n\r\n")
+            return Int(head.split(separator: " ").dropFirst().first ?? "") ?? 0
+        }
+    }
+}
+
+final class LogBuffer: @unchecked Sendable {
+    private let lock = NSLock()
+    private var buffer = ""
+    func append(_ text: String) { lock.withLock { buffer += text } }
+    var text: String { lock.withLock { buffer } }
+}
