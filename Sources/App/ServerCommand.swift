@@ -3,6 +3,7 @@ import Foundation
 import Logging
 import Observability
 import Transport
+import WatchPartyCore
 
 /// `owp-server`: every setting from a flag or the environment variable of the same name
 /// (the flag wins), else the PROTOCOL.md default. Invalid values stop the start with a message
@@ -30,6 +31,7 @@ struct ServerCommand: AsyncParsableCommand {
     @Option(help: "Position jitter threshold, seconds [POSITION_JITTER_THRESHOLD] (default 0.5)") var positionJitterThreshold: Double?
     @Option(help: "Host reports ignored after a command, ms [COMMAND_COOLDOWN_MS] (default 2000)") var commandCooldownMs: Int?
     @Option(help: "Members per room [MAX_CLIENTS_PER_ROOM] (default 20)") var maxClientsPerRoom: Int?
+    @Option(help: "fixed|adaptive lead of scheduled plays [PLAY_SCHEDULE_MODE] (default fixed; see docs/sync.md)") var playScheduleMode: String?
     @Option(help: "Guests may play/pause: true|false [GUEST_PLAYBACK_CONTROL] (default true)") var guestPlaybackControl: String?
     @Option(help: "Largest inbound message, bytes [MAX_MESSAGE_SIZE] (default 65536)") var maxMessageSize: Int?
     @Option(help: "Outbound queue per connection, messages [OUTBOUND_QUEUE_SIZE] (default 100)") var outboundQueueSize: Int?
@@ -80,6 +82,8 @@ struct ServerCommand: AsyncParsableCommand {
         }
         rules.commandCooldownMs = UInt64(try env.value(commandCooldownMs, "COMMAND_COOLDOWN_MS", default: Int(rules.commandCooldownMs)) { (0...3_600_000).contains($0) })
         rules.maxClientsPerRoom = try env.value(maxClientsPerRoom, "MAX_CLIENTS_PER_ROOM", default: rules.maxClientsPerRoom) { (1...10_000).contains($0) }
+        let mode = try env.value(playScheduleMode, "PLAY_SCHEDULE_MODE", default: rules.playScheduleMode.rawValue) { PlayScheduleMode(rawValue: $0) != nil }
+        rules.playScheduleMode = PlayScheduleMode(rawValue: mode) ?? .fixed
         rules.guestPlaybackControl = try env.flag(guestPlaybackControl, "GUEST_PLAYBACK_CONTROL", default: rules.guestPlaybackControl)
         settings.rules = rules
 

@@ -90,6 +90,13 @@ final class SessionGateway: ConnectionAcceptor {
         }
     }
 
+    /// A ping's round trip to `client`: kept by the core (adaptive scheduling) and exported.
+    func recordRoundTrip(_ client: ClientID, _ rtt: Duration) {
+        metrics.roundTrip(seconds: rtt.seconds)
+        let milliseconds = UInt64(max(0, (rtt.seconds * 1000).rounded()))
+        state.withLock { $0.party.recordRoundTrip(client, milliseconds: milliseconds) }
+    }
+
     func fire(_ timer: TimerRequest) {
         apply { state, now in state.party.fire(timer.key, now: now) }
         // Measured after the handler ran, with sub-millisecond precision: timer delay + handling.
@@ -227,6 +234,8 @@ final class SessionGateway: ConnectionAcceptor {
             metrics.barrierReleased(cause: cause.rawValue, waitSeconds: Double(waited) / 1000)
         case .clientLog(let category, let message):
             logger.info("Client log", metadata: ["category": .string(category), "client_message": .string(message)])
+        case .playScheduled(let lead):
+            metrics.playScheduled(leadSeconds: Double(lead) / 1000)
         case .scheduledLateness, .participantStatus:
             break  // lateness is measured precisely in `fire`; statuses are read at scrape time
         }
@@ -241,6 +250,7 @@ struct ClientHandle: ConnectionSession {
     func received(text: String) async { await gateway.received(text: text, from: id) }
     func received(binary: [UInt8]) async { gateway.receivedBinary(from: id) }
     func closed(code: UInt16?) async { gateway.disconnected(id, code: code) }
+    func measured(roundTrip: Duration) { gateway.recordRoundTrip(id, roundTrip) }
 }
 
 extension Duration {

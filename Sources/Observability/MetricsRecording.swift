@@ -62,6 +62,14 @@ extension MetricsRegistry {
         barrierWait.record(waitSeconds)
     }
 
+    public func roundTrip(seconds: Double) {
+        clientRTT.record(seconds)
+    }
+
+    public func playScheduled(leadSeconds: Double) {
+        playLead.record(leadSeconds)
+    }
+
     public func scheduledRelease(latenessSeconds: Double) {
         schedulingLateness.record(max(0, latenessSeconds))
     }

@@ -34,6 +34,8 @@ public final class MetricsRegistry: Sendable {
     let barrierReleases: Labeled<Counter>
     let barrierWait: ValueHistogram
     let participantsByStatus: Labeled<Gauge>
+    let clientRTT: ValueHistogram
+    let playLead: ValueHistogram
     // Outbound
     let slowClientDisconnects: Counter
     let queueHighWater: Gauge
@@ -92,6 +94,12 @@ public final class MetricsRegistry: Sendable {
             [0.0005, 0.001, 0.002, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 1])
         barrierReleases = Labeled(registry, "owp_barrier_releases_total", "Pending plays released, by cause.", label: "cause", values: labels.barrierCauses)
         barrierWait = histogram("owp_barrier_wait_seconds", "How long a pending play waited on the ready barrier.", [0.01, 0.05, 0.1, 0.25, 0.5, 1, 1.5, 2, 3, 5])
+        clientRTT = histogram(
+            "owp_client_rtt_seconds", "Round trips to clients measured by the server's WebSocket pings.",
+            [0.005, 0.01, 0.025, 0.05, 0.1, 0.2, 0.3, 0.5, 1, 2])
+        playLead = histogram(
+            "owp_play_lead_seconds", "Lead of each scheduled play (target - release): fixed, or adaptive to the room's round trips.",
+            [0.1, 0.2, 0.3, 0.4, 0.5, 0.75, 1, 1.25, 1.5, 2])
         participantsByStatus = Labeled(registry, "owp_participants", "Room members by their last reported status.", label: "status", values: labels.statuses)
 
         slowClientDisconnects = counter("owp_slow_client_disconnects_total", "Clients disconnected because their outbound queue was full.")

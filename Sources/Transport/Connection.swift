@@ -62,6 +62,8 @@ public protocol ConnectionSession: Sendable {
     func received(text: String) async
     /// A binary message (the protocol has none; the application answers with an error).
     func received(binary: [UInt8]) async
+    /// A round trip measured by the server's ping (optional; the default ignores it).
+    func measured(roundTrip: Duration)
     /// The connection is gone, for whatever reason. Called exactly once. `code` is the close
     /// code the server sent, or `nil` when the client closed or vanished first.
     func closed(code: UInt16?) async
@@ -77,4 +79,8 @@ public protocol ConnectionAcceptor: Sendable {
 
 extension ConnectionAcceptor {
     public func refused(reason: String) {}
+}
+
+extension ConnectionSession {
+    public func measured(roundTrip: Duration) {}
 }

@@ -111,6 +111,7 @@ public struct WebSocketTransport: Sendable {
         activity: ActivityClock, logger: Logger
     ) async throws {
         let session = await acceptor.accept(connection)
+        try? await PongObserver.install(on: channel) { session.measured(roundTrip: $0) }
         let queue = connection.queue
         let maxSize = configuration.maxMessageSize
         let exit = await withTaskGroup(of: Exit.self) { group -> Exit in
@@ -204,10 +205,11 @@ public struct WebSocketTransport: Sendable {
 }
 
 extension WebSocketTransport {
-    /// Pings every `pingInterval`; once nothing has arrived for `idleTimeout`, closes with 1001
+    /// Pings at once and then every `pingInterval` (each ping carries its send time, so the pong
+    /// gives a round trip); once nothing has arrived for `idleTimeout`, closes with 1001
     /// (the close goes out after what is queued, then the connection ends like any other).
     func heartbeat(_ connection: Connection, outbound: WebSocketOutboundWriter, activity: ActivityClock) async {
-        var sincePing: Duration = .zero
+        var sincePing = configuration.pingInterval  // the first ping goes at once: a round trip to schedule with
         while !Task.isCancelled {
             let idle = activity.idle
             if idle >= configuration.idleTimeout {

@@ -10,6 +10,12 @@ public struct ClientSession: Sendable, Equatable {
     public var expiresAt: ServerTime?
     /// The server asked for this connection to be closed; its further input is ignored.
     public var closing = false
+    /// Round trips measured by the server's WebSocket pings, newest last (at most 8).
+    public internal(set) var recentRTTs: [UInt64] = []
+    /// Exponentially smoothed round trip (α = 1/8), in milliseconds.
+    public internal(set) var smoothedRTT: Double?
+    /// The worst of the recent round trips.
+    public var recentMaxRTT: UInt64? { recentRTTs.max() }
     /// Start and count of the current one-second rate window.
     var rateWindowStart: ServerTime
     var rateCount = 0

@@ -48,5 +48,7 @@ public enum DomainEvent: Sendable, Equatable {
     /// A timer-driven release ran this late after its due time.
     case scheduledLateness(latenessMs: UInt64)
     case participantStatus(ParticipantStatus)
+    /// A scheduled play went out with this lead (target − release).
+    case playScheduled(leadMs: UInt64)
     case clientLog(category: String, message: String)
 }

@@ -26,21 +26,25 @@ extension Party {
         let command = try parsePlayerCommand(commandPayload)
 
         let position = command.position ?? room.playback.position(at: now)
+        // Adaptive mode: a position the sender reported held when it clicked, about half a
+        // round trip ago; fixed mode keeps the protocol's "as of now".
+        let heldAt = rules.playScheduleMode == .adaptive && command.position != nil
+            ? now - min(now, UInt64((sessions[client]?.smoothedRTT ?? 0) / 2)) : now
         room.lastAcceptedAt = now
         switch command.action {
         case .play:
-            room.playback = Playback(position: position, playState: .paused, asOf: now)
+            room.playback = Playback(position: position, playState: .paused, asOf: heldAt)
             if room.allReady {
                 room.pendingPlay = nil
                 rooms[room.id] = room
-                schedulePlay(in: room.id, position: position, positionAsOf: now, requestedBy: client, releaseAt: now, out: &out)
+                schedulePlay(in: room.id, position: position, positionAsOf: heldAt, requestedBy: client, releaseAt: now, out: &out)
             } else if room.pendingPlay != nil {
                 room.pendingPlay?.position = position
-                room.pendingPlay?.positionAsOf = now
+                room.pendingPlay?.positionAsOf = heldAt
                 rooms[room.id] = room
             } else {
                 pendingGeneration += 1
-                room.pendingPlay = PendingPlay(position: position, positionAsOf: now, createdAt: now, requestedBy: client, generation: pendingGeneration)
+                room.pendingPlay = PendingPlay(position: position, positionAsOf: heldAt, createdAt: now, requestedBy: client, generation: pendingGeneration)
                 rooms[room.id] = room
                 out.timers.append(TimerRequest(key: .readyWait(room: room.id, generation: pendingGeneration), due: now + rules.maxReadyWaitMs))
             }
@@ -50,7 +54,7 @@ extension Party {
                 if room.pendingPlay != nil {
                     // The pending play starts from the new position; the room stays paused until it goes out.
                     room.pendingPlay?.position = position
-                    room.pendingPlay?.positionAsOf = now
+                    room.pendingPlay?.positionAsOf = heldAt
                     playState = .paused
                 } else {
                     playState = command.playState ?? room.playback.playState
@@ -60,11 +64,11 @@ extension Party {
                 playState = .paused
             }
             let target = now + rules.controlScheduleMs
-            room.playback = Playback(position: position, playState: playState, asOf: now)
+            room.playback = Playback(position: position, playState: playState, asOf: heldAt)
             room.lastCommandTarget = target
             rooms[room.id] = room
             let event = PlayerEventPayload(action: command.action, position: position, playState: playState, targetServerTs: target)
-            out.send(.playerEvent(event), to: room.members.filter { $0 != client }, room: room.id, client: client, now: now)
+            out.send(.playerEvent(event), to: room.members.filter { $0 != client }, room: room.id, client: client, now: now, serverTs: heldAt)
         }
     }
 
@@ -93,7 +97,9 @@ extension Party {
     /// A scheduled play to every member, the host included (PROTOCOL.md §7).
     private mutating func schedulePlay(in roomID: RoomID, position: Double, positionAsOf: ServerTime, requestedBy: ClientID, releaseAt now: ServerTime, out: inout Outcome) {
         guard var room = rooms[roomID] else { return }
-        let target = now + rules.playScheduleMs
+        let lead = rules.playLead(recentMaxRTTs: room.members.map { sessions[$0]?.recentMaxRTT })
+        let target = now + lead
+        out.events.append(.playScheduled(leadMs: lead))
         room.playback = Playback(position: position, playState: .playing, asOf: positionAsOf)
         room.lastCommandTarget = target
         room.lastAcceptedAt = now

@@ -117,6 +117,15 @@ public struct Party: Sendable {
         return out
     }
 
+    /// A round trip to `client` measured by the transport's ping (input to adaptive scheduling).
+    public mutating func recordRoundTrip(_ client: ClientID, milliseconds rtt: UInt64) {
+        guard var session = sessions[client] else { return }
+        session.recentRTTs.append(rtt)
+        if session.recentRTTs.count > 8 { session.recentRTTs.removeFirst(session.recentRTTs.count - 8) }
+        session.smoothedRTT = session.smoothedRTT.map { $0 + (Double(rtt) - $0) / 8 } ?? Double(rtt)
+        sessions[client] = session
+    }
+
     /// Begin a drain: from now on create and join are refused with SERVER_SHUTTING_DOWN.
     public mutating func beginDrain() {
         draining = true

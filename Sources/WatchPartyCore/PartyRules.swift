@@ -30,5 +30,35 @@ public struct PartyRules: Sendable, Equatable {
     /// JWT mode: time to a first successful `auth` (`AUTH_TIMEOUT_SECONDS`).
     public var authTimeoutMs: UInt64 = 10_000
 
+    /// How a scheduled play's lead time is chosen (`PLAY_SCHEDULE_MODE`).
+    public var playScheduleMode: PlayScheduleMode = .fixed
+    /// Adaptive mode: added to twice the room's worst recent round trip (see ``PlayScheduleMode/adaptive``).
+    public var adaptiveMarginMs: UInt64 = 100
+
     public init() {}
+
+    /// The lead of a scheduled play for members whose worst recent round trips are `recentMaxRTTs`
+    /// (`nil` for a member not measured yet).
+    public func playLead(recentMaxRTTs: [UInt64?]) -> UInt64 {
+        switch playScheduleMode {
+        case .fixed:
+            return playScheduleMs
+        case .adaptive:
+            // A member we know nothing about gets the full, fixed lead: unknown is not fast.
+            guard !recentMaxRTTs.isEmpty, !recentMaxRTTs.contains(nil) else { return playScheduleMs }
+            let worst = recentMaxRTTs.compactMap { $0 }.max() ?? 0
+            return min(max(2 * worst + adaptiveMarginMs, controlScheduleMs), playScheduleMs)
+        }
+    }
+}
+
+/// How far ahead a scheduled play is set (PROTOCOL.md §7 fixes 1500 ms).
+public enum PlayScheduleMode: String, Sendable, Equatable, CaseIterable {
+    /// Always `PLAY_SCHEDULE_MS` (the protocol's rule).
+    case fixed
+    /// `clamp(2 × the highest recent RTT in the room + margin, CONTROL_SCHEDULE_MS, PLAY_SCHEDULE_MS)`:
+    /// one RTT covers the message's way down even on a fully asymmetric link, the second covers
+    /// a spike up to the worst seen recently, and the margin covers jitter, timer granularity
+    /// and the client's clock-offset error.
+    case adaptive
 }

@@ -1,6 +1,7 @@
 import Foundation
 import Testing
 
+import SyncSimulator
 @testable import WatchPartyCore
 
 /// Seeded fuzzing of codec + core: random and mutated messages from several clients, with
@@ -109,22 +110,6 @@ struct FuzzStats {
     ]
 }
 
-/// A small, fast, seedable generator (SplitMix64), so every run and failure is reproducible.
-struct SplitMix64 {
-    var state: UInt64
-    init(seed: UInt64) { state = seed }
-    mutating func next() -> UInt64 {
-        state &+= 0x9E37_79B9_7F4A_7C15
-        var z = state
-        z = (z ^ (z >> 30)) &* 0xBF58_476D_1CE4_E5B9
-        z = (z ^ (z >> 27)) &* 0x94D0_49BB_1331_11EB
-        return z ^ (z >> 31)
-    }
-    mutating func next(upTo bound: UInt64) -> UInt64 { bound == 0 ? 0 : next() % bound }
-    mutating func pick<T>(_ items: [T]) -> T { items[Int(next(upTo: UInt64(items.count)))] }
-    mutating func chance(_ percent: UInt64) -> Bool { next(upTo: 100) < percent }
-}
-
 /// Valid messages of every type, then mutated: fields removed, retyped, oversized,
 /// unicode-mangled; and plain random bytes.
 enum FuzzMessages {
@@ -197,7 +182,6 @@ enum FuzzMessages {
     }
 }
 
-extension SplitMix64: RandomNumberGenerator {}
 
 /// Serialises the generator's values (fast enough for 100 000 messages in a debug build).
 enum MiniJSON {
