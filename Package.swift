@@ -6,6 +6,7 @@ let package = Package(
     platforms: [.macOS(.v15)],
     products: [
         .executable(name: "owp-server", targets: ["App"]),
+        .executable(name: "owp-syncsim", targets: ["SyncSim"]),
     ],
     dependencies: [
         .package(url: "https://github.com/hummingbird-project/hummingbird.git", from: "2.28.1"),
@@ -67,9 +68,26 @@ let package = Package(
             ],
             swiftSettings: strict
         ),
+        // The sync simulator: virtual clients with their own clocks and links against the real core.
+        .target(
+            name: "SyncSimulator",
+            dependencies: ["WatchPartyCore"],
+            swiftSettings: strict
+        ),
+        // owp-syncsim: the published sync table (docs/sync.md).
+        .executableTarget(
+            name: "SyncSim",
+            dependencies: ["SyncSimulator", "WatchPartyCore"],
+            swiftSettings: strict
+        ),
+        .testTarget(
+            name: "SyncSimulatorTests",
+            dependencies: ["SyncSimulator", "WatchPartyCore"],
+            swiftSettings: strict
+        ),
         .testTarget(
             name: "WatchPartyCoreTests",
-            dependencies: ["WatchPartyCore"],
+            dependencies: ["WatchPartyCore", "SyncSimulator"],
             swiftSettings: strict
         ),
         .testTarget(
