@@ -130,35 +130,34 @@ struct Labeled<Metric: AnyObject & Sendable>: Sendable {
     subscript(_ value: String) -> Metric { series[value] ?? other }
 }
 
+extension Labeled {
+    /// One series per value (and `other`), each made by `make` with its label pair.
+    init(label: String, values: [String], make: ([(String, String)]) -> Metric) {
+        var series: [String: Metric] = [:]
+        for value in values + ["other"] {
+            series[value] = make([(label, value)])
+        }
+        self.init(series, other: series["other"]!)
+    }
+}
+
 extension Labeled where Metric == Counter {
     init(_ registry: PrometheusCollectorRegistry, _ name: String, _ help: String, label: String, values: [String]) {
         let descriptor = MetricNameDescriptor(metricName: name, unitName: "", helpText: help)
-        var series: [String: Counter] = [:]
-        for value in values + ["other"] {
-            series[value] = registry.makeCounter(descriptor: descriptor, labels: [(label, value)])
-        }
-        self.init(series, other: series["other"]!)
+        self.init(label: label, values: values) { registry.makeCounter(descriptor: descriptor, labels: $0) }
     }
 }
 
 extension Labeled where Metric == Gauge {
     init(_ registry: PrometheusCollectorRegistry, _ name: String, _ help: String, label: String, values: [String]) {
         let descriptor = MetricNameDescriptor(metricName: name, unitName: "", helpText: help)
-        var series: [String: Gauge] = [:]
-        for value in values + ["other"] {
-            series[value] = registry.makeGauge(descriptor: descriptor, labels: [(label, value)])
-        }
-        self.init(series, other: series["other"]!)
+        self.init(label: label, values: values) { registry.makeGauge(descriptor: descriptor, labels: $0) }
     }
 }
 
 extension Labeled where Metric == ValueHistogram {
     init(_ registry: PrometheusCollectorRegistry, _ name: String, _ help: String, label: String, values: [String], buckets: [Double]) {
         let descriptor = MetricNameDescriptor(metricName: name, unitName: "", helpText: help)
-        var series: [String: ValueHistogram] = [:]
-        for value in values + ["other"] {
-            series[value] = registry.makeValueHistogram(descriptor: descriptor, labels: [(label, value)], buckets: buckets)
-        }
-        self.init(series, other: series["other"]!)
+        self.init(label: label, values: values) { registry.makeValueHistogram(descriptor: descriptor, labels: $0, buckets: buckets) }
     }
 }

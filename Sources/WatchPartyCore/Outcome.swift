@@ -25,6 +25,8 @@ public enum TimerKey: Sendable, Equatable, Hashable {
     case readyWait(room: RoomID, generation: UInt64)
     /// The end of a `participant_statuses` coalescing window.
     case statusFlush(room: RoomID)
+    /// The end of a `room_list` lobby coalescing window.
+    case lobbyFlush
     /// JWT mode: the deadline for a connection's first successful `auth`.
     case authTimeout(client: ClientID)
     /// JWT mode: the session's token expires (a later `auth` moves `expiresAt`, making this one stale).

@@ -17,22 +17,48 @@ extension Party {
     /// Moves a connection in or out of a room: the one place a membership pointer changes.
     mutating func setRoom(of client: ClientID, to roomID: RoomID?) {
         sessions[client]?.roomID = roomID
+        refreshLobby(client)
     }
 
-    /// Authenticated connections that are in no room: the lobby.
-    func lobbyMembers() -> [ClientID] {
-        sessions.values.filter { $0.authenticated && $0.roomID == nil }.map(\.id)
-    }
-
-    /// One `room_list` to the lobby and to everyone who left a room during this input.
-    func flushLobby(_ change: LobbyChange, now: ServerTime, out: inout Outcome) {
-        guard change.roomsChanged || !change.leftRoom.isEmpty else { return }
-        var recipients = Set(lobbyMembers())
-        var ordered = Array(recipients).sorted()
-        for client in change.leftRoom where sessions[client]?.authenticated == true && !recipients.contains(client) {
-            recipients.insert(client)
-            ordered.append(client)
+    /// Keeps the lobby index (authenticated connections in no room) exact for `client`.
+    mutating func refreshLobby(_ client: ClientID) {
+        if let session = sessions[client], session.authenticated, session.roomID == nil {
+            lobbyClients.insert(client)
+        } else {
+            lobbyClients.remove(client)
         }
-        out.send(.roomList(roomSummaries()), to: ordered, now: now)
+    }
+
+    /// Sends `room_list` at once to everyone who left a room during this input, and to the lobby
+    /// when rooms or counts changed: at once if no lobby broadcast went out in the last
+    /// `lobbyCoalesceMs`, else once at the end of that window (PROTOCOL.md §5 allows 100 ms),
+    /// with the list as it is then. With thousands of lobby connections, a burst of joins would
+    /// otherwise send each of them one list per join.
+    mutating func flushLobby(_ change: LobbyChange, now: ServerTime, out: inout Outcome) {
+        var recipients: [ClientID] = []
+        if change.roomsChanged {
+            if let windowEnd = lobbyWindowEnd, now < windowEnd {
+                if !lobbyFlushPending {
+                    lobbyFlushPending = true
+                    out.timers.append(TimerRequest(key: .lobbyFlush, due: windowEnd))
+                }
+            } else {
+                lobbyWindowEnd = now + rules.lobbyCoalesceMs
+                recipients = Array(lobbyClients)
+            }
+        }
+        let alreadyIncluded = Set(recipients)
+        for client in change.leftRoom where sessions[client]?.authenticated == true && !alreadyIncluded.contains(client) {
+            recipients.append(client)
+        }
+        out.send(.roomList(roomSummaries()), to: recipients, now: now)
+    }
+
+    /// The end of a coalescing window with a change pending: the lobby gets the current list.
+    mutating func fireLobbyFlush(now: ServerTime, out: inout Outcome) {
+        guard lobbyFlushPending else { return }
+        lobbyFlushPending = false
+        lobbyWindowEnd = now + rules.lobbyCoalesceMs
+        out.send(.roomList(roomSummaries()), to: Array(lobbyClients), now: now)
     }
 }

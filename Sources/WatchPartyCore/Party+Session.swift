@@ -34,6 +34,7 @@ extension Party {
             features = ClientFeature.allCases.filter(session.features.contains).map(\.rawValue)
         }
         sessions[client] = session
+        refreshLobby(client)
         out.send(.authSuccess(userName: session.name, protocolVersion: version, features: features), to: [client], client: client, now: now)
         if !wasAuthenticated && session.roomID == nil {
             out.send(.roomList(roomSummaries()), to: [client], now: now)

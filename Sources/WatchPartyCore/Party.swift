@@ -32,6 +32,10 @@ public struct Party: Sendable {
     public let authRequired: Bool
     var roomSequence: UInt64 = 0
     var pendingGeneration: UInt64 = 0
+    /// Authenticated connections in no room (kept by ``setRoom(of:to:)`` and ``refreshLobby(_:)``).
+    var lobbyClients: Set<ClientID> = []
+    var lobbyWindowEnd: ServerTime?
+    var lobbyFlushPending = false
 
     public init(rules: PartyRules = PartyRules(), roomIDs: any RoomIDSource, authRequired: Bool = false) {
         self.rules = rules
@@ -47,6 +51,7 @@ public struct Party: Sendable {
     public mutating func connect(_ client: ClientID, now: ServerTime) -> Outcome {
         var out = Outcome()
         sessions[client] = ClientSession(id: client, userID: "anonymous", name: "Anonymous", authenticated: !authRequired, connectedAt: now)
+        refreshLobby(client)
         out.send(.clientHello(clientID: client), to: [client], client: client, now: now)
         if authRequired {
             out.timers.append(TimerRequest(key: .authTimeout(client: client), due: now + rules.authTimeoutMs))
@@ -63,6 +68,8 @@ public struct Party: Sendable {
         var lobby = LobbyChange()
         departFromRoom(client, now: now, out: &out, lobby: &lobby)
         sessions[client] = nil
+        refreshLobby(client)
+        lobby.leftRoom.removeAll { $0 == client }
         flushLobby(lobby, now: now, out: &out)
         return out
     }
@@ -107,6 +114,8 @@ public struct Party: Sendable {
             releasePendingPlay(in: roomID, cause: .timeout, now: now, due: due, out: &out)
         case .statusFlush(let roomID):
             flushStatuses(in: roomID, now: now, out: &out)
+        case .lobbyFlush:
+            fireLobbyFlush(now: now, out: &out)
         case .authTimeout(let client):
             guard let session = sessions[client], !session.authenticated, !session.closing else { return out }
             endSession(client, .authenticationTimeout, now: now, out: &out)

@@ -21,6 +21,8 @@ public struct PartyRules: Sendable, Equatable {
     public var guestPlaybackControl: Bool = true
     /// `participant_statuses` broadcasts per room are spaced at least this far apart.
     public var statusCoalesceMs: UInt64 = 250
+    /// Lobby `room_list` broadcasts are spaced at least this far apart (PROTOCOL.md §5: ≤ 100 ms).
+    public var lobbyCoalesceMs: UInt64 = 100
     /// Longest chat text, in UTF-8 bytes as sent.
     public var maxChatBytes: Int = 500
     /// Largest media position accepted, in seconds.

@@ -633,3 +633,36 @@ import Testing
         #expect(h.last("g", "room_state")?.statePosition == 13.0, "a paused room does not advance")
     }
 }
+
+/// Lobby `room_list` coalescing (PROTOCOL.md §5: within 100 ms, the last one always current).
+@Suite struct LobbyCoalescingTests {
+    @Test func aBurstOfChangesIsOneImmediateListThenOneCurrentListAtTheWindowEnd() throws {
+        let h = Harness(coalesceLobby: true)
+        h.connect("lobby")
+        for host in ["a", "b", "c"] { h.connect(host) }
+        h.clear()
+        _ = h.createRoom("a")
+        #expect(h.messages("lobby", "room_list").count == 1, "the first change goes out at once")
+        h.advance(by: 10)
+        _ = h.createRoom("b")
+        h.advance(by: 10)
+        _ = h.createRoom("c")
+        #expect(h.messages("lobby", "room_list").count == 1, "later changes in the window wait")
+        h.advance(by: 80)
+        let lists = h.messages("lobby", "room_list")
+        #expect(lists.count == 2)
+        #expect(lists.last?.roomListIDs == ["room-1", "room-2", "room-3"], "the last list is current")
+        #expect(lists.last?.ts == t0 + 100)
+    }
+
+    @Test func aConnectionLeavingARoomGetsTheListAtOnceEvenInsideTheWindow() {
+        let h = Harness(coalesceLobby: true)
+        h.connect("host")
+        h.connect("guest")
+        let room = h.createRoom("host")
+        h.joinRoom("guest", room)
+        h.clear()
+        h.send("guest", "leave_room")
+        #expect(h.messages("guest", "room_list").count == 1)
+    }
+}

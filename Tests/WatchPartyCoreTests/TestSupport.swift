@@ -128,7 +128,11 @@ final class Harness {
 
     let verifier: StubVerifier?
 
-    init(rules: PartyRules = PartyRules(), verifier: StubVerifier? = nil, start: ServerTime = t0) {
+    /// `coalesceLobby: false` (the default here) turns the lobby's 100 ms coalescing off, so a
+    /// test sees each lobby broadcast at once and only the timers of the rule it is about.
+    init(rules: PartyRules = PartyRules(), verifier: StubVerifier? = nil, start: ServerTime = t0, coalesceLobby: Bool = false) {
+        var rules = rules
+        if !coalesceLobby { rules.lobbyCoalesceMs = 0 }
         party = Party(rules: rules, roomIDs: SequentialRoomIDs(), authRequired: verifier != nil)
         self.verifier = verifier
         now = start
