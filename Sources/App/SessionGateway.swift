@@ -65,6 +65,7 @@ final class SessionGateway: ConnectionAcceptor {
             type = "invalid"
         }
         metrics.messageReceived(type: type)
+        logger.debug("Message received", metadata: ["client_id": .string(client), "type": .string(type)])
         apply { state, now in
             switch decoded {
             case .success(let message): state.party.receive(message, from: client, now: now, verdict: verdict)
@@ -236,8 +237,8 @@ final class SessionGateway: ConnectionAcceptor {
             logger.info("Client log", metadata: ["category": .string(category), "client_message": .string(message)])
         case .playScheduled(let lead):
             metrics.playScheduled(leadSeconds: Double(lead) / 1000)
-        case .scheduledLateness, .participantStatus:
-            break  // lateness is measured precisely in `fire`; statuses are read at scrape time
+        case .participantStatus:
+            break  // statuses are read at scrape time; timer lateness is measured precisely in `fire`
         }
     }
 }

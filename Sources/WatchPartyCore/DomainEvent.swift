@@ -45,8 +45,6 @@ public enum DomainEvent: Sendable, Equatable {
     case stateUpdate(result: StateUpdateResult, drift: Double)
     /// A pending play went out. `waitedMs` since it was created; `latenessMs` past its due time.
     case barrierReleased(cause: BarrierReleaseCause, waitedMs: UInt64, latenessMs: UInt64)
-    /// A timer-driven release ran this late after its due time.
-    case scheduledLateness(latenessMs: UInt64)
     case participantStatus(ParticipantStatus)
     /// A scheduled play went out with this lead (target − release).
     case playScheduled(leadMs: UInt64)

@@ -88,9 +88,6 @@ extension Party {
         rooms[roomID] = room
         let lateness = now > due ? now - due : 0
         out.events.append(.barrierReleased(cause: cause, waitedMs: now - min(now, pending.createdAt), latenessMs: lateness))
-        if cause == .timeout {
-            out.events.append(.scheduledLateness(latenessMs: lateness))
-        }
         schedulePlay(in: roomID, position: pending.position, positionAsOf: pending.positionAsOf, requestedBy: pending.requestedBy, releaseAt: now, out: &out)
     }
 

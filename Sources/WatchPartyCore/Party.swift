@@ -90,8 +90,7 @@ public struct Party: Sendable {
         guard let session = sessions[client], !session.closing else { return out }
         guard withinRateLimit(client, counted: message.type != .clientLog, now: now, out: &out) else { return out }
         var lobby = LobbyChange()
-        let servedBeforeAuth: Set<ClientMessageType> = [.auth, .ping, .clientLog]
-        if !session.authenticated && !servedBeforeAuth.contains(message.type) {
+        if !session.authenticated && !Self.servedBeforeAuth.contains(message.type) {
             out.error(.authenticationRequired, to: client, room: message.room, now: now)
             return out
         }
@@ -150,6 +149,9 @@ public struct Party: Sendable {
         flushLobby(lobby, now: now, out: &out)
         return out
     }
+
+    /// Until authenticated, only these are served (PROTOCOL.md §4).
+    static let servedBeforeAuth: Set<ClientMessageType> = [.auth, .ping, .clientLog]
 
     // MARK: Dispatch
 
