@@ -47,7 +47,6 @@ public struct WebSocketTransport: Sendable {
             maxFrameSize: configuration.maxMessageSize,
             extensions: extensions,
             autoPing: .disabled,  // our heartbeat pings, and judges idleness by any inbound frame
-
             closeTimeout: configuration.closeTimeout,
             validateUTF8: true
         )
@@ -79,8 +78,9 @@ public struct WebSocketTransport: Sendable {
         }
     }
 
-    /// Answers the upgrade request with a plain HTTP status and closes. (The library's own
-    /// refusal is always 400; the protocol wants 403, 404, 429 or 503.)
+    /// Answers the upgrade request with a plain HTTP status and `Connection: close`. (The
+    /// library's own refusal is always 400; the protocol wants 403, 404, 429 or 503. The library
+    /// then ends the exchange; its own 400 after ours is never read by a client.)
     static func refuse(_ channel: any Channel, status: Int) async {
         let status = HTTPResponseStatus(statusCode: status)
         let body = #"{"error":"\#(status.reasonPhrase)"}"#
@@ -91,7 +91,7 @@ public struct WebSocketTransport: Sendable {
         try? await channel.writeAndFlush(HTTPServerResponsePart.head(HTTPResponseHead(version: .http1_1, status: status, headers: headers)))
         try? await channel.writeAndFlush(HTTPServerResponsePart.body(.byteBuffer(ByteBuffer(string: body))))
         try? await channel.writeAndFlush(HTTPServerResponsePart.end(nil))
-        // Not closed here: the library then ends the exchange itself (closing here makes it log an error).
+        // Not closed here: closing under the library makes it log an error per refusal.
     }
 
     enum Exit: Sendable {
