@@ -274,6 +274,7 @@ expected = {
     "owp_scheduling_lateness_seconds": "histogram", "owp_barrier_releases_total": "counter",
     "owp_barrier_wait_seconds": "histogram", "owp_participants": "gauge", "owp_slow_client_disconnects_total": "counter",
     "owp_outbound_queue_high_water": "gauge", "owp_draining": "gauge", "owp_drain_duration_seconds": "gauge",
+    "owp_client_rtt_seconds": "histogram", "owp_play_lead_seconds": "histogram",
 }
 problems = [f"{name}: expected {kind}, got {types.get(name, 'nothing')}" for name, kind in expected.items() if types.get(name) != kind]
 problems += [f"{name}: exposed but not documented in the check" for name in types if name.startswith("owp_") and name not in expected]
