@@ -9,9 +9,10 @@ struct LobbyChange {
 extension Party {
     /// Every room, in creation order, as `room_list` shows it.
     func roomSummaries() -> [RoomSummary] {
-        rooms.values.sorted { $0.sequence < $1.sequence }.map {
-            RoomSummary(id: $0.id, name: $0.name, count: $0.members.count, mediaID: $0.mediaID)
-        }
+        // Summarise first, then sort the small values (sorting Room values copies whole rooms).
+        rooms.values.map { ($0.sequence, RoomSummary(id: $0.id, name: $0.name, count: $0.members.count, mediaID: $0.mediaID)) }
+            .sorted { $0.0 < $1.0 }
+            .map(\.1)
     }
 
     /// Moves a connection in or out of a room: the one place a membership pointer changes.
@@ -51,6 +52,8 @@ extension Party {
         for client in change.leftRoom where sessions[client]?.authenticated == true && !alreadyIncluded.contains(client) {
             recipients.append(client)
         }
+        // Most inputs change no room: build the list only when someone will get it.
+        guard !recipients.isEmpty else { return }
         out.send(.roomList(roomSummaries()), to: recipients, now: now)
     }
 
@@ -59,6 +62,7 @@ extension Party {
         guard lobbyFlushPending else { return }
         lobbyFlushPending = false
         lobbyWindowEnd = now + rules.lobbyCoalesceMs
+        guard !lobbyClients.isEmpty else { return }
         out.send(.roomList(roomSummaries()), to: Array(lobbyClients), now: now)
     }
 }
