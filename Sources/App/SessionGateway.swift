@@ -101,7 +101,7 @@ final class SessionGateway: ConnectionAcceptor {
     func fire(_ timer: TimerRequest) {
         apply { state, now in state.party.fire(timer.key, now: now) }
         // Measured after the handler ran, with sub-millisecond precision: timer delay + handling.
-        let lateness = Date().timeIntervalSince1970 - Double(timer.due) / 1000
+        let lateness = (clock.preciseNow() - Double(timer.due)) / 1000
         metrics.scheduledRelease(latenessSeconds: lateness)
     }
 
@@ -194,21 +194,20 @@ final class SessionGateway: ConnectionAcceptor {
             }
             return outcome
         }
-        if !outcome.timers.isEmpty {
-            let now = clock.now()
-            for timer in outcome.timers {
-                schedule(timer, now: now)
-            }
+        for timer in outcome.timers {
+            schedule(timer)
         }
         for event in outcome.events {
             record(event)
         }
     }
 
-    private func schedule(_ timer: TimerRequest, now: ServerTime) {
-        let delay = timer.due > now ? timer.due - now : 0
+    private func schedule(_ timer: TimerRequest) {
+        // From the precise clock: sleeping `due − now` whole milliseconds would fire every timer
+        // up to 1 ms late before any real delay (the server clock floors to milliseconds).
+        let delay = max(0, (Double(timer.due) - clock.preciseNow()) / 1000)
         Task { [weak self] in
-            try? await Task.sleep(for: .milliseconds(delay), tolerance: .zero)
+            try? await Task.sleep(for: .seconds(delay), tolerance: .zero)
             self?.fire(timer)
         }
     }
