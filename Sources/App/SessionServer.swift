@@ -20,9 +20,15 @@ struct SessionServer {
         self.logger = logger
         let party = Party(rules: settings.rules, roomIDs: RandomRoomIDs(), authRequired: settings.jwt != nil)
         self.gateway = SessionGateway(party: party, clock: clock, metrics: metrics, logger: logger, verifier: settings.jwt.map(JWTVerifier.init))
+        var transportConfiguration = settings.transport
+        if settings.echoConformance {
+            // Autobahn's client answers a ping even in the middle of a frame it is sending in
+            // chops (cases 6.4.3/6.4.4), corrupting its own stream: no early ping in echo mode.
+            transportConfiguration.firstPingDelay = transportConfiguration.pingInterval
+        }
         let acceptor: any ConnectionAcceptor =
             if settings.echoConformance { EchoAcceptor() } else if settings.fanoutCeiling { FanoutCeilingAcceptor() } else { gateway }
-        self.transport = WebSocketTransport(configuration: settings.transport, admission: settings.admission, acceptor: acceptor)
+        self.transport = WebSocketTransport(configuration: transportConfiguration, admission: settings.admission, acceptor: acceptor)
     }
 
     /// The drain service; it runs before the HTTP server stops (services stop in reverse order).

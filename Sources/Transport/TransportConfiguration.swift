@@ -12,6 +12,8 @@ public struct TransportConfiguration: Sendable, Equatable {
     public var compression: Bool = true
     /// Interval of server WebSocket pings.
     public var pingInterval: Duration = .seconds(20)
+    /// Delay of a connection's first ping (a round trip to schedule with, soon after connect).
+    public var firstPingDelay: Duration = .seconds(1)
     /// A connection from which nothing (any frame, pongs included) arrived for this long is closed 1001.
     public var idleTimeout: Duration = .seconds(60)
     /// How long to wait for the peer's close frame (or for a stuck close to get out) before dropping the socket.

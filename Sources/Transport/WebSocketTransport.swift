@@ -205,11 +205,12 @@ public struct WebSocketTransport: Sendable {
 }
 
 extension WebSocketTransport {
-    /// Pings at once and then every `pingInterval` (each ping carries its send time, so the pong
+    /// Pings soon after connect and then every `pingInterval` (each ping carries its send time, so the pong
     /// gives a round trip); once nothing has arrived for `idleTimeout`, closes with 1001
     /// (the close goes out after what is queued, then the connection ends like any other).
     func heartbeat(_ connection: Connection, outbound: WebSocketOutboundWriter, activity: ActivityClock) async {
-        var sincePing = configuration.pingInterval  // the first ping goes at once: a round trip to schedule with
+        // The first ping goes `firstPingDelay` after connect: a round trip to schedule with.
+        var sincePing = max(.zero, configuration.pingInterval - configuration.firstPingDelay)
         while !Task.isCancelled {
             let idle = activity.idle
             if idle >= configuration.idleTimeout {
