@@ -2,11 +2,12 @@ import Foundation
 import JWTKit
 import WatchPartyCore
 
-/// JWT settings (PROTOCOL.md §4); present only in JWT mode.
+/// JWT settings (PROTOCOL.md §4); present only in JWT mode. Safe to log: the secret redacts itself.
 struct JWTSettings: Sendable {
-    var secret: String
+    var secret: Secret
     var audience = "OpenWatchParty"
     var issuer = "Jellyfin"
+    /// Clock leeway applied alike to `exp`, `nbf` and `iat`.
     var leewaySeconds = 60
     var authTimeoutSeconds = 10
 
@@ -14,9 +15,48 @@ struct JWTSettings: Sendable {
     static let minimumSecretBytes = 32
 }
 
-/// Verifies `auth` tokens: HS256 only, `aud`/`iss` as a string or an array containing the
-/// configured value, `exp` with leeway, `sub` required. Never logs a token.
+/// Why a token was refused. Logged (never the token itself); the client only ever sees
+/// AUTHENTICATION_FAILED, whatever the reason.
+enum TokenRejection: String, Sendable, CaseIterable, Error {
+    /// Longer than ``JWTVerifier/maximumTokenBytes``: refused before any decoding.
+    case tooLong = "too_long"
+    /// Not three base64url segments, or a header that is not a strict JSON object.
+    case malformed
+    /// `alg` is not HS256 (`none`, HS384, HS512, RS256, … are all refused).
+    case algorithm
+    /// A header that selects a key (`kid`, `jku`, `jwk`, `x5u`, `x5c`, `x5t`) or demands
+    /// extensions (`crit`), or a `typ` other than JWT: this server has one key and no extensions.
+    case header
+    /// The signature does not match the secret, or the claims do not decode.
+    case signature
+    case audience
+    case issuer
+    /// `sub` missing, empty, blank or over ``JWTVerifier/maximumSubjectBytes``.
+    case subject
+    /// `exp` is further in the past than the leeway.
+    case expired
+    /// `nbf` is further in the future than the leeway (RFC 7519 §4.1.5).
+    case notYetValid = "not_yet_valid"
+    /// `iat` is further in the future than the leeway: issued by a clock that is wrong, or forged.
+    case issuedInFuture = "issued_in_future"
+}
+
+/// Verifies `auth` tokens (PROTOCOL.md §4). Guarantees, in this order:
+/// - at most ``maximumTokenBytes``, three base64url segments, a header that is strict JSON
+///   with `alg` = HS256, `typ` absent or JWT, and no key-selecting or `crit` parameter;
+/// - the HS256 signature against the configured secret (jwt-kit);
+/// - `aud` and `iss` each a string or an array containing the configured value;
+/// - `sub` a non-blank string of at most ``maximumSubjectBytes``;
+/// - `exp` required, `nbf` and `iat` optional, all three judged against the server's clock
+///   with the same leeway (`exp + leeway ≥ now`, `nbf − leeway ≤ now`, `iat − leeway ≤ now`).
+/// Never logs or stores a token.
 struct JWTVerifier: Sendable {
+    /// Real tokens are a few hundred bytes; anything this long is refused unread.
+    static let maximumTokenBytes = 8192
+    static let maximumSubjectBytes = 256
+    /// Header parameters that pick or carry a key, or demand extensions this server does not know.
+    static let refusedHeaderParameters: Set<String> = ["kid", "jku", "jwk", "x5u", "x5c", "x5t", "x5t#S256", "crit"]
+
     let settings: JWTSettings
     /// The key collection is an actor that takes its key asynchronously; built once, on first use.
     private let keys: Task<JWTKeyCollection, Never>
@@ -26,31 +66,63 @@ struct JWTVerifier: Sendable {
         let secret = settings.secret
         keys = Task {
             let keys = JWTKeyCollection()
-            await keys.add(hmac: HMACKey(from: secret), digestAlgorithm: .sha256)
+            await keys.add(hmac: HMACKey(from: secret.revealed), digestAlgorithm: .sha256)
             return keys
         }
     }
 
     func verify(token: String, now: ServerTime) async -> TokenVerdict {
-        // Refuse every algorithm but HS256 before the library sees it (alg none, HS384/512, RS*, …).
-        guard Self.headerAlgorithm(of: token) == "HS256" else { return .invalid }
-        guard let claims = try? await keys.value.verify(token, as: SessionClaims.self) else { return .invalid }
-        guard claims.aud.value.contains(settings.audience), claims.iss.values.contains(settings.issuer) else { return .invalid }
-        let expiresAt = ServerTime(max(0, claims.exp.value.timeIntervalSince1970) * 1000)
-        let leeway = ServerTime(settings.leewaySeconds) * 1000
-        guard now <= expiresAt + leeway else { return .invalid }
-        return .valid(userID: claims.sub.value, name: claims.name ?? claims.sub.value, expiresAt: expiresAt + leeway)
+        switch await check(token: token, now: now) {
+        case .success(let verdict): verdict
+        case .failure: .invalid
+        }
     }
 
-    /// The `alg` of a compact JWS header, if it parses.
-    static func headerAlgorithm(of token: String) -> String? {
-        guard let segment = token.split(separator: ".", omittingEmptySubsequences: false).first else { return nil }
+    /// The verdict, or why the token was refused.
+    func check(token: String, now: ServerTime) async -> Result<TokenVerdict, TokenRejection> {
+        guard token.utf8.count <= Self.maximumTokenBytes else { return .failure(.tooLong) }
+        if let refusal = Self.checkHeader(of: token) { return .failure(refusal) }
+        guard let claims = try? await keys.value.verify(token, as: SessionClaims.self) else { return .failure(.signature) }
+        guard claims.aud.value.contains(settings.audience) else { return .failure(.audience) }
+        guard claims.iss.values.contains(settings.issuer) else { return .failure(.issuer) }
+        let subject = claims.sub.value
+        guard !subject.allSatisfy(\.isWhitespace), subject.utf8.count <= Self.maximumSubjectBytes else { return .failure(.subject) }
+
+        let leeway = Double(settings.leewaySeconds) * 1000
+        let nowMs = Double(now)
+        let expiresAt = Self.milliseconds(claims.exp.value)
+        guard nowMs <= expiresAt + leeway else { return .failure(.expired) }
+        if let notBefore = claims.nbf.map({ Self.milliseconds($0.value) }), notBefore - leeway > nowMs { return .failure(.notYetValid) }
+        if let issuedAt = claims.iat.map({ Self.milliseconds($0.value) }), issuedAt - leeway > nowMs { return .failure(.issuedInFuture) }
+        return .success(.valid(userID: subject, name: claims.name ?? subject, expiresAt: ServerTime(expiresAt + leeway)))
+    }
+
+    /// Epoch milliseconds of a claim's date, clamped to what a ``ServerTime`` holds exactly
+    /// (a signed `exp` of 1e300 must not trap the conversion).
+    static func milliseconds(_ date: Date) -> Double {
+        let value = date.timeIntervalSince1970 * 1000
+        guard value.isFinite else { return value > 0 ? maximumTime : 0 }
+        return min(max(0, value), maximumTime)
+    }
+
+    /// 2^53 ms: far beyond any real date, and every whole number below it is a Double exactly.
+    static let maximumTime: Double = 9_007_199_254_740_992
+
+    /// Everything that can be refused from the header alone; `nil` when it passes.
+    static func checkHeader(of token: String) -> TokenRejection? {
+        let segments = token.split(separator: ".", omittingEmptySubsequences: false)
+        guard segments.count == 3, let header = try? StrictJSONParser(maxDepth: 4).parse(base64URLDecoded(segments[0]) ?? []).object
+        else { return .malformed }
+        guard header["alg"] == .string("HS256") else { return .algorithm }
+        if let type = header["typ"], type.string?.uppercased() != "JWT" { return .header }
+        guard refusedHeaderParameters.isDisjoint(with: header.keys) else { return .header }
+        return nil
+    }
+
+    static func base64URLDecoded(_ segment: Substring) -> [UInt8]? {
         var base64 = segment.replacingOccurrences(of: "-", with: "+").replacingOccurrences(of: "_", with: "/")
         base64 += String(repeating: "=", count: (4 - base64.count % 4) % 4)
-        guard let data = Data(base64Encoded: base64),
-            let header = try? JSONSerialization.jsonObject(with: data) as? [String: Any]
-        else { return nil }
-        return header["alg"] as? String
+        return Data(base64Encoded: base64).map { [UInt8]($0) }
     }
 }
 
@@ -61,9 +133,10 @@ struct SessionClaims: JWTPayload {
     var aud: AudienceClaim
     var iss: StringOrArray
     var exp: ExpirationClaim
+    var nbf: NotBeforeClaim?
     var iat: IssuedAtClaim?
 
-    /// Time and audience are checked by ``JWTVerifier`` against the server's own clock.
+    /// Time, subject and audience are checked by ``JWTVerifier`` against the server's own clock.
     func verify(using algorithm: some JWTAlgorithm) async throws {}
 }
 

@@ -112,7 +112,7 @@ struct ServerCommand: AsyncParsableCommand {
             guard secret.utf8.count >= JWTSettings.minimumSecretBytes else {
                 throw ValidationError("JWT_SECRET: must be at least \(JWTSettings.minimumSecretBytes) bytes for HS256 (got \(secret.utf8.count)); unset it to run in open mode")
             }
-            var jwt = JWTSettings(secret: secret)
+            var jwt = JWTSettings(secret: Secret(secret))
             jwt.audience = try env.value(jwtAudience, "JWT_AUDIENCE", default: jwt.audience) { !$0.isEmpty }
             jwt.issuer = try env.value(jwtIssuer, "JWT_ISSUER", default: jwt.issuer) { !$0.isEmpty }
             jwt.leewaySeconds = try env.value(jwtLeewaySeconds, "JWT_LEEWAY_SECONDS", default: jwt.leewaySeconds) { (0...86_400).contains($0) }

@@ -59,7 +59,13 @@ final class SessionGateway: ConnectionAcceptor {
             type = message.type.rawValue
             // JWT mode: the token is checked before the core sees the auth (and never logged).
             if message.type == .auth, let verifier, let token = message.payload?["token"]?.string, !token.isEmpty {
-                verdict = await verifier.verify(token: token, now: clock.now())
+                switch await verifier.check(token: token, now: clock.now()) {
+                case .success(let valid):
+                    verdict = valid
+                case .failure(let rejection):
+                    verdict = .invalid
+                    logger.info("Token refused", metadata: ["client_id": .string(client), "reason": .string(rejection.rawValue)])
+                }
             }
         case .failure:
             type = "invalid"

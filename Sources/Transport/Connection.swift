@@ -30,6 +30,10 @@ public final class Connection: Sendable {
         self.channel = channel
     }
 
+    /// Whether the socket is still open. Once the peer has gone (a reset, a close), messages it
+    /// sent before are no longer handed to the application: nobody is left to answer.
+    public var isOpen: Bool { channel.isActive }
+
     /// Drops the socket at once, without a close handshake (for a peer that will not answer).
     public func terminate() {
         channel.close(promise: nil)

@@ -137,6 +137,9 @@ public struct WebSocketTransport: Sendable {
                 // The reader: messages are handled one at a time, in arrival order.
                 do {
                     for try await message in inbound.messages(maxSize: maxSize) {
+                        // Read before the peer went but not yet handled: dropped, not decoded
+                        // (a client that floods and resets must not keep the server busy).
+                        guard connection.isOpen else { return .peerClosed }
                         switch message {
                         case .text(let text):
                             guard text.utf8.count <= maxSize else { return .tooBig }

@@ -1,5 +1,3 @@
-import Foundation
-
 /// The message types a client may send (PROTOCOL.md §4–§9).
 public enum ClientMessageType: String, Sendable, CaseIterable, Hashable {
     case auth
@@ -37,34 +35,35 @@ public struct ClientMessage: Sendable, Equatable {
 
 /// Parses client text frames into ``ClientMessage``s.
 ///
-/// Guarantees: never traps on any input; answers `INVALID_JSON` for anything that is not a
-/// JSON object with a string `type` and a non-negative integer `ts`, and
-/// `UNKNOWN_MESSAGE_TYPE` for a well-formed envelope with a type we do not serve.
+/// Guarantees: never traps on any input; work is linear in the text's length; answers
+/// `INVALID_JSON` for anything that is not strict RFC 8259 JSON (``StrictJSONParser``: no
+/// trailing commas, comments or `NaN`, no repeated member names, at most
+/// ``StrictJSONParser/defaultMaxDepth`` levels of nesting) or not an object with a string
+/// `type` and a non-negative integer `ts`, and `UNKNOWN_MESSAGE_TYPE` for a well-formed
+/// envelope with a type we do not serve.
 public enum ClientMessageDecoder {
-    private struct RawEnvelope: Decodable {
-        var type: JSONValue?
-        var room: JSONValue?
-        var payload: JSONValue?
-        var ts: JSONValue?
-    }
+    static let parser = StrictJSONParser()
 
     public static func decode(_ text: String) -> Result<ClientMessage, ProtocolError> {
-        decode(Data(text.utf8))
+        envelope(try? parser.parse(text))
     }
 
-    public static func decode(_ data: Data) -> Result<ClientMessage, ProtocolError> {
-        // A top-level value that is not an object fails here: RawEnvelope needs a keyed container.
-        guard let raw = try? JSONDecoder().decode(RawEnvelope.self, from: data) else {
+    public static func decode(_ bytes: [UInt8]) -> Result<ClientMessage, ProtocolError> {
+        envelope(try? parser.parse(bytes))
+    }
+
+    private static func envelope(_ parsed: JSONValue?) -> Result<ClientMessage, ProtocolError> {
+        guard let fields = parsed?.object else {
             return .failure(ProtocolError(.invalidJSON))
         }
-        guard case .string(let typeName)? = raw.type, let ts = validTimestamp(raw.ts) else {
+        guard case .string(let typeName)? = fields["type"], let ts = validTimestamp(fields["ts"]) else {
             return .failure(ProtocolError(.invalidJSON))
         }
         guard let type = ClientMessageType(rawValue: typeName) else {
             return .failure(ProtocolError(.unknownMessageType))
         }
         // A `room` that is not a string is treated like an absent one (upstream clients send "" or omit it).
-        return .success(ClientMessage(type: type, room: raw.room?.string, payload: raw.payload, ts: ts))
+        return .success(ClientMessage(type: type, room: fields["room"]?.string, payload: fields["payload"], ts: ts))
     }
 
     private static func validTimestamp(_ value: JSONValue?) -> UInt64? {

@@ -7,7 +7,7 @@ import Transport
 /// JWT mode, admission limits, the rate limit and liveness, over real sockets.
 @Suite struct AuthFlowTests {
     static func jwtMode(_ settings: inout ServerSettings) {
-        settings.jwt = JWTSettings(secret: TestTokens.secret)
+        settings.jwt = JWTSettings(secret: Secret(TestTokens.secret))
         settings.rules.authTimeoutMs = 600
     }
 

@@ -5,7 +5,7 @@ import WatchPartyCore
 
 /// Every token case of PROTOCOL.md §4 against the real verifier (jwt-kit underneath).
 @Suite struct JWTVerifierTests {
-    let verifier = JWTVerifier(settings: JWTSettings(secret: TestTokens.secret))
+    let verifier = JWTVerifier(settings: JWTSettings(secret: Secret(TestTokens.secret)))
     let nowSeconds = Date().timeIntervalSince1970
     var now: ServerTime { ServerTime(nowSeconds * 1000) }
 
