@@ -27,8 +27,10 @@ enum TokenRejection: String, Sendable, CaseIterable, Error {
     /// A header that selects a key (`kid`, `jku`, `jwk`, `x5u`, `x5c`, `x5t`) or demands
     /// extensions (`crit`), or a `typ` other than JWT: this server has one key and no extensions.
     case header
-    /// The signature does not match the secret, or the claims do not decode.
+    /// The signature does not match the secret.
     case signature
+    /// A required claim (`sub`, `aud`, `iss`, `exp`) is missing, or a claim has the wrong type.
+    case claims
     case audience
     case issuer
     /// `sub` missing, empty, blank or over ``JWTVerifier/maximumSubjectBytes``.
@@ -82,7 +84,9 @@ struct JWTVerifier: Sendable {
     func check(token: String, now: ServerTime) async -> Result<TokenVerdict, TokenRejection> {
         guard token.utf8.count <= Self.maximumTokenBytes else { return .failure(.tooLong) }
         if let refusal = Self.checkHeader(of: token) { return .failure(refusal) }
-        guard let claims = try? await keys.value.verify(token, as: SessionClaims.self) else { return .failure(.signature) }
+        let keys = await keys.value
+        guard (try? await keys.verify(token, as: SignedOnly.self)) != nil else { return .failure(.signature) }
+        guard let claims = try? await keys.unverified(token, as: SessionClaims.self) else { return .failure(.claims) }
         guard claims.aud.value.contains(settings.audience) else { return .failure(.audience) }
         guard claims.iss.values.contains(settings.issuer) else { return .failure(.issuer) }
         let subject = claims.sub.value
@@ -137,6 +141,13 @@ struct SessionClaims: JWTPayload {
     var iat: IssuedAtClaim?
 
     /// Time, subject and audience are checked by ``JWTVerifier`` against the server's own clock.
+    func verify(using algorithm: some JWTAlgorithm) async throws {}
+}
+
+/// Any payload at all: verifying the signature with it tells a bad signature from bad claims.
+private struct SignedOnly: JWTPayload {
+    init(from decoder: any Decoder) throws {}
+    func encode(to encoder: any Encoder) throws {}
     func verify(using algorithm: some JWTAlgorithm) async throws {}
 }
 

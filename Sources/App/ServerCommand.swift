@@ -44,7 +44,7 @@ struct ServerCommand: AsyncParsableCommand {
     @Option(help: "Messages per connection per second, client_log excluded [RATE_LIMIT_PER_SECOND] (default 30)") var rateLimitPerSecond: Int?
     @Option(help: "Expected JWT aud [JWT_AUDIENCE] (default OpenWatchParty)") var jwtAudience: String?
     @Option(help: "Expected JWT iss [JWT_ISSUER] (default Jellyfin)") var jwtIssuer: String?
-    @Option(help: "Clock leeway for JWT exp, seconds [JWT_LEEWAY_SECONDS] (default 60)") var jwtLeewaySeconds: Int?
+    @Option(help: "Clock leeway for JWT exp, nbf and iat, seconds [JWT_LEEWAY_SECONDS] (default 60)") var jwtLeewaySeconds: Int?
     @Option(help: "JWT mode: seconds to a first successful auth [AUTH_TIMEOUT_SECONDS] (default 10)") var authTimeoutSeconds: Int?
     @Option(help: "Seconds between SIGTERM and closing rooms [DRAIN_DELAY_SECONDS] (default 0)") var drainDelaySeconds: Double?
     @Flag(help: "Testing only: serve the WebSocket as a plain echo (for the Autobahn conformance suite), no rooms")

@@ -3,7 +3,8 @@ import Testing
 import WatchPartyCore
 @testable import App
 
-/// Every token case of PROTOCOL.md §4 against the real verifier (jwt-kit underneath).
+/// The accepted side of PROTOCOL.md §4 against the real verifier (jwt-kit underneath); the
+/// refused tokens are ``TokenMatrixTests``.
 @Suite struct JWTVerifierTests {
     let verifier = JWTVerifier(settings: JWTSettings(secret: Secret(TestTokens.secret)))
     let nowSeconds = Date().timeIntervalSince1970
@@ -28,25 +29,6 @@ import WatchPartyCore
         }
     }
 
-    enum BadClaims: String, CaseIterable, Sendable {
-        case wrongAudience, audienceArrayWithoutOurs, wrongIssuer, noSubject, noExpiry
-
-        var overrides: [String: Any] {
-            switch self {
-            case .wrongAudience: ["aud": "SomethingElse"]
-            case .audienceArrayWithoutOurs: ["aud": ["a", "b"]]
-            case .wrongIssuer: ["iss": "Emby"]
-            case .noSubject: ["sub": NSNull()]
-            case .noExpiry: ["exp": NSNull()]
-            }
-        }
-    }
-
-    @Test(arguments: BadClaims.allCases)
-    func claimsThatDoNotMatchAreRefused(_ bad: BadClaims) async {
-        #expect(await verdict(TestTokens.token(claims: TestTokens.claims(now: nowSeconds, bad.overrides))) == .invalid)
-    }
-
     @Test func expiryIsCheckedWithLeeway() async {
         let justExpired = TestTokens.claims(now: nowSeconds, ["exp": Int(nowSeconds) - 30])
         guard case .valid = await verdict(TestTokens.token(claims: justExpired)) else {
@@ -55,18 +37,6 @@ import WatchPartyCore
         }
         let pastLeeway = TestTokens.claims(now: nowSeconds, ["exp": Int(nowSeconds) - 61])
         #expect(await verdict(TestTokens.token(claims: pastLeeway)) == .invalid)
-    }
-
-    @Test func badSignatureIsRefused() async {
-        #expect(await verdict(TestTokens.token(secret: "another-secret-that-is-long-enough-0000")) == .invalid)
-        var tampered = TestTokens.token()
-        tampered.removeLast(2)
-        #expect(await verdict(tampered) == .invalid)
-    }
-
-    @Test(arguments: ["none", "HS384", "HS512", "RS256"])
-    func otherAlgorithmsAreRefused(alg: String) async {
-        #expect(await verdict(TestTokens.token(alg: alg)) == .invalid)
     }
 
     @Test(arguments: ["", "garbage", "a.b.c", "....", String(repeating: "x", count: 5000)])

@@ -30,21 +30,27 @@ import Testing
 
     @Test("malformed envelopes are INVALID_JSON", arguments: invalidEnvelopes)
     func invalidEnvelope(text: String) throws {
-        #expect(ClientMessageDecoder.decode(text) == .failure(ProtocolError(.invalidJSON)))
+        try Self.expectInvalidJSON(text)
+    }
+
+    /// `text` is refused by the decoder and answered with exactly one INVALID_JSON error,
+    /// the connection left open.
+    static func expectInvalidJSON(_ text: String, sourceLocation: SourceLocation = #_sourceLocation) throws {
+        #expect(ClientMessageDecoder.decode(text) == .failure(ProtocolError(.invalidJSON)), sourceLocation: sourceLocation)
 
         let h = Harness()
         h.connect("c")
         h.clear()
         h.sendText("c", text)
-        let reply = try #require(h.only("c"))
-        #expect(reply.type == "error")
-        #expect(reply.client == "c")
-        #expect(reply.room == nil)
-        #expect(reply.payloadKeys == ["code", "message"])
-        #expect(reply.string("code") == "INVALID_JSON")
-        #expect(reply.string("message") == "Invalid message format")
-        #expect(h.closes.isEmpty, "INVALID_JSON does not close the connection")
-        #expect(h.events == [.errorSent(.invalidJSON)])
+        let reply = try #require(h.only("c"), sourceLocation: sourceLocation)
+        #expect(reply.type == "error", sourceLocation: sourceLocation)
+        #expect(reply.client == "c", sourceLocation: sourceLocation)
+        #expect(reply.room == nil, sourceLocation: sourceLocation)
+        #expect(reply.payloadKeys == ["code", "message"], sourceLocation: sourceLocation)
+        #expect(reply.string("code") == "INVALID_JSON", sourceLocation: sourceLocation)
+        #expect(reply.string("message") == "Invalid message format", sourceLocation: sourceLocation)
+        #expect(h.closes.isEmpty, "INVALID_JSON does not close the connection", sourceLocation: sourceLocation)
+        #expect(h.events == [.errorSent(.invalidJSON)], sourceLocation: sourceLocation)
     }
 
     @Test func unknownTypeIsUnknownMessageType() throws {

@@ -1,4 +1,5 @@
 import Foundation
+import Synchronization
 #if canImport(Glibc)
 import Glibc
 #endif
@@ -30,7 +31,22 @@ final class RawSocket: @unchecked Sendable {
         setsockopt(fd, SOL_SOCKET, SO_RCVTIMEO, &timeout, socklen_t(MemoryLayout<timeval>.size))
     }
 
-    deinit { Glibc.close(fd) }
+    private let closedByReset = Mutex(false)
+
+    deinit {
+        if !closedByReset.withLock({ $0 }) { Glibc.close(fd) }
+    }
+
+    /// Aborts the connection with a TCP reset (SO_LINGER 0, then close): no FIN, no close frame.
+    func reset() {
+        closedByReset.withLock { closed in
+            guard !closed else { return }
+            var linger = Glibc.linger(l_onoff: 1, l_linger: 0)
+            setsockopt(fd, SOL_SOCKET, SO_LINGER, &linger, socklen_t(MemoryLayout<Glibc.linger>.size))
+            Glibc.close(fd)
+            closed = true
+        }
+    }
 
     /// Ends the connection now (FIN); the descriptor itself is closed once, in deinit, so it is
     /// never closed twice (a reused number may belong to the server by then).

@@ -13,12 +13,14 @@ final class ServerProcess: @unchecked Sendable {
             .deletingLastPathComponent().appendingPathComponent(".build/debug/owp-server")
     }
 
-    init(arguments: [String]) throws {
+    /// `environment` is added to this process's own (e.g. `JWT_SECRET`, `LOG_LEVEL`).
+    init(arguments: [String], environment: [String: String] = [:]) throws {
         guard FileManager.default.isExecutableFile(atPath: Self.binary.path) else {
             throw TestFailure("\(Self.binary.path) not built (run swift build --build-tests)")
         }
         process.executableURL = Self.binary
         process.arguments = ["--host", "127.0.0.1", "--port", "0", "--allowed-origins", "*"] + arguments
+        process.environment = ProcessInfo.processInfo.environment.merging(environment) { $1 }
         process.standardOutput = output
         process.standardError = output
         let log = self.log
@@ -57,6 +59,16 @@ final class ServerProcess: @unchecked Sendable {
     deinit {
         if process.isRunning { process.terminate() }
         output.fileHandleForReading.readabilityHandler = nil
+    }
+
+    /// GET `path`; returns the whole response, head and body.
+    func httpResponse(_ path: String) async throws -> String {
+        let port = self.port
+        return try await offPool {
+            let socket = try RawSocket(port: port)
+            try socket.write(Array("GET \(path) HTTP/1.1\r\nHost: 127.0.0.1\r\nConnection: close\r\n\r\n".utf8))
+            return String(decoding: try socket.read(count: 1 << 22), as: UTF8.self)
+        }
     }
 
     /// GET `path`; returns the status code.

@@ -26,9 +26,15 @@ enum TestTokens {
         return claims
     }
 
-    /// Signs with HMAC-SHA256/384/512 as `alg` says (the header says what it says).
-    static func token(alg: String = "HS256", claims: [String: Any] = claims(), secret: String = secret) -> String {
-        let signingInput = json(["alg": alg, "typ": "JWT"]) + "." + json(claims)
+    /// Signs with HMAC-SHA256/384/512 as `alg` says (the header says what it says; any other
+    /// `alg`, RS256 included, is signed with HMAC-SHA256 and the secret, as a forger would).
+    /// `header` adds to or overrides the header's fields (`NSNull()` removes).
+    static func token(alg: String = "HS256", header: [String: Any] = [:], claims: [String: Any] = claims(), secret: String = secret) -> String {
+        var fields: [String: Any] = ["alg": alg, "typ": "JWT"]
+        for (key, value) in header {
+            if value is NSNull { fields[key] = nil } else { fields[key] = value }
+        }
+        let signingInput = json(fields) + "." + json(claims)
         let key = SymmetricKey(data: Data(secret.utf8))
         let signature: Data
         switch alg {
