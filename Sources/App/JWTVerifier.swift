@@ -20,7 +20,7 @@ struct JWTSettings: Sendable {
 enum TokenRejection: String, Sendable, CaseIterable, Error {
     /// Longer than ``JWTVerifier/maximumTokenBytes``: refused before any decoding.
     case tooLong = "too_long"
-    /// Not three base64url segments, or a header that is not a strict JSON object.
+    /// Not three canonical base64url segments, or a header that is not a strict JSON object.
     case malformed
     /// `alg` is not HS256 (`none`, HS384, HS512, RS256, … are all refused).
     case algorithm
@@ -112,15 +112,33 @@ struct JWTVerifier: Sendable {
     /// 2^53 ms: far beyond any real date, and every whole number below it is a Double exactly.
     static let maximumTime: Double = 9_007_199_254_740_992
 
-    /// Everything that can be refused from the header alone; `nil` when it passes.
+    /// Everything that can be refused from the form and the header alone; `nil` when it passes.
+    /// Each segment must be canonical unpadded base64url (RFC 7515 §2): otherwise one token
+    /// has many spellings (the spare bits of the last character), and a changed string
+    /// could pass as the same signature.
     static func checkHeader(of token: String) -> TokenRejection? {
         let segments = token.split(separator: ".", omittingEmptySubsequences: false)
-        guard segments.count == 3, let header = try? StrictJSONParser(maxDepth: 4).parse(base64URLDecoded(segments[0]) ?? []).object
+        guard segments.count == 3, isCanonicalBase64URL(segments[0]),
+            let header = try? StrictJSONParser(maxDepth: 4).parse(base64URLDecoded(segments[0]) ?? []).object
         else { return .malformed }
         guard header["alg"] == .string("HS256") else { return .algorithm }
         if let type = header["typ"], type.string?.uppercased() != "JWT" { return .header }
         guard refusedHeaderParameters.isDisjoint(with: header.keys) else { return .header }
+        // An HS256 token has a payload and a 32-byte MAC, each canonically encoded.
+        guard isCanonicalBase64URL(segments[1]), isCanonicalBase64URL(segments[2]) else { return .malformed }
         return nil
+    }
+
+    static func isCanonicalBase64URL(_ segment: Substring) -> Bool {
+        guard !segment.isEmpty, segment.utf8.allSatisfy(isBase64URLByte), let bytes = base64URLDecoded(segment) else { return false }
+        let encoded = Data(bytes).base64EncodedString().replacingOccurrences(of: "+", with: "-").replacingOccurrences(of: "/", with: "_")
+            .replacingOccurrences(of: "=", with: "")
+        return encoded == segment
+    }
+
+    static func isBase64URLByte(_ byte: UInt8) -> Bool {
+        (UInt8(ascii: "A")...UInt8(ascii: "Z")).contains(byte) || (UInt8(ascii: "a")...UInt8(ascii: "z")).contains(byte)
+            || (UInt8(ascii: "0")...UInt8(ascii: "9")).contains(byte) || byte == UInt8(ascii: "-") || byte == UInt8(ascii: "_")
     }
 
     static func base64URLDecoded(_ segment: Substring) -> [UInt8]? {

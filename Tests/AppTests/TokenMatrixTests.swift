@@ -42,12 +42,23 @@ import WatchPartyCore
             replacing(segment: 1, of: TestTokens.token(claims: claims($0)), with: claims($0, ["sub": "admin"]))
         },
         Case(name: "tampered signature", rejection: .signature) { now in
+            // A character in the middle carries six bits of the MAC (the last one has spare bits).
+            var characters = Array(TestTokens.token(claims: claims(now)))
+            let index = characters.count - 10
+            characters[index] = characters[index] == "A" ? "B" : "A"
+            return String(characters)
+        },
+        Case(name: "signature in a non-canonical spelling (spare bits of the last character set)", rejection: .malformed) { now in
+            // 32 bytes are 43 characters; the last carries 4 bits and 2 spare ones. Setting a
+            // spare bit decodes to the same MAC: a different string that must not pass as it.
             var token = TestTokens.token(claims: claims(now))
-            let last = token.removeLast()
-            token.append(last == "A" ? "B" : "A")
+            let alphabet = Array("ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789-_")
+            let last = alphabet.firstIndex(of: token.removeLast())!
+            token.append(alphabet[last ^ 1])
             return token
         },
-        Case(name: "signature removed", rejection: .signature) { now in
+        Case(name: "padded base64", rejection: .malformed) { TestTokens.token(claims: claims($0)) + "=" },
+        Case(name: "signature removed", rejection: .malformed) { now in
             let token = TestTokens.token(claims: claims(now))
             return String(token[...token.lastIndex(of: ".")!])
         },
