@@ -68,8 +68,12 @@ let package = Package(
                 .product(name: "JWTKit", package: "jwt-kit"),
                 .product(name: "Logging", package: "swift-log"),
             ],
-            swiftSettings: strict
+            swiftSettings: strict,
+            plugins: ["BuildInfoPlugin"]
         ),
+        // Writes the build's git revision into the server (BuildInfo.swift).
+        .plugin(name: "BuildInfoPlugin", capability: .buildTool(), dependencies: ["BuildInfoGenerator"]),
+        .executableTarget(name: "BuildInfoGenerator", swiftSettings: strict),
         // The load generator (owp-bench): real sockets, the real protocol, HDR latency histograms.
         .executableTarget(
             name: "Bench",

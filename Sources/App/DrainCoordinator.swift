@@ -48,15 +48,16 @@ struct DrainCoordinator: Service {
         transport.beginDrain()
         gateway.beginDrain()
         logger.info("Drain started: readiness 503, new connections refused", metadata: [
-            "connections": "\(gateway.connectionCount)", "rooms": "\(gateway.roomCount)", "drain_delay_s": "\(settings.drainDelaySeconds)",
+            "connections": .stringConvertible(gateway.connectionCount), "rooms": .stringConvertible(gateway.roomCount),
+            "drain_delay_s": .stringConvertible(settings.drainDelaySeconds),
         ])
 
         let delayEnd = min(started + .seconds(settings.drainDelaySeconds), deadline)
         try? await Task.sleep(until: delayEnd, clock: .continuous)
 
         let rooms = gateway.closeAllRooms()
-        let connections = gateway.closeAllConnections(code: 1001, reason: "Server shutting down")
-        logger.info("Drain: rooms closed, connections closing with 1001", metadata: ["rooms_closed": "\(rooms)", "connections": "\(connections)"])
+        let connections = gateway.closeAllConnections(.serverShutdown)
+        logger.info("Drain: rooms closed, connections closing with 1001", metadata: ["rooms_closed": .stringConvertible(rooms), "connections": .stringConvertible(connections)])
 
         while transport.openConnections > 0 && ContinuousClock.now < deadline {
             try? await Task.sleep(for: .milliseconds(20))
@@ -64,13 +65,13 @@ struct DrainCoordinator: Service {
         let stragglers = transport.openConnections
         if stragglers > 0 {
             gateway.terminateAllConnections()
-            logger.warning("Drain: grace period over, dropping connections that did not close", metadata: ["connections": "\(stragglers)"])
+            logger.warning("Drain: grace period over, dropping connections that did not close", metadata: ["connections": .stringConvertible(stragglers)])
         }
         let elapsed = (ContinuousClock.now - started).seconds
-        metrics.drainFinished(seconds: elapsed)
+        metrics.drainFinished()
         logger.info("Drain finished", metadata: [
-            "rooms_closed": "\(rooms)", "connections_closed": "\(connections)", "dropped": "\(stragglers)",
-            "duration_s": "\(String(format: "%.3f", elapsed))",
+            "rooms_closed": .stringConvertible(rooms), "connections_closed": .stringConvertible(connections), "dropped": .stringConvertible(stragglers),
+            "duration_s": .stringConvertible((elapsed * 1000).rounded() / 1000),
         ])
     }
 }

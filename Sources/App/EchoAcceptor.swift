@@ -7,11 +7,15 @@ struct EchoAcceptor: ConnectionAcceptor {
         EchoSession(connection: connection)
     }
 
+    /// Conformance runs are not operated: nothing is counted.
+    func refused(reason: RefusalReason, client: String, origin: String?) {}
+
     struct EchoSession: ConnectionSession {
         let connection: Connection
 
-        func received(text: String) async { connection.send(OutboundText(text)) }
-        func received(binary: [UInt8]) async { connection.send(binary: binary) }
+        func received(text: String, readAt: UInt64) async { connection.send(OutboundText(text)) }
+        func received(binary: [UInt8], readAt: UInt64) async { connection.send(binary: binary) }
+        func measured(roundTrip: Duration) {}
         func closed(code: UInt16?) async {}
     }
 }

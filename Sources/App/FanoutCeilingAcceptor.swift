@@ -13,6 +13,9 @@ final class FanoutCeilingAcceptor: ConnectionAcceptor {
         FanoutSession(acceptor: self, connection: connection)
     }
 
+    /// Benchmark ceiling runs are not operated: nothing is counted.
+    func refused(reason: RefusalReason, client: String, origin: String?) {}
+
     func join(_ group: String, _ connection: Connection) {
         groups.withLock { $0[group, default: [:]][ObjectIdentifier(connection)] = connection }
     }
@@ -43,7 +46,7 @@ final class FanoutCeilingAcceptor: ConnectionAcceptor {
             self.connection = connection
         }
 
-        func received(text: String) async {
+        func received(text: String, readAt: UInt64) async {
             if let name = group.withLock({ $0 }) {
                 acceptor.broadcast(text, to: name)
             } else {
@@ -52,7 +55,9 @@ final class FanoutCeilingAcceptor: ConnectionAcceptor {
             }
         }
 
-        func received(binary: [UInt8]) async {}
+        func received(binary: [UInt8], readAt: UInt64) async {}
+
+        func measured(roundTrip: Duration) {}
 
         func closed(code: UInt16?) async {
             if let name = group.withLock({ $0 }) { acceptor.leave(name, connection) }

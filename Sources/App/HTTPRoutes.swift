@@ -12,16 +12,22 @@ enum HTTPRoutes {
             if health.isReady { return json(.ok, #"{"status":"ready"}"#) }
             return json(.serviceUnavailable, health.isDraining ? #"{"status":"shutting_down"}"# : #"{"status":"starting"}"#)
         }
-        router.get("/healthz", use: healthz)
-        router.get("/health", use: healthz)
-        router.get("/readyz", use: readyz)
-        router.get("/ready", use: readyz)
-        router.get("/metrics") { _, _ in
+        let exposition: @Sendable (Request, BasicRequestContext) async throws -> Response = { _, _ in
             Response(
                 status: .ok,
                 headers: [.contentType: "text/plain; version=0.0.4; charset=utf-8"],
                 body: .init(byteBuffer: ByteBuffer(string: metrics()))
             )
+        }
+        // HEAD too: load balancers (HAProxy, F5) and uptime checkers probe with it. Same status
+        // and headers, no body.
+        for (path, handler) in [("/healthz", healthz), ("/health", healthz), ("/readyz", readyz), ("/ready", readyz), ("/metrics", exposition)] {
+            router.get(RouterPath(path), use: handler)
+            router.head(RouterPath(path)) { request, context in
+                var response = try await handler(request, context)
+                response.body = .init()
+                return response
+            }
         }
     }
 

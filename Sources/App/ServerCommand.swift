@@ -7,7 +7,7 @@ import WatchPartyCore
 
 /// `owp-server`: every setting from a flag or the environment variable of the same name
 /// (the flag wins), else the PROTOCOL.md default. Invalid values stop the start with a message
-/// naming the setting.
+/// naming the setting. Defaults shown in `--help` are read from the settings types themselves.
 @main
 struct ServerCommand: AsyncParsableCommand {
     static let configuration = CommandConfiguration(
@@ -15,43 +15,20 @@ struct ServerCommand: AsyncParsableCommand {
         abstract: "OpenWatchParty session server: synchronised watch parties over WebSocket.",
         discussion: """
             Each option can also be set by the environment variable shown in brackets; a flag wins over the environment. \
-            JWT mode is turned on by the JWT_SECRET environment variable (HS256, at least 32 bytes); it has no flag so that \
-            the secret never shows in a process list.
-            """
+            JWT mode is turned on by the JWT_SECRET environment variable (HS256, at least 32 bytes), and the admin API's \
+            token comes from ADMIN_TOKEN or the file named by ADMIN_TOKEN_FILE; neither secret has a flag, so that it \
+            never shows in a process list.
+            """,
+        version: BuildInfo.versionLine
     )
 
-    @Option(help: "Listen address [HOST] (default 0.0.0.0)") var host: String?
-    @Option(help: "Listen port [PORT] (default 3000)") var port: Int?
-    @Option(help: "trace|debug|info|notice|warning|error|critical [LOG_LEVEL] (default info)") var logLevel: String?
-    @Option(help: "text|json [LOG_FORMAT] (default text)") var logFormat: String?
-    @Option(help: "Lead time of a scheduled play, ms [PLAY_SCHEDULE_MS] (default 1500)") var playScheduleMs: Int?
-    @Option(help: "Lead time of pause/seek, ms [CONTROL_SCHEDULE_MS] (default 300)") var controlScheduleMs: Int?
-    @Option(help: "Longest ready-barrier wait, ms [MAX_READY_WAIT_MS] (default 2000)") var maxReadyWaitMs: Int?
-    @Option(help: "Minimum spacing of accepted host state updates, ms [MIN_STATE_UPDATE_INTERVAL_MS] (default 500)") var minStateUpdateIntervalMs: Int?
-    @Option(help: "Position jitter threshold, seconds [POSITION_JITTER_THRESHOLD] (default 0.5)") var positionJitterThreshold: Double?
-    @Option(help: "Host reports ignored after a command, ms [COMMAND_COOLDOWN_MS] (default 2000)") var commandCooldownMs: Int?
-    @Option(help: "Members per room [MAX_CLIENTS_PER_ROOM] (default 20)") var maxClientsPerRoom: Int?
-    @Option(help: "fixed|adaptive lead of scheduled plays [PLAY_SCHEDULE_MODE] (default fixed; see docs/sync.md)") var playScheduleMode: String?
-    @Option(help: "Guests may play/pause: true|false [GUEST_PLAYBACK_CONTROL] (default true)") var guestPlaybackControl: String?
-    @Option(help: "Largest inbound message, bytes [MAX_MESSAGE_SIZE] (default 65536)") var maxMessageSize: Int?
-    @Option(help: "Outbound queue per connection, messages [OUTBOUND_QUEUE_SIZE] (default 100)") var outboundQueueSize: Int?
-    @Option(help: "Smallest outbound message compressed, bytes [WS_COMPRESSION_THRESHOLD] (default 256)") var wsCompressionThreshold: Int?
-    @Option(help: "Comma-separated allowed Origin values, * for any [ALLOWED_ORIGINS] (default http://localhost:8096,https://localhost:8096)")
-    var allowedOrigins: String?
-    @Option(help: "Open WebSockets in total [MAX_CONNECTIONS] (default 1024)") var maxConnections: Int?
-    @Option(help: "Open WebSockets per client address [MAX_CONNECTIONS_PER_IP] (default 64)") var maxConnectionsPerIp: Int?
-    @Option(help: "Comma-separated CIDRs whose X-Forwarded-For is trusted [TRUSTED_PROXIES] (default none)") var trustedProxies: String?
-    @Option(help: "Messages per connection per second, client_log excluded [RATE_LIMIT_PER_SECOND] (default 30)") var rateLimitPerSecond: Int?
-    @Option(help: "Expected JWT aud [JWT_AUDIENCE] (default OpenWatchParty)") var jwtAudience: String?
-    @Option(help: "Expected JWT iss [JWT_ISSUER] (default Jellyfin)") var jwtIssuer: String?
-    @Option(help: "Clock leeway for JWT exp, nbf and iat, seconds [JWT_LEEWAY_SECONDS] (default 60)") var jwtLeewaySeconds: Int?
-    @Option(help: "JWT mode: seconds to a first successful auth [AUTH_TIMEOUT_SECONDS] (default 10)") var authTimeoutSeconds: Int?
-    @Option(help: "Seconds between SIGTERM and closing rooms [DRAIN_DELAY_SECONDS] (default 0)") var drainDelaySeconds: Double?
-    @Flag(help: "Testing only: serve the WebSocket as a plain echo (for the Autobahn conformance suite), no rooms")
-    var echoConformance = false
-    @Flag(help: "Benchmarking only: serve the WebSocket as a plain group fan-out (owp-bench's ceiling run), no rooms")
-    var fanoutCeiling = false
-    @Option(help: "Seconds after SIGTERM by which the process exits [SHUTDOWN_GRACE_SECONDS] (default 10)") var shutdownGraceSeconds: Double?
+    @OptionGroup(title: "Server") var server: ServerOptions
+    @OptionGroup(title: "Sync rules") var sync: SyncOptions
+    @OptionGroup(title: "Transport and limits") var transport: TransportOptions
+    @OptionGroup(title: "Authentication (JWT mode: set JWT_SECRET)") var auth: AuthOptions
+    @OptionGroup(title: "Admin API (off unless ADMIN_PORT is set)") var admin: AdminOptions
+    @OptionGroup(title: "Shutdown") var lifecycle: LifecycleOptions
+    @OptionGroup(visibility: .private) var testing: TestingOptions
 
     func run() async throws {
         let settings = try resolve(environment: ProcessInfo.processInfo.environment)
@@ -59,74 +36,116 @@ struct ServerCommand: AsyncParsableCommand {
         try await SessionServer(settings: settings, logger: Logger(label: "owp-server")).run()
     }
 
+    /// Like `AsyncParsableCommand.main()`, but when JSON logs are asked for (`LOG_FORMAT=json`
+    /// or `--log-format json`), a start-up failure is one JSON object on stdout too, so that a
+    /// log pipeline that parses every line sees why the server did not start.
+    static func main() async {
+        let arguments = Array(CommandLine.arguments.dropFirst())
+        do {
+            var command = try parseAsRoot(arguments)
+            if var asyncCommand = command as? any AsyncParsableCommand {
+                try await asyncCommand.run()
+            } else {
+                try command.run()
+            }
+        } catch {
+            let exitCode = Self.exitCode(for: error)
+            if exitCode != .success, StartupFailure.wantsJSON(arguments: arguments, environment: ProcessInfo.processInfo.environment) {
+                print(StartupFailure.jsonLine(message: Self.message(for: error)))
+                Foundation.exit(exitCode.rawValue)
+            }
+            Self.exit(withError: error)
+        }
+    }
+
     /// Flags over environment over defaults, validated.
     func resolve(environment: [String: String]) throws -> ServerSettings {
         let env = SettingSource(environment: environment)
         var settings = ServerSettings()
-        settings.host = try env.value(host, "HOST", default: settings.host) { !$0.isEmpty }
-        settings.port = try env.value(port, "PORT", default: settings.port) { (0...65_535).contains($0) }  // 0: any free port (logged)
-        let level = try env.value(logLevel, "LOG_LEVEL", default: "info") { Logger.Level(rawValue: $0.lowercased()) != nil }
+        settings.host = try env.value(server.host, "HOST", default: settings.host) { !$0.isEmpty }
+        settings.port = try env.value(server.port, "PORT", default: settings.port) { (0...65_535).contains($0) }  // 0: any free port (logged)
+        let level = try env.value(server.logLevel, "LOG_LEVEL", default: settings.logLevel.rawValue) { Logger.Level(rawValue: $0.lowercased()) != nil }
         settings.logLevel = Logger.Level(rawValue: level.lowercased()) ?? .info
-        let format = try env.value(logFormat, "LOG_FORMAT", default: "text") { LogFormat(rawValue: $0.lowercased()) != nil }
+        let format = try env.value(server.logFormat, "LOG_FORMAT", default: settings.logFormat.rawValue) { LogFormat(rawValue: $0.lowercased()) != nil }
         settings.logFormat = LogFormat(rawValue: format.lowercased()) ?? .text
 
         let ms = 1...3_600_000
         var rules = settings.rules
-        rules.playScheduleMs = UInt64(try env.value(playScheduleMs, "PLAY_SCHEDULE_MS", default: Int(rules.playScheduleMs)) { ms.contains($0) })
-        rules.controlScheduleMs = UInt64(try env.value(controlScheduleMs, "CONTROL_SCHEDULE_MS", default: Int(rules.controlScheduleMs)) { ms.contains($0) })
-        rules.maxReadyWaitMs = UInt64(try env.value(maxReadyWaitMs, "MAX_READY_WAIT_MS", default: Int(rules.maxReadyWaitMs)) { ms.contains($0) })
+        rules.playScheduleMs = UInt64(try env.value(sync.playScheduleMs, "PLAY_SCHEDULE_MS", default: Int(rules.playScheduleMs)) { ms.contains($0) })
+        rules.controlScheduleMs = UInt64(try env.value(sync.controlScheduleMs, "CONTROL_SCHEDULE_MS", default: Int(rules.controlScheduleMs)) { ms.contains($0) })
+        rules.maxReadyWaitMs = UInt64(try env.value(sync.maxReadyWaitMs, "MAX_READY_WAIT_MS", default: Int(rules.maxReadyWaitMs)) { ms.contains($0) })
         rules.minStateUpdateIntervalMs = UInt64(
-            try env.value(minStateUpdateIntervalMs, "MIN_STATE_UPDATE_INTERVAL_MS", default: Int(rules.minStateUpdateIntervalMs)) { (0...3_600_000).contains($0) })
-        rules.positionJitterThreshold = try env.value(positionJitterThreshold, "POSITION_JITTER_THRESHOLD", default: rules.positionJitterThreshold) {
+            try env.value(sync.minStateUpdateIntervalMs, "MIN_STATE_UPDATE_INTERVAL_MS", default: Int(rules.minStateUpdateIntervalMs)) {
+                (0...3_600_000).contains($0)
+            })
+        rules.positionJitterThreshold = try env.value(sync.positionJitterThreshold, "POSITION_JITTER_THRESHOLD", default: rules.positionJitterThreshold) {
             $0.isFinite && $0 >= 0 && $0 <= 3600
         }
-        rules.commandCooldownMs = UInt64(try env.value(commandCooldownMs, "COMMAND_COOLDOWN_MS", default: Int(rules.commandCooldownMs)) { (0...3_600_000).contains($0) })
-        rules.maxClientsPerRoom = try env.value(maxClientsPerRoom, "MAX_CLIENTS_PER_ROOM", default: rules.maxClientsPerRoom) { (1...10_000).contains($0) }
-        let mode = try env.value(playScheduleMode, "PLAY_SCHEDULE_MODE", default: rules.playScheduleMode.rawValue) { PlayScheduleMode(rawValue: $0) != nil }
+        rules.commandCooldownMs = UInt64(
+            try env.value(sync.commandCooldownMs, "COMMAND_COOLDOWN_MS", default: Int(rules.commandCooldownMs)) { (0...3_600_000).contains($0) })
+        rules.maxClientsPerRoom = try env.value(sync.maxClientsPerRoom, "MAX_CLIENTS_PER_ROOM", default: rules.maxClientsPerRoom) { (1...10_000).contains($0) }
+        let mode = try env.value(sync.playScheduleMode, "PLAY_SCHEDULE_MODE", default: rules.playScheduleMode.rawValue) { PlayScheduleMode(rawValue: $0) != nil }
         rules.playScheduleMode = PlayScheduleMode(rawValue: mode) ?? .fixed
-        rules.guestPlaybackControl = try env.flag(guestPlaybackControl, "GUEST_PLAYBACK_CONTROL", default: rules.guestPlaybackControl)
+        rules.guestPlaybackControl = try env.flag(sync.guestPlaybackControl, "GUEST_PLAYBACK_CONTROL", default: rules.guestPlaybackControl)
         settings.rules = rules
 
-        var transport = settings.transport
-        transport.maxMessageSize = try env.value(maxMessageSize, "MAX_MESSAGE_SIZE", default: transport.maxMessageSize) { (1024...16_777_216).contains($0) }
-        transport.outboundQueueCapacity = try env.value(outboundQueueSize, "OUTBOUND_QUEUE_SIZE", default: transport.outboundQueueCapacity) { (1...100_000).contains($0) }
-        transport.compressionThreshold = try env.value(wsCompressionThreshold, "WS_COMPRESSION_THRESHOLD", default: transport.compressionThreshold) { $0 >= 0 }
-        settings.transport = transport
+        var transportSettings = settings.transport
+        transportSettings.maxMessageSize = try env.value(transport.maxMessageSize, "MAX_MESSAGE_SIZE", default: transportSettings.maxMessageSize) {
+            (1024...16_777_216).contains($0)
+        }
+        transportSettings.outboundQueueCapacity = try env.value(transport.outboundQueueSize, "OUTBOUND_QUEUE_SIZE", default: transportSettings.outboundQueueCapacity) {
+            (1...100_000).contains($0)
+        }
+        transportSettings.compressionThreshold = try env.value(
+            transport.wsCompressionThreshold, "WS_COMPRESSION_THRESHOLD", default: transportSettings.compressionThreshold) { $0 >= 0 }
+        settings.transport = transportSettings
 
         var admission = settings.admission
-        if let origins = try env.list(allowedOrigins, "ALLOWED_ORIGINS") {
+        if let origins = try env.list(transport.allowedOrigins, "ALLOWED_ORIGINS") {
+            for origin in origins where !AdmissionPolicy.isValidOriginEntry(origin) {
+                throw ValidationError("ALLOWED_ORIGINS: '\(origin)' is not * or an origin like https://jellyfin.example.com[:port] (scheme and host, no path)")
+            }
             admission.allowedOrigins = origins
         }
-        admission.maxConnections = try env.value(maxConnections, "MAX_CONNECTIONS", default: admission.maxConnections) { (1...1_000_000).contains($0) }
-        admission.maxConnectionsPerIP = try env.value(maxConnectionsPerIp, "MAX_CONNECTIONS_PER_IP", default: admission.maxConnectionsPerIP) { (1...1_000_000).contains($0) }
-        if let proxies = try env.list(trustedProxies, "TRUSTED_PROXIES") {
+        admission.maxConnections = try env.value(transport.maxConnections, "MAX_CONNECTIONS", default: admission.maxConnections) { (1...1_000_000).contains($0) }
+        admission.maxConnectionsPerIP = try env.value(transport.maxConnectionsPerIp, "MAX_CONNECTIONS_PER_IP", default: admission.maxConnectionsPerIP) {
+            (1...1_000_000).contains($0)
+        }
+        if let proxies = try env.list(transport.trustedProxies, "TRUSTED_PROXIES") {
             admission.trustedProxies = try proxies.map { entry in
                 guard let cidr = CIDR(entry) else { throw ValidationError("TRUSTED_PROXIES: '\(entry)' is not an IP address or CIDR network") }
                 return cidr
             }
         }
         settings.admission = admission
-        settings.rules.rateLimitPerSecond = try env.value(rateLimitPerSecond, "RATE_LIMIT_PER_SECOND", default: settings.rules.rateLimitPerSecond) { (1...100_000).contains($0) }
+        settings.rules.rateLimitPerSecond = try env.value(transport.rateLimitPerSecond, "RATE_LIMIT_PER_SECOND", default: settings.rules.rateLimitPerSecond) {
+            (1...100_000).contains($0)
+        }
 
         if let secret = environment["JWT_SECRET"], !secret.isEmpty {
             guard secret.utf8.count >= JWTSettings.minimumSecretBytes else {
-                throw ValidationError("JWT_SECRET: must be at least \(JWTSettings.minimumSecretBytes) bytes for HS256 (got \(secret.utf8.count)); unset it to run in open mode")
+                throw ValidationError(
+                    "JWT_SECRET: must be at least \(JWTSettings.minimumSecretBytes) bytes for HS256 (got \(secret.utf8.count)); unset it to run in open mode")
             }
             var jwt = JWTSettings(secret: Secret(secret))
-            jwt.audience = try env.value(jwtAudience, "JWT_AUDIENCE", default: jwt.audience) { !$0.isEmpty }
-            jwt.issuer = try env.value(jwtIssuer, "JWT_ISSUER", default: jwt.issuer) { !$0.isEmpty }
-            jwt.leewaySeconds = try env.value(jwtLeewaySeconds, "JWT_LEEWAY_SECONDS", default: jwt.leewaySeconds) { (0...86_400).contains($0) }
-            jwt.authTimeoutSeconds = try env.value(authTimeoutSeconds, "AUTH_TIMEOUT_SECONDS", default: jwt.authTimeoutSeconds) { (1...3600).contains($0) }
+            jwt.audience = try env.value(auth.jwtAudience, "JWT_AUDIENCE", default: jwt.audience) { !$0.isEmpty }
+            jwt.issuer = try env.value(auth.jwtIssuer, "JWT_ISSUER", default: jwt.issuer) { !$0.isEmpty }
+            jwt.leewaySeconds = try env.value(auth.jwtLeewaySeconds, "JWT_LEEWAY_SECONDS", default: jwt.leewaySeconds) { (0...86_400).contains($0) }
+            jwt.authTimeoutSeconds = try env.value(auth.authTimeoutSeconds, "AUTH_TIMEOUT_SECONDS", default: jwt.authTimeoutSeconds) { (1...3600).contains($0) }
             settings.rules.authTimeoutMs = UInt64(jwt.authTimeoutSeconds) * 1000
             settings.jwt = jwt
         }
 
-        settings.echoConformance = echoConformance
-        settings.fanoutCeiling = fanoutCeiling
-        if echoConformance && fanoutCeiling { throw ValidationError("--echo-conformance and --fanout-ceiling exclude each other") }
+        settings.admin = try AdminSettings.resolve(admin, env: env)
 
-        settings.drainDelaySeconds = try env.value(drainDelaySeconds, "DRAIN_DELAY_SECONDS", default: settings.drainDelaySeconds) { $0.isFinite && $0 >= 0 && $0 <= 3600 }
-        settings.shutdownGraceSeconds = try env.value(shutdownGraceSeconds, "SHUTDOWN_GRACE_SECONDS", default: settings.shutdownGraceSeconds) {
+        settings.echoConformance = testing.echoConformance
+        settings.fanoutCeiling = testing.fanoutCeiling
+        if testing.echoConformance && testing.fanoutCeiling { throw ValidationError("--echo-conformance and --fanout-ceiling exclude each other") }
+
+        settings.drainDelaySeconds = try env.value(lifecycle.drainDelaySeconds, "DRAIN_DELAY_SECONDS", default: settings.drainDelaySeconds) {
+            $0.isFinite && $0 >= 0 && $0 <= 3600
+        }
+        settings.shutdownGraceSeconds = try env.value(lifecycle.shutdownGraceSeconds, "SHUTDOWN_GRACE_SECONDS", default: settings.shutdownGraceSeconds) {
             $0.isFinite && $0 > 0 && $0 <= 3600
         }
         return settings
@@ -138,6 +157,11 @@ struct SettingSource {
     let environment: [String: String]
 
     func value<T: LosslessStringConvertible>(_ flag: T?, _ name: String, default fallback: T, valid: (T) -> Bool) throws -> T {
+        try optionalValue(flag, name, valid: valid) ?? fallback
+    }
+
+    /// The flag's value, else the environment's, else `nil`; checked by `valid`.
+    func optionalValue<T: LosslessStringConvertible>(_ flag: T?, _ name: String, valid: (T) -> Bool) throws -> T? {
         let value: T
         if let flag {
             value = flag
@@ -145,7 +169,7 @@ struct SettingSource {
             guard let parsed = T(raw) else { throw ValidationError("\(name): '\(raw)' is not a valid \(T.self) value") }
             value = parsed
         } else {
-            return fallback
+            return nil
         }
         guard valid(value) else { throw ValidationError("\(name): '\(value)' is out of range") }
         return value

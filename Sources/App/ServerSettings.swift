@@ -15,6 +15,8 @@ struct ServerSettings: Sendable {
     var admission = AdmissionPolicy()
     /// Set when `JWT_SECRET` is: JWT mode. `nil`: open mode.
     var jwt: JWTSettings?
+    /// Set when `ADMIN_PORT` is: the admin API's listener.
+    var admin: AdminSettings?
     /// Conformance testing: the transport with an echo handler instead of the watch party.
     var echoConformance = false
     /// Benchmarking: the transport with a trivial group fan-out instead of the watch party.

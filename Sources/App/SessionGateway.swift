@@ -11,29 +11,33 @@ import WatchPartyCore
 /// core and queues the resulting messages — each encoded once — on the recipients'
 /// connections before the lock is released, so every client sees messages in exactly the
 /// order the core produced them. Queuing never blocks (bounded per-connection queues).
+/// Everything the core reports becomes metrics and log lines here; lines whose rate a client
+/// controls go through a ``LogThrottle``.
 final class SessionGateway: ConnectionAcceptor {
     private struct State {
         var party: Party
         var connections: [ClientID: Connection] = [:]
         /// The last time handed to the core; time never runs backwards for it.
         var lastNow: ServerTime = 0
-        /// Deepest outbound queue of any connection that has closed.
-        var closedQueueHighWater = 0
+        /// Deepest outbound queue of any connection that closed since the previous scrape.
+        var closedQueuePeak = 0
     }
 
     private let state: Mutex<State>
     private let clock: any ServerClock
     private let logger: Logger
     private let metrics: MetricsRegistry
+    private let throttle: LogThrottle
     /// JWT mode only.
     private let verifier: JWTVerifier?
 
-    init(party: Party, clock: any ServerClock, metrics: MetricsRegistry, logger: Logger, verifier: JWTVerifier? = nil) {
+    init(party: Party, clock: any ServerClock, metrics: MetricsRegistry, logger: Logger, verifier: JWTVerifier? = nil, throttle: LogThrottle = LogThrottle()) {
         self.state = Mutex(State(party: party))
         self.clock = clock
         self.metrics = metrics
         self.logger = logger
         self.verifier = verifier
+        self.throttle = throttle
     }
 
     // MARK: ConnectionAcceptor
@@ -49,8 +53,14 @@ final class SessionGateway: ConnectionAcceptor {
         return ClientHandle(id: id, gateway: self)
     }
 
-    func received(text: String, from client: ClientID) async {
-        let start = ContinuousClock.now
+    func refused(reason: RefusalReason, client: String, origin: String?) {
+        metrics.connectionRejected(reason: reason.rawValue)
+        var metadata: Logger.Metadata = ["reason": .string(reason.rawValue), "status": .stringConvertible(reason.status), "remote": .string(client)]
+        if let origin { metadata["origin"] = .string(String(origin.prefix(200))) }
+        throttled(.refusal, .warning, "Upgrade refused", metadata)
+    }
+
+    func received(text: String, from client: ClientID, readAt: UInt64) async {
         let decoded = ClientMessageDecoder.decode(text)
         let type: String
         var verdict: TokenVerdict?
@@ -64,13 +74,13 @@ final class SessionGateway: ConnectionAcceptor {
                     verdict = valid
                 case .failure(let rejection):
                     verdict = .invalid
-                    logger.info("Token refused", metadata: ["client_id": .string(client), "reason": .string(rejection.rawValue)])
+                    throttled(.authentication, .info, "Token refused", ["client_id": .string(client), "reason": .string(rejection.rawValue)])
                 }
             }
         case .failure:
             type = "invalid"
         }
-        metrics.messageReceived(type: type)
+        metrics.messageReceived(type: type, bytes: text.utf8.count)
         logger.debug("Message received", metadata: ["client_id": .string(client), "type": .string(type)])
         apply { state, now in
             switch decoded {
@@ -78,20 +88,24 @@ final class SessionGateway: ConnectionAcceptor {
             case .failure(let error): state.party.reject(client, error.code, now: now)
             }
         }
-        metrics.messageHandled(type: type, seconds: (ContinuousClock.now - start).seconds)
+        metrics.messageHandled(type: type, seconds: Self.seconds(since: readAt))
     }
 
-    func receivedBinary(from client: ClientID) {
-        metrics.messageReceived(type: "binary")
-        apply { state, now in state.party.reject(client, .unsupportedMessageFormat, now: now) }
+    func receivedBinary(_ bytes: Int, from client: ClientID, readAt: UInt64) {
+        metrics.messageReceived(type: "binary", bytes: bytes)
+        apply { state, now in state.party.receiveBinary(from: client, now: now) }
+        metrics.messageHandled(type: "binary", seconds: Self.seconds(since: readAt))
     }
 
     func disconnected(_ client: ClientID, code: UInt16?) {
-        metrics.connectionClosed(code: code.map { String($0) } ?? "client")
-        logger.info("Connection closed", metadata: ["client_id": .string(client), "code": .string(code.map { String($0) } ?? "client")])
+        metrics.connectionClosed(code: code)
+        let reason = CloseReasons.reason(for: code)
+        logger.info("Connection closed", metadata: [
+            "client_id": .string(client), "code": code.map { .stringConvertible($0) } ?? .string("client"), "reason": .string(reason),
+        ])
         apply { state, now in
             if let connection = state.connections.removeValue(forKey: client) {
-                state.closedQueueHighWater = max(state.closedQueueHighWater, connection.queueHighWater)
+                state.closedQueuePeak = max(state.closedQueuePeak, connection.takeQueuePeak())
             }
             return state.party.disconnect(client, now: now)
         }
@@ -126,12 +140,12 @@ final class SessionGateway: ConnectionAcceptor {
         return count
     }
 
-    /// Closes every connection with `code` after its queued messages; returns how many.
+    /// Closes every connection for `cause` after its queued messages; returns how many.
     @discardableResult
-    func closeAllConnections(code: UInt16, reason: String) -> Int {
+    func closeAllConnections(_ cause: CloseCause) -> Int {
         state.withLock { state in
             for connection in state.connections.values {
-                connection.close(code: code, reason: reason)
+                connection.close(code: cause.code, reason: cause.text)
             }
             return state.connections.count
         }
@@ -148,25 +162,64 @@ final class SessionGateway: ConnectionAcceptor {
         }
     }
 
+    // MARK: Operator actions (admin API)
+
+    /// Closes `room` for every member ("Room closed by the server operator"); false if there is none.
+    func closeRoomByOperator(_ room: RoomID) -> Bool {
+        var found = false
+        apply { state, now in
+            guard let outcome = state.party.closeRoomByOperator(room, now: now) else { return Outcome() }
+            found = true
+            return outcome
+        }
+        if found { logger.notice("Room closed by operator", metadata: ["room_id": .string(room)]) }
+        return found
+    }
+
+    /// Closes `client`'s connection with 4007 (the usual departure rules follow); false if there is none.
+    func disconnectByOperator(_ client: ClientID) -> Bool {
+        let cause = CloseCause.disconnectedByOperator
+        let found = state.withLock { state -> Bool in
+            guard let connection = state.connections[client] else { return false }
+            connection.close(code: cause.code, reason: cause.text)
+            return true
+        }
+        if found { logger.notice("Client disconnected by operator", metadata: ["client_id": .string(client)]) }
+        return found
+    }
+
+    /// What the admin API shows: every room, or one, as of now.
+    func inspect(room: RoomID? = nil) -> [RoomView] {
+        state.withLock { state in
+            let now = max(clock.now(), state.lastNow)
+            let rooms = room.map { id in state.party.rooms[id].map { [$0] } ?? [] } ?? state.party.rooms.values.sorted { $0.sequence < $1.sequence }
+            return rooms.map { RoomView($0, party: state.party, now: now) }
+        }
+    }
+
     // MARK: Inspection (metrics, health, tests)
 
     var roomCount: Int { state.withLock { $0.party.rooms.count } }
     var connectionCount: Int { state.withLock { $0.connections.count } }
 
-    func metricsSnapshot() -> MetricsRegistry.Snapshot {
+    func metricsSnapshot(traffic: TrafficCounters? = nil) -> MetricsRegistry.Snapshot {
         state.withLock { state in
             var statuses: [String: Int] = [:]
             for room in state.party.rooms.values {
-                for status in room.statuses.values {
-                    statuses[status.rawValue, default: 0] += 1
+                for member in room.members {
+                    statuses[room.statuses[member]?.rawValue ?? MetricLabels.noStatus, default: 0] += 1
                 }
             }
-            let openHighWater = state.connections.values.map(\.queueHighWater).max() ?? 0
+            let openPeak = state.connections.values.map { $0.takeQueuePeak() }.max() ?? 0
+            defer { state.closedQueuePeak = 0 }
             return MetricsRegistry.Snapshot(
                 roomsActive: state.party.rooms.count,
                 authenticatedConnections: state.party.sessions.values.filter(\.authenticated).count,
                 participantsByStatus: statuses,
-                queueHighWater: max(openHighWater, state.closedQueueHighWater)
+                roomSizes: state.party.rooms.values.map(\.members.count),
+                queuePeakDepth: max(openPeak, state.closedQueuePeak),
+                wireBytesReceived: traffic?.receivedBytes ?? 0,
+                wireBytesSent: traffic?.sentBytes ?? 0
             )
         }
     }
@@ -193,12 +246,17 @@ final class SessionGateway: ConnectionAcceptor {
                         break
                     }
                 }
-                metrics.messagesSent(type: delivery.message.type, count: sent)
+                metrics.messagesSent(type: delivery.message.type, count: sent, bytes: text.byteCount)
             }
             for close in outcome.closes {
                 state.connections[close.client]?.close(code: close.code, reason: close.reason)
             }
             return outcome
+        }
+        for delivery in outcome.deliveries {
+            if case .error(let code) = delivery.message.payload {
+                logError(code, delivery.message)
+            }
         }
         for timer in outcome.timers {
             schedule(timer)
@@ -218,33 +276,64 @@ final class SessionGateway: ConnectionAcceptor {
         }
     }
 
+    /// One line per error reply: who got which code, about which room.
+    private func logError(_ code: ErrorCode, _ message: ServerMessage) {
+        var metadata: Logger.Metadata = ["code": .string(code.rawValue)]
+        if let client = message.client { metadata["client_id"] = .string(client) }
+        if let room = message.room { metadata["room_id"] = .string(room) }
+        throttled(.errorReply, .info, "Error sent", metadata)
+    }
+
     /// Turns what the core reports into metrics and logs.
     private func record(_ event: DomainEvent) {
         switch event {
-        case .roomCreated(let room):
+        case .roomCreated(let room, let host):
             metrics.roomCreated()
-            metrics.roomMembership(members: 1)
-            logger.info("Room created", metadata: ["room_id": .string(room)])
+            logger.info("Room created", metadata: ["room_id": .string(room), "client_id": .string(host)])
         case .roomClosed(let room, let reason):
             metrics.roomClosed(reason: reason.rawValue)
             logger.info("Room closed", metadata: ["room_id": .string(room), "reason": .string(reason.rawValue)])
-        case .memberJoined(_, let members), .memberLeft(_, let members):
-            metrics.roomMembership(members: members)
-        case .hostChanged(let room):
-            logger.info("Host changed", metadata: ["room_id": .string(room)])
+        case .memberJoined(let room, let client, let members):
+            logger.info("Member joined", metadata: ["room_id": .string(room), "client_id": .string(client), "members": .stringConvertible(members)])
+        case .memberLeft(let room, let client, let members):
+            logger.info("Member left", metadata: ["room_id": .string(room), "client_id": .string(client), "members": .stringConvertible(members)])
+        case .hostChanged(let room, let host):
+            logger.info("Host changed", metadata: ["room_id": .string(room), "client_id": .string(host)])
+        case .authenticated(let client, let userID):
+            throttled(.authentication, .info, "Authenticated", ["client_id": .string(client), "user_id": .string(userID)])
         case .errorSent(let code):
             metrics.errorSent(code: code.rawValue)
         case .stateUpdate(let result, let drift):
             metrics.stateUpdate(result: result.rawValue, driftSeconds: drift)
         case .barrierReleased(let cause, let waited, _):
             metrics.barrierReleased(cause: cause.rawValue, waitSeconds: Double(waited) / 1000)
-        case .clientLog(let category, let message):
-            logger.info("Client log", metadata: ["category": .string(category), "client_message": .string(message)])
+        case .clientLog(let client, let category, let message):
+            throttled(.clientLog, .info, "Client log", ["client_id": .string(client), "category": .string(category), "client_message": .string(message)])
+        case .clientLogDropped:
+            metrics.clientLogLineDropped()
         case .playScheduled(let lead):
             metrics.playScheduled(leadSeconds: Double(lead) / 1000)
         case .participantStatus:
             break  // statuses are read at scrape time; timer lateness is measured precisely in `fire`
         }
+    }
+
+    /// Logs unless `kind` is over its budget; the first line after a suppression says how many went unwritten.
+    private func throttled(_ kind: LogKind, _ level: Logger.Level, _ message: Logger.Message, _ metadata: Logger.Metadata) {
+        switch throttle.admit(kind) {
+        case .write(let suppressed):
+            var metadata = metadata
+            if suppressed > 0 { metadata["suppressed_before"] = .stringConvertible(suppressed) }
+            logger.log(level: level, message, metadata: metadata)
+        case .suppress:
+            metrics.logLineSuppressed(kind: kind)
+        }
+    }
+
+    /// Seconds from an uptime stamp of the transport to now.
+    static func seconds(since stamp: UInt64) -> Double {
+        let now = TransportClock.uptimeNanoseconds()
+        return now > stamp ? Double(now - stamp) / 1e9 : 0
     }
 }
 
@@ -253,8 +342,8 @@ struct ClientHandle: ConnectionSession {
     let id: ClientID
     let gateway: SessionGateway
 
-    func received(text: String) async { await gateway.received(text: text, from: id) }
-    func received(binary: [UInt8]) async { gateway.receivedBinary(from: id) }
+    func received(text: String, readAt: UInt64) async { await gateway.received(text: text, from: id, readAt: readAt) }
+    func received(binary: [UInt8], readAt: UInt64) async { gateway.receivedBinary(binary.count, from: id, readAt: readAt) }
     func closed(code: UInt16?) async { gateway.disconnected(id, code: code) }
     func measured(roundTrip: Duration) { gateway.recordRoundTrip(id, roundTrip) }
 }

@@ -11,7 +11,7 @@ struct SessionServer {
     let settings: ServerSettings
     let logger: Logger
     let health = HealthState()
-    let metrics = MetricsRegistry(version: BuildInfo.version, protocolVersion: BuildInfo.protocolVersion, labels: .watchParty)
+    let metrics = MetricsRegistry(version: BuildInfo.version, revision: BuildInfo.revision, protocolVersion: BuildInfo.protocolVersion, labels: .watchParty)
     let gateway: SessionGateway
     let transport: WebSocketTransport
 
@@ -39,13 +39,28 @@ struct SessionServer {
     func makeApplication() -> some ApplicationProtocol {
         let router = Router()
         let gateway = self.gateway
-        HTTPRoutes.register(on: router, health: health, metrics: { [metrics] in metrics.exposition(gateway.metricsSnapshot()) }, authEnabled: settings.jwt != nil)
+        let traffic = transport.traffic
+        HTTPRoutes.register(
+            on: router, health: health, metrics: { [metrics] in metrics.exposition(gateway.metricsSnapshot(traffic: traffic)) }, authEnabled: settings.jwt != nil)
         let health = self.health
         return Application(
             router: router,
             server: transport.serverBuilder(),
             configuration: .init(address: .hostname(settings.host, port: settings.port), serverName: nil),
             onServerRunning: { _ in health.markListening() },
+            logger: logger
+        )
+    }
+
+    /// The admin API's own application, when `ADMIN_PORT` is set (docs/operations.md § Admin API).
+    func makeAdminApplication() -> (some ApplicationProtocol)? {
+        guard let admin = settings.admin else { return nil as Application<RouterResponder<BasicRequestContext>>? }
+        return Application(
+            router: AdminAPI.router(gateway: gateway, token: admin.token, logger: logger),
+            configuration: .init(address: .hostname(admin.host, port: admin.port), serverName: nil),
+            onServerRunning: { [logger] channel in
+                logger.info("Admin API listening", metadata: ["address": .string(channel.localAddress.map { "\($0)" } ?? "?")])
+            },
             logger: logger
         )
     }
@@ -65,9 +80,17 @@ struct SessionServer {
         if settings.admission.allowsAnyOrigin {
             logger.warning("ALLOWED_ORIGINS is '*': any web page may open a WebSocket to this server")
         }
-        logger.info("Starting owp-server", metadata: ["version": .string(BuildInfo.version), "host": .string(settings.host), "port": "\(settings.port)"])
+        logger.info("Starting owp-server", metadata: [
+            "version": .string(BuildInfo.version), "revision": .string(BuildInfo.revision), "host": .string(settings.host), "port": .stringConvertible(settings.port),
+        ])
+        logger.debug("Settings", metadata: ["settings": .string("\(settings)")])
         let app = makeApplication()
-        var configuration = ServiceGroupConfiguration(services: [app, drainCoordinator], gracefulShutdownSignals: [.sigterm, .sigint], logger: logger)
+        var services: [any Service] = [app, drainCoordinator]
+        if let admin = makeAdminApplication() {
+            // First in the group, so it stops last: an operator can watch the drain.
+            services.insert(admin, at: 0)
+        }
+        var configuration = ServiceGroupConfiguration(services: services, gracefulShutdownSignals: [.sigterm, .sigint], logger: logger)
         // Whatever is still running at the end of the grace period is cancelled.
         configuration.maximumGracefulShutdownDuration = .seconds(settings.shutdownGraceSeconds)
         configuration.maximumCancellationDuration = .seconds(1)

@@ -5,7 +5,7 @@ import Synchronization
 
 /// `connections`: open N connections at a steady ramp, optionally grouped into rooms, hold them
 /// idle, and report the handshake rate and the server's resident memory per connection (its
-/// `owp_process_resident_memory_bytes` before the first connection and after the hold).
+/// `process_resident_memory_bytes` before the first connection and after the hold).
 ///
 /// `--client hummingbird` opens them with HummingbirdWSClient instead (one task and one async
 /// inbound sequence per connection, lobby only): the check of whether that client scales to
@@ -84,14 +84,13 @@ final class ConnectionsScenario: Sendable {
         result.metrics["handshakes_per_second"] = Double(opened) / max(rampSeconds, 0.001)
         result.metrics["generator_rss_mib_delta"] = Double(SelfStats.residentBytes() - generatorBefore) / 1_048_576
         result.metrics["generator_cpu_seconds"] = SelfStats.cpuSeconds() - cpuBefore
-        let rss = "owp_process_resident_memory_bytes"
-        if let value = before?[rss] { result.metrics["server_rss_mib_before"] = value / 1_048_576 }
-        if let value = afterRamp?[rss] { result.metrics["server_rss_mib_after_ramp"] = value / 1_048_576 }
-        if let value = afterHold?[rss] { result.metrics["server_rss_mib_after_hold"] = value / 1_048_576 }
-        if let value = afterHold?["owp_process_open_fds"] { result.metrics["server_open_fds_after_hold"] = value }
+        if let value = before?.residentBytes { result.metrics["server_rss_mib_before"] = value / 1_048_576 }
+        if let value = afterRamp?.residentBytes { result.metrics["server_rss_mib_after_ramp"] = value / 1_048_576 }
+        if let value = afterHold?.residentBytes { result.metrics["server_rss_mib_after_hold"] = value / 1_048_576 }
+        if let value = afterHold?.openFDs { result.metrics["server_open_fds_after_hold"] = value }
         if let value = afterHold?["owp_connections_active"] { result.metrics["server_connections_active_after_hold"] = value }
         if let value = afterHold?["owp_rooms_active"] { result.metrics["server_rooms_active_after_hold"] = value }
-        if let b = before?[rss], let a = afterHold?[rss], opened > 0 {
+        if let b = before?.residentBytes, let a = afterHold?.residentBytes, opened > 0 {
             result.metrics["server_rss_kib_per_connection"] = (a - b) / 1024 / Double(opened)
         }
         if before == nil { result.notes.append("The server's /metrics could not be read: no memory figures.") }

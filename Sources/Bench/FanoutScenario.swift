@@ -96,10 +96,9 @@ final class FanoutScenario: Sendable {
         result.metrics["generator_cpu_seconds_per_second"] = cpuSeconds / (options.warmup + options.duration)
         result.latency = harness.recorders.summaries().filter { $0.key == Series.fanout.rawValue }
         if let before = metricsAfterSetup ?? metricsBefore, let end = metricsAtEnd {
-            let rss = "owp_process_resident_memory_bytes"
-            if let value = end[rss] { result.metrics["server_rss_mib_end"] = value / 1_048_576 }
+                if let value = end.residentBytes { result.metrics["server_rss_mib_end"] = value / 1_048_576 }
             result.metrics["server_slow_client_disconnects"] = end.total("owp_slow_client_disconnects_total") - before.total("owp_slow_client_disconnects_total")
-            if let high = end["owp_outbound_queue_high_water"] { result.metrics["server_outbound_queue_high_water"] = high }
+            if let high = end.queuePeak { result.metrics["server_outbound_queue_high_water"] = high }
         }
         result.errors = counters.errors
         result.errorTotal = counters.errorTotal

@@ -314,11 +314,10 @@ final class PartyRoom: @unchecked Sendable {
 /// What the server's own /metrics says about a run.
 enum ServerObservation {
     static func add(before: MetricsSample?, afterSetup: MetricsSample?, end: MetricsSample?, connections: Int, to result: inout RunResult) {
-        let rss = "owp_process_resident_memory_bytes"
-        if let value = before?[rss] { result.metrics["server_rss_mib_before"] = value / 1_048_576 }
-        if let value = afterSetup?[rss] { result.metrics["server_rss_mib_after_setup"] = value / 1_048_576 }
-        if let value = end?[rss] { result.metrics["server_rss_mib_end"] = value / 1_048_576 }
-        if let before = before?[rss], let after = end?[rss] ?? afterSetup?[rss], connections > 0 {
+        if let value = before?.residentBytes { result.metrics["server_rss_mib_before"] = value / 1_048_576 }
+        if let value = afterSetup?.residentBytes { result.metrics["server_rss_mib_after_setup"] = value / 1_048_576 }
+        if let value = end?.residentBytes { result.metrics["server_rss_mib_end"] = value / 1_048_576 }
+        if let before = before?.residentBytes, let after = end?.residentBytes ?? afterSetup?.residentBytes, connections > 0 {
             result.metrics["server_rss_kib_per_connection"] = (after - before) / 1024 / Double(connections)
         }
         guard let end else {
@@ -340,7 +339,7 @@ enum ServerObservation {
         if let within = lateness.fraction(atOrBelow: 0.002) { result.metrics["server_scheduling_lateness_fraction_within_2ms"] = within }
         let handling = BucketDeltaFamily.total(from: afterSetup ?? before, to: end, name: "owp_message_handling_seconds")
         if let p99 = handling.estimate(quantile: 0.99), p99.isFinite { result.metrics["server_message_handling_p99_ms_estimate"] = p99 * 1000 }
-        if let high = end["owp_outbound_queue_high_water"] { result.metrics["server_outbound_queue_high_water"] = high }
+        if let high = end.queuePeak { result.metrics["server_outbound_queue_high_water"] = high }
         let slow = end.total("owp_slow_client_disconnects_total") - ((afterSetup ?? before)?.total("owp_slow_client_disconnects_total") ?? 0)
         result.metrics["server_slow_client_disconnects"] = slow
         let errors = end.total("owp_errors_sent_total") - ((afterSetup ?? before)?.total("owp_errors_sent_total") ?? 0)

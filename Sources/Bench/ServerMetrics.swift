@@ -16,6 +16,13 @@ struct MetricsSample: Sendable {
 
     subscript(_ name: String) -> Double? { series[name] }
 
+    /// Resident memory: `process_resident_memory_bytes`, or the `owp_`-prefixed name servers
+    /// before the standard process metrics exported (so one run can compare both builds).
+    var residentBytes: Double? { series["process_resident_memory_bytes"] ?? series["owp_process_resident_memory_bytes"] }
+    var openFDs: Double? { series["process_open_fds"] ?? series["owp_process_open_fds"] }
+    /// The deepest outbound queue: the per-scrape peak, or the since-start high water of older servers.
+    var queuePeak: Double? { series["owp_outbound_queue_peak_depth"] ?? series["owp_outbound_queue_high_water"] }
+
     /// Cumulative bucket counts of histogram `name` (without labels other than `le`), by upper bound.
     func buckets(_ name: String) -> [(le: Double, count: Double)] {
         let prefix = "\(name)_bucket{le=\""

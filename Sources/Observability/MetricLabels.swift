@@ -1,6 +1,21 @@
-/// The closed sets of label values the metrics use. The application fills the domain ones
-/// from its own enums, so Observability does not depend on the domain.
+/// The closed sets of label values the metrics use. The application fills every one of them
+/// from its own `CaseIterable` enums (``MetricLabels`` has no lists of its own that could drift
+/// from the code), so Observability does not depend on the domain or the transport.
 public struct MetricLabels: Sendable {
+    /// One close cause: its `reason` label and the close `code` it is sent with.
+    public struct CloseReason: Sendable, Equatable {
+        public var reason: String
+        public var code: UInt16?
+
+        public init(reason: String, code: UInt16?) {
+            self.reason = reason
+            self.code = code
+        }
+
+        /// The `code` label: the number, or `client` when the client closed first.
+        public var codeLabel: String { code.map(String.init) ?? "client" }
+    }
+
     public var clientTypes: [String]
     public var serverTypes: [String]
     public var errorCodes: [String]
@@ -8,10 +23,14 @@ public struct MetricLabels: Sendable {
     public var stateResults: [String]
     public var barrierCauses: [String]
     public var statuses: [String]
+    /// Why an upgrade was refused.
+    public var refusalReasons: [String]
+    /// Every way a connection ends; codes are unique, and `code == nil` is the client's own close.
+    public var closeReasons: [CloseReason]
 
     public init(
         clientTypes: [String], serverTypes: [String], errorCodes: [String], roomCloseReasons: [String],
-        stateResults: [String], barrierCauses: [String], statuses: [String]
+        stateResults: [String], barrierCauses: [String], statuses: [String], refusalReasons: [String], closeReasons: [CloseReason]
     ) {
         self.clientTypes = clientTypes
         self.serverTypes = serverTypes
@@ -20,10 +39,15 @@ public struct MetricLabels: Sendable {
         self.stateResults = stateResults
         self.barrierCauses = barrierCauses
         self.statuses = statuses
+        self.refusalReasons = refusalReasons
+        self.closeReasons = closeReasons
     }
 
-    /// Why an upgrade was refused (transport level).
-    public static let rejectReasons = ["origin", "max_connections", "max_connections_per_ip", "draining"]
-    /// Close codes the server uses; `client` when the client closed first.
-    public static let closeCodes = ["client", "1000", "1001", "1002", "1007", "1008", "1009", "1011"]
+    /// The `status` label of a room member that has reported no status (hosts usually).
+    public static let noStatus = "none"
+
+    /// The size classes of `owp_rooms_by_members`.
+    public static let roomSizeClasses: [(label: String, range: ClosedRange<Int>)] = [
+        ("1", 1...1), ("2", 2...2), ("3-5", 3...5), ("6-10", 6...10), ("11-20", 11...20), ("21+", 21...Int.max),
+    ]
 }

@@ -10,10 +10,10 @@ extension MetricsRegistry {
         connectionsTotal.increment()
     }
 
-    /// A connection ended; `code` is the close code as a string, or `client`.
-    public func connectionClosed(code: String) {
+    /// A connection ended with close `code` (`nil`: the client closed or vanished first).
+    public func connectionClosed(code: UInt16?) {
         connectionsActive.decrement()
-        connectionsClosed[code].increment()
+        connectionsClosed[code.map(String.init) ?? "client"].increment()
     }
 
     public func connectionRejected(reason: String) {
@@ -22,16 +22,19 @@ extension MetricsRegistry {
 
     // MARK: Messages
 
-    public func messageReceived(type: String) {
+    public func messageReceived(type: String, bytes: Int) {
         messagesReceived[type].increment()
+        messageBytesReceived.increment(by: Int64(bytes))
     }
 
     public func messageHandled(type: String, seconds: Double) {
         handlingSeconds[type].record(seconds)
     }
 
-    public func messagesSent(type: String, count: Int) {
+    /// `count` recipients were queued one message of `bytes` bytes.
+    public func messagesSent(type: String, count: Int, bytes: Int) {
         messagesSent[type].increment(by: Int64(count))
+        messageBytesSent.increment(by: Int64(count * bytes))
     }
 
     public func errorSent(code: String) {
@@ -46,10 +49,6 @@ extension MetricsRegistry {
 
     public func roomClosed(reason: String) {
         roomsClosed[reason].increment()
-    }
-
-    public func roomMembership(members: Int) {
-        roomMembers.record(Double(members))
     }
 
     public func stateUpdate(result: String, driftSeconds: Double) {
@@ -74,19 +73,26 @@ extension MetricsRegistry {
         schedulingLateness.record(max(0, latenessSeconds))
     }
 
-    // MARK: Outbound and lifecycle
+    // MARK: Outbound, logs and lifecycle
 
     public func slowClientDisconnected() {
         slowClientDisconnects.increment()
+    }
+
+    public func clientLogLineDropped() {
+        clientLogLinesDropped.increment()
+    }
+
+    public func logLineSuppressed(kind: LogKind) {
+        logLinesSuppressed[kind.rawValue].increment()
     }
 
     public func drainStarted() {
         draining.set(to: 1)
     }
 
-    public func drainFinished(seconds: Double) {
+    public func drainFinished() {
         draining.set(to: 0)
-        drainDuration.set(to: seconds)
     }
 
     // MARK: Scrape
@@ -95,15 +101,27 @@ extension MetricsRegistry {
     public struct Snapshot: Sendable {
         public var roomsActive: Int
         public var authenticatedConnections: Int
+        /// Members by status label (``MetricLabels/noStatus`` for members without one).
         public var participantsByStatus: [String: Int]
-        /// The deepest any outbound queue has been since start (open and closed connections).
-        public var queueHighWater: Int
+        /// Rooms by their number of members.
+        public var roomSizes: [Int]
+        /// The deepest any outbound queue was since the previous scrape.
+        public var queuePeakDepth: Int
+        /// Running totals of WebSocket socket bytes.
+        public var wireBytesReceived: Int
+        public var wireBytesSent: Int
 
-        public init(roomsActive: Int, authenticatedConnections: Int, participantsByStatus: [String: Int], queueHighWater: Int) {
+        public init(
+            roomsActive: Int, authenticatedConnections: Int, participantsByStatus: [String: Int], roomSizes: [Int], queuePeakDepth: Int,
+            wireBytesReceived: Int, wireBytesSent: Int
+        ) {
             self.roomsActive = roomsActive
             self.authenticatedConnections = authenticatedConnections
             self.participantsByStatus = participantsByStatus
-            self.queueHighWater = queueHighWater
+            self.roomSizes = roomSizes
+            self.queuePeakDepth = queuePeakDepth
+            self.wireBytesReceived = wireBytesReceived
+            self.wireBytesSent = wireBytesSent
         }
     }
 
@@ -114,28 +132,18 @@ extension MetricsRegistry {
         for status in participantStatusLabels {
             participantsByStatus[status].set(to: Double(snapshot.participantsByStatus[status] ?? 0))
         }
-        queueHighWater.set(to: Double(snapshot.queueHighWater))
+        for sizeClass in MetricLabels.roomSizeClasses {
+            roomsByMembers[sizeClass.label].set(to: Double(snapshot.roomSizes.filter(sizeClass.range.contains).count))
+        }
+        queuePeakDepth.set(to: Double(snapshot.queuePeakDepth))
+        wireBytesReceived.advance(to: Double(snapshot.wireBytesReceived))
+        wireBytesSent.advance(to: Double(snapshot.wireBytesSent))
         let process = ProcessStats.read()
         residentMemory.set(to: Double(process.residentBytes))
+        virtualMemory.set(to: Double(process.virtualBytes))
         openFDs.set(to: Double(process.openFDs))
+        maxFDs.set(to: Double(process.maxFDs))
+        cpuSeconds.advance(to: process.cpuSeconds)
         return registry.emitToString()
-    }
-}
-
-/// Resident memory and open descriptors of this process, from /proc (Linux).
-public struct ProcessStats: Sendable {
-    public var residentBytes: Int
-    public var openFDs: Int
-
-    public static func read() -> ProcessStats {
-        var resident = 0
-        if let statm = try? String(contentsOfFile: "/proc/self/statm", encoding: .utf8) {
-            let fields = statm.split(separator: " ")
-            if fields.count > 1, let pages = Int(fields[1]) {
-                resident = pages * Int(sysconf(Int32(_SC_PAGESIZE)))
-            }
-        }
-        let fds = (try? FileManager.default.contentsOfDirectory(atPath: "/proc/self/fd").count) ?? 0
-        return ProcessStats(residentBytes: resident, openFDs: fds)
     }
 }

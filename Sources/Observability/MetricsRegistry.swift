@@ -1,5 +1,6 @@
 import Foundation
 import Prometheus
+import Synchronization
 
 /// The process's Prometheus registry and every metric the server records.
 ///
@@ -16,17 +17,22 @@ public final class MetricsRegistry: Sendable {
     let connectionsTotal: Counter
     let connectionsAuthenticated: Gauge
     let connectionsRejected: Labeled<Counter>
+    /// Keyed by close code label (`client` or the number); each series carries code and reason.
     let connectionsClosed: Labeled<Counter>
     // Rooms
     let roomsActive: Gauge
     let roomsCreated: Counter
     let roomsClosed: Labeled<Counter>
-    let roomMembers: ValueHistogram
+    let roomsByMembers: Labeled<Gauge>
     // Messages
     let messagesReceived: Labeled<Counter>
     let messagesSent: Labeled<Counter>
     let errorsSent: Labeled<Counter>
     let handlingSeconds: Labeled<ValueHistogram>
+    let messageBytesReceived: Counter
+    let messageBytesSent: Counter
+    let wireBytesReceived: MonotonicCounter
+    let wireBytesSent: MonotonicCounter
     // Sync
     let stateUpdates: Labeled<Counter>
     let syncDrift: ValueHistogram
@@ -38,16 +44,21 @@ public final class MetricsRegistry: Sendable {
     let playLead: ValueHistogram
     // Outbound
     let slowClientDisconnects: Counter
-    let queueHighWater: Gauge
+    let queuePeakDepth: Gauge
+    // Logs
+    let clientLogLinesDropped: Counter
+    let logLinesSuppressed: Labeled<Counter>
     // Lifecycle and process
     let draining: Gauge
-    let drainDuration: Gauge
-    let processStart: Gauge
     let participantStatusLabels: [String]
+    let processStart: Gauge
     let residentMemory: Gauge
+    let virtualMemory: Gauge
     let openFDs: Gauge
+    let maxFDs: Gauge
+    let cpuSeconds: MonotonicCounter
 
-    public init(version: String, protocolVersion: Int, labels: MetricLabels) {
+    public init(version: String, revision: String, protocolVersion: Int, labels: MetricLabels) {
         let registry = PrometheusCollectorRegistry()
         self.registry = registry
         startTime = Date().timeIntervalSince1970
@@ -63,32 +74,49 @@ public final class MetricsRegistry: Sendable {
 
         registry.makeGauge(
             descriptor: .init(metricName: "owp_build_info", unitName: "", helpText: "Build information; the value is always 1."),
-            labels: [("version", version), ("protocol_version", String(protocolVersion))]
+            labels: [("version", version), ("revision", revision), ("protocol_version", String(protocolVersion))]
         ).set(to: 1)
 
         connectionsActive = gauge("owp_connections_active", "WebSocket connections currently open.")
         connectionsTotal = counter("owp_connections_total", "WebSocket connections accepted since start.")
         connectionsAuthenticated = gauge("owp_connections_authenticated", "Open connections that are authenticated.")
-        connectionsRejected = Labeled(registry, "owp_connections_rejected_total", "Upgrade requests refused, by reason.", label: "reason", values: MetricLabels.rejectReasons)
-        connectionsClosed = Labeled(registry, "owp_connections_closed_total", "Connections closed, by close code (client = closed by the client).", label: "code", values: MetricLabels.closeCodes)
+        connectionsRejected = Labeled(
+            registry, "owp_connections_rejected_total", "Upgrade requests refused (403 origin, 429 limits, 503 draining), by reason.",
+            label: "reason", values: labels.refusalReasons)
+        let closed = MetricNameDescriptor(
+            metricName: "owp_connections_closed_total", unitName: "",
+            helpText: "Connections closed, by close code and its reason (code client = the client closed first).")
+        connectionsClosed = Labeled(
+            labels.closeReasons.map { ($0.codeLabel, [("code", $0.codeLabel), ("reason", $0.reason)]) },
+            other: ("other", [("code", "other"), ("reason", "other")])
+        ) { registry.makeCounter(descriptor: closed, labels: $0) }
 
         roomsActive = gauge("owp_rooms_active", "Rooms currently open.")
         roomsCreated = counter("owp_rooms_created_total", "Rooms created since start.")
         roomsClosed = Labeled(registry, "owp_rooms_closed_total", "Rooms closed, by reason.", label: "reason", values: labels.roomCloseReasons)
-        roomMembers = histogram("owp_room_members", "Members of a room, observed at every join and leave.", [1, 2, 3, 5, 8, 10, 15, 20, 50])
+        roomsByMembers = Labeled(
+            registry, "owp_rooms_by_members", "Open rooms by how many members they have now (hosts included), read at scrape.",
+            label: "members", values: MetricLabels.roomSizeClasses.map(\.label))
 
         messagesReceived = Labeled(registry, "owp_messages_received_total", "Client messages received, by type.", label: "type", values: labels.clientTypes)
         messagesSent = Labeled(registry, "owp_messages_sent_total", "Server messages queued for clients, by type (one per recipient).", label: "type", values: labels.serverTypes)
         errorsSent = Labeled(registry, "owp_errors_sent_total", "Error messages sent, by code.", label: "code", values: labels.errorCodes)
         handlingSeconds = Labeled(
-            registry, "owp_message_handling_seconds", "Time from a client message being read to every resulting message being queued, by type.",
-            label: "type", values: labels.clientTypes, buckets: [0.00005, 0.0001, 0.00025, 0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25]
+            registry, "owp_message_handling_seconds",
+            "Time from a client message's last frame being read off the socket to every resulting message being queued, by type.",
+            label: "type", values: labels.clientTypes, buckets: [0.00005, 0.0001, 0.00025, 0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1]
         )
+        messageBytesReceived = counter("owp_message_received_bytes_total", "Bytes of client messages received, as decoded text (before decompression counts).")
+        messageBytesSent = counter("owp_message_sent_bytes_total", "Bytes of server messages queued, as text, once per recipient (before compression).")
+        wireBytesReceived = MonotonicCounter(
+            counter("owp_websocket_received_bytes_total", "Bytes read from WebSocket sockets (framing and compression included)."))
+        wireBytesSent = MonotonicCounter(
+            counter("owp_websocket_sent_bytes_total", "Bytes written to WebSocket sockets (framing and compression included)."))
 
         stateUpdates = Labeled(registry, "owp_state_updates_total", "Host state reports, by result (accepted or the drop reason).", label: "result", values: labels.stateResults)
         syncDrift = histogram(
             "owp_sync_drift_seconds", "|Host-reported position - projected room position| on every host state report.",
-            [0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2, 5, 10, 30])
+            [0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2, 5, 10, 30, 60, 120, 300, 900, 3600])
         schedulingLateness = histogram(
             "owp_scheduling_lateness_seconds", "How late a scheduled release (barrier timeout, status flush) ran after its due time.",
             [0.0005, 0.001, 0.002, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 1])
@@ -96,22 +124,50 @@ public final class MetricsRegistry: Sendable {
         barrierWait = histogram("owp_barrier_wait_seconds", "How long a pending play waited on the ready barrier.", [0.01, 0.05, 0.1, 0.25, 0.5, 1, 1.5, 2, 3, 5])
         clientRTT = histogram(
             "owp_client_rtt_seconds", "Round trips to clients measured by the server's WebSocket pings.",
-            [0.005, 0.01, 0.025, 0.05, 0.1, 0.2, 0.3, 0.5, 1, 2])
+            [0.0002, 0.0005, 0.001, 0.002, 0.005, 0.01, 0.025, 0.05, 0.1, 0.2, 0.3, 0.5, 1, 2])
         playLead = histogram(
             "owp_play_lead_seconds", "Lead of each scheduled play (target - release): fixed, or adaptive to the room's round trips.",
-            [0.1, 0.2, 0.3, 0.4, 0.5, 0.75, 1, 1.25, 1.5, 2])
-        participantsByStatus = Labeled(registry, "owp_participants", "Room members by their last reported status.", label: "status", values: labels.statuses)
+            [0.1, 0.2, 0.3, 0.4, 0.5, 0.75, 1, 1.25, 1.45, 1.5, 1.55, 2])
+        participantsByStatus = Labeled(
+            registry, "owp_participants", "Room members by their last reported status (none = no status reported; hosts included).",
+            label: "status", values: labels.statuses + [MetricLabels.noStatus])
 
         slowClientDisconnects = counter("owp_slow_client_disconnects_total", "Clients disconnected because their outbound queue was full.")
-        queueHighWater = gauge("owp_outbound_queue_high_water", "Deepest any connection's outbound queue has been, in messages.")
+        queuePeakDepth = gauge("owp_outbound_queue_peak_depth", "Deepest any connection's outbound queue was since the previous scrape, in messages.")
+
+        clientLogLinesDropped = counter("owp_client_log_lines_dropped_total", "client_log lines dropped because a connection was over its log budget.")
+        logLinesSuppressed = Labeled(
+            registry, "owp_log_lines_suppressed_total", "Log lines not written because their kind was over its rate (the count is logged).",
+            label: "kind", values: LogKind.allCases.map(\.rawValue))
 
         draining = gauge("owp_draining", "1 while the server drains for shutdown, else 0.")
-        drainDuration = gauge("owp_drain_duration_seconds", "How long the last drain took (0 until one completes).")
-        processStart = gauge("owp_process_start_time_seconds", "Start time of the process since the Unix epoch.")
-        residentMemory = gauge("owp_process_resident_memory_bytes", "Resident memory of the process.")
-        openFDs = gauge("owp_process_open_fds", "Open file descriptors of the process.")
+        processStart = gauge("process_start_time_seconds", "Start time of the process since unix epoch in seconds.")
+        residentMemory = gauge("process_resident_memory_bytes", "Resident memory size in bytes.")
+        virtualMemory = gauge("process_virtual_memory_bytes", "Virtual memory size in bytes.")
+        openFDs = gauge("process_open_fds", "Number of open file descriptors.")
+        maxFDs = gauge("process_max_fds", "Maximum number of open file descriptors.")
+        cpuSeconds = MonotonicCounter(counter("process_cpu_seconds_total", "Total user and system CPU time spent in seconds."))
         processStart.set(to: startTime)
-        participantStatusLabels = labels.statuses
+        participantStatusLabels = labels.statuses + [MetricLabels.noStatus]
+    }
+}
+
+/// A counter that follows a running total read elsewhere (CPU time, socket bytes): each
+/// `advance(to:)` adds what the total grew by since the last one.
+final class MonotonicCounter: Sendable {
+    private let counter: Counter
+    private let last = Mutex<Double>(0)
+
+    init(_ counter: Counter) {
+        self.counter = counter
+    }
+
+    func advance(to total: Double) {
+        let delta = last.withLock { last -> Double in
+            defer { last = max(last, total) }
+            return max(0, total - last)
+        }
+        if delta > 0 { counter.increment(by: delta) }
     }
 }
 
@@ -133,11 +189,16 @@ struct Labeled<Metric: AnyObject & Sendable>: Sendable {
 extension Labeled {
     /// One series per value (and `other`), each made by `make` with its label pair.
     init(label: String, values: [String], make: ([(String, String)]) -> Metric) {
+        self.init(values.map { ($0, [(label, $0)]) }, other: ("other", [(label, "other")]), make: make)
+    }
+
+    /// One series per key, each with its own label set (several labels per series).
+    init(_ keyed: [(key: String, labels: [(String, String)])], other: (key: String, labels: [(String, String)]), make: ([(String, String)]) -> Metric) {
         var series: [String: Metric] = [:]
-        for value in values + ["other"] {
-            series[value] = make([(label, value)])
+        for (key, labels) in keyed + [other] {
+            series[key] = make(labels)
         }
-        self.init(series, other: series["other"]!)
+        self.init(series, other: series[other.key]!)
     }
 }
 

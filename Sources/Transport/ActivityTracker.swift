@@ -28,19 +28,45 @@ final class ActivityClock: Sendable {
     }
 }
 
-/// Stamps the connection's ``ActivityClock`` on every read and passes the bytes on untouched.
-final class ActivityTracker: ChannelInboundHandler, RemovableChannelHandler, Sendable {
+/// Bytes that crossed the WebSocket sockets, as sent on the wire (framing and compression
+/// included), for the whole process. Read at scrape time.
+public final class TrafficCounters: Sendable {
+    private let received = Atomic<Int>(0)
+    private let sent = Atomic<Int>(0)
+
+    public init() {}
+
+    func add(received bytes: Int) { received.wrappingAdd(bytes, ordering: .relaxed) }
+    func add(sent bytes: Int) { sent.wrappingAdd(bytes, ordering: .relaxed) }
+
+    public var receivedBytes: Int { received.load(ordering: .relaxed) }
+    public var sentBytes: Int { sent.load(ordering: .relaxed) }
+}
+
+/// First in an upgraded connection's pipeline: stamps the ``ActivityClock`` on every read and
+/// counts the bytes read and written into ``TrafficCounters``; passes everything on untouched.
+final class ActivityTracker: ChannelDuplexHandler, RemovableChannelHandler, Sendable {
     typealias InboundIn = ByteBuffer
     typealias InboundOut = ByteBuffer
+    typealias OutboundIn = ByteBuffer
+    typealias OutboundOut = ByteBuffer
 
     let clock: ActivityClock
+    let traffic: TrafficCounters
 
-    init(clock: ActivityClock) {
+    init(clock: ActivityClock, traffic: TrafficCounters) {
         self.clock = clock
+        self.traffic = traffic
     }
 
     func channelRead(context: ChannelHandlerContext, data: NIOAny) {
         clock.touch()
+        traffic.add(received: unwrapInboundIn(data).readableBytes)
         context.fireChannelRead(data)
+    }
+
+    func write(context: ChannelHandlerContext, data: NIOAny, promise: EventLoopPromise<Void>?) {
+        traffic.add(sent: unwrapOutboundIn(data).readableBytes)
+        context.write(data, promise: promise)
     }
 }

@@ -39,7 +39,7 @@ public final class Connection: Sendable {
         channel.close(promise: nil)
     }
 
-    /// Queues a text message. On `.overflow` the connection is being closed with 1008.
+    /// Queues a text message. On `.overflow` the connection is being closed (4003, too slow).
     @discardableResult
     public func send(_ message: OutboundText) -> SendResult {
         queue.push(.text(message.buffer))
@@ -56,17 +56,22 @@ public final class Connection: Sendable {
         queue.close(code: code, reason: reason)
     }
 
-    /// The deepest this connection's outbound queue has been.
-    public var queueHighWater: Int { queue.highWater }
+    /// The deepest this connection's outbound queue has been since the previous call.
+    public func takeQueuePeak() -> Int { queue.takePeakDepth() }
 }
 
 /// Receives the application-level events of one connection. Implemented by the application.
+///
+/// Nothing here has a default: a conformer that forgets an event fails to compile rather than
+/// silently dropping what an operator would count.
 public protocol ConnectionSession: Sendable {
     /// A complete text message (reassembled, decompressed, within the size limit).
-    func received(text: String) async
+    /// `readAt` is when its last frame was read off the socket (uptime nanoseconds, see
+    /// ``TransportClock``): handling latency starts there, before any wait for a thread.
+    func received(text: String, readAt: UInt64) async
     /// A binary message (the protocol has none; the application answers with an error).
-    func received(binary: [UInt8]) async
-    /// A round trip measured by the server's ping (optional; the default ignores it).
+    func received(binary: [UInt8], readAt: UInt64) async
+    /// A round trip measured by the server's ping.
     func measured(roundTrip: Duration)
     /// The connection is gone, for whatever reason. Called exactly once. `code` is the close
     /// code the server sent, or `nil` when the client closed or vanished first.
@@ -77,14 +82,13 @@ public protocol ConnectionSession: Sendable {
 public protocol ConnectionAcceptor: Sendable {
     /// Called once per upgraded connection, before any of its messages are read.
     func accept(_ connection: Connection) async -> any ConnectionSession
-    /// An upgrade was refused before it happened; `reason` is a metric label value.
-    func refused(reason: String)
+    /// An upgrade was refused before it happened (answered with `reason.status`).
+    /// `client` is the address it counts against; `origin` the request's `Origin`, if any.
+    func refused(reason: RefusalReason, client: String, origin: String?)
 }
 
-extension ConnectionAcceptor {
-    public func refused(reason: String) {}
-}
-
-extension ConnectionSession {
-    public func measured(roundTrip: Duration) {}
+/// The monotonic clock the transport stamps reads with.
+public enum TransportClock {
+    /// Nanoseconds since an arbitrary fixed point (NIO's uptime clock).
+    public static func uptimeNanoseconds() -> UInt64 { ActivityClock.uptimeNanoseconds() }
 }

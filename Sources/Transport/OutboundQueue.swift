@@ -5,8 +5,8 @@ import Synchronization
 /// One connection's bounded queue of outgoing frames, drained by that connection's own writer.
 ///
 /// Guarantees: `push` never blocks and never grows the queue past its capacity. When the
-/// queue is full the client is too slow: everything queued is dropped, a 1008 close is
-/// arranged, and the writer is told to abort even if it is stuck in a write. After a close
+/// queue is full the client is too slow: everything queued is dropped, a close (4003,
+/// ``TransportCloseCause/slowClient``) is arranged, and the writer is told to abort even if it is stuck in a write. After a close
 /// is requested nothing more is accepted, and the close goes out after what was queued.
 final class OutboundQueue: Sendable {
     enum Item: Sendable, Equatable {
@@ -43,7 +43,7 @@ final class OutboundQueue: Sendable {
             guard state.items.count < capacity else {
                 state.closing = true
                 state.aborted = true
-                state.items = [.close(code: 1008, reason: "Client cannot accept messages")]
+                state.items = [.close(code: TransportCloseCause.slowClient.code, reason: TransportCloseCause.slowClient.text)]
                 let abort = state.abortWaiter
                 state.abortWaiter = nil
                 return (.overflow, nil, abort)
@@ -115,8 +115,14 @@ final class OutboundQueue: Sendable {
 
     var wasAborted: Bool { state.withLock { $0.aborted } }
 
-    /// The deepest the queue has been.
-    var highWater: Int { state.withLock { $0.highWater } }
+    /// The deepest the queue has been since the previous call (or since it was made); the next
+    /// period starts from the depth it has now.
+    func takePeakDepth() -> Int {
+        state.withLock { state in
+            defer { state.highWater = state.items.count }
+            return state.highWater
+        }
+    }
 
     var depth: Int { state.withLock { $0.items.count } }
 }
@@ -125,7 +131,7 @@ final class OutboundQueue: Sendable {
 public enum SendResult: Sendable, Equatable {
     /// It will be written after the messages queued before it.
     case queued
-    /// The queue was full: the client is being disconnected with 1008.
+    /// The queue was full: the client is being disconnected (4003, ``TransportCloseCause/slowClient``).
     case overflow
     /// The connection is closing; the message was dropped.
     case closed

@@ -4,7 +4,7 @@ public struct TransportConfiguration: Sendable, Equatable {
     public var path: String = "/ws"
     /// Largest inbound message after reassembly and decompression; larger closes with 1009.
     public var maxMessageSize: Int = 65_536
-    /// Messages waiting for one slow client before it is disconnected with 1008.
+    /// Messages waiting for one slow client before it is disconnected (4003).
     public var outboundQueueCapacity: Int = 100
     /// Outbound messages smaller than this are sent uncompressed even when deflate is negotiated.
     public var compressionThreshold: Int = 256
@@ -14,7 +14,7 @@ public struct TransportConfiguration: Sendable, Equatable {
     public var pingInterval: Duration = .seconds(20)
     /// Delay of a connection's first ping (a round trip to schedule with, soon after connect).
     public var firstPingDelay: Duration = .seconds(1)
-    /// A connection from which nothing (any frame, pongs included) arrived for this long is closed 1001.
+    /// A connection from which nothing (any frame, pongs included) arrived for this long is closed (4000).
     public var idleTimeout: Duration = .seconds(60)
     /// How long to wait for the peer's close frame (or for a stuck close to get out) before dropping the socket.
     public var closeTimeout: Duration = .seconds(5)

@@ -6,29 +6,14 @@ import Synchronization
 /// released exactly once, when the socket closes, whatever happened in between.
 final class UpgradeGate: Sendable {
     enum Refusal: Sendable, Equatable {
+        /// Not the WebSocket path: 404, not counted.
         case notFound
-        case draining
-        case origin
-        case maxConnections
-        case maxConnectionsPerIP
+        case refused(RefusalReason)
 
         var status: Int {
             switch self {
             case .notFound: 404
-            case .draining: 503
-            case .origin: 403
-            case .maxConnections, .maxConnectionsPerIP: 429
-            }
-        }
-
-        /// The `reason` label of the rejection metric.
-        var metricReason: String? {
-            switch self {
-            case .notFound: nil
-            case .draining: "draining"
-            case .origin: "origin"
-            case .maxConnections: "max_connections"
-            case .maxConnectionsPerIP: "max_connections_per_ip"
+            case .refused(let reason): reason.status
             }
         }
     }
@@ -50,10 +35,10 @@ final class UpgradeGate: Sendable {
     func admit(pathMatches: Bool, origin: String?, client: String) -> Refusal? {
         guard pathMatches else { return .notFound }
         return state.withLock { state in
-            if state.draining { return .draining }
-            if !policy.allows(origin: origin) { return .origin }
-            if state.total >= policy.maxConnections { return .maxConnections }
-            if state.perIP[client, default: 0] >= policy.maxConnectionsPerIP { return .maxConnectionsPerIP }
+            if state.draining { return .refused(.draining) }
+            if !policy.allows(origin: origin) { return .refused(.origin) }
+            if state.total >= policy.maxConnections { return .refused(.maxConnections) }
+            if state.perIP[client, default: 0] >= policy.maxConnectionsPerIP { return .refused(.maxConnectionsPerIP) }
             state.total += 1
             state.perIP[client, default: 0] += 1
             return nil

@@ -7,6 +7,7 @@ import Logging
 import NIOCore
 import NIOHTTP1
 import NIOWebSocket
+import Synchronization
 
 /// The HTTP/1.1 server with the WebSocket upgrade at ``TransportConfiguration/path``.
 ///
@@ -17,6 +18,8 @@ public struct WebSocketTransport: Sendable {
     public let configuration: TransportConfiguration
     let acceptor: any ConnectionAcceptor
     let gate: UpgradeGate
+    /// Bytes on the WebSocket wire, for the whole process.
+    public let traffic = TrafficCounters()
 
     public init(configuration: TransportConfiguration, admission: AdmissionPolicy = AdmissionPolicy(), acceptor: any ConnectionAcceptor) {
         self.configuration = configuration
@@ -60,14 +63,14 @@ public struct WebSocketTransport: Sendable {
             ) ?? "unknown"
             let origin = head.headerFields[.origin]
             if let refusal = transport.gate.admit(pathMatches: path == transport.configuration.path, origin: origin, client: client) {
-                if let reason = refusal.metricReason { transport.acceptor.refused(reason: reason) }
+                if case .refused(let reason) = refusal { transport.acceptor.refused(reason: reason, client: client, origin: origin) }
                 await Self.refuse(channel, status: refusal.status)
                 return .dontUpgrade
             }
             // The slot is given back when the socket closes, however the connection ends.
             channel.closeFuture.whenComplete { _ in transport.gate.release(client: client) }
             let activity = ActivityClock()
-            try await channel.pipeline.addHandler(ActivityTracker(clock: activity), position: .first).get()
+            try await channel.pipeline.addHandler(ActivityTracker(clock: activity, traffic: transport.traffic), position: .first).get()
             let offered = head.headerFields[values: .secWebSocketExtensions]
             return .upgrade([:]) { inbound, outbound, context in
                 let negotiated = offered.contains { $0.contains("permessage-deflate") } && transport.configuration.compression ? ["permessage-deflate"] : []
@@ -110,8 +113,12 @@ public struct WebSocketTransport: Sendable {
         _ connection: Connection, inbound: WebSocketInboundStream, outbound: WebSocketOutboundWriter, channel: any Channel,
         activity: ActivityClock, logger: Logger
     ) async throws {
+        // Installed before the session exists, so the first message's read is stamped too.
+        let stamps = ReadStamps()
+        let sessionSlot = SessionSlot()
+        try? await FrameObserver.install(on: channel, stamps: stamps) { sessionSlot.session?.measured(roundTrip: $0) }
         let session = await acceptor.accept(connection)
-        try? await PongObserver.install(on: channel) { session.measured(roundTrip: $0) }
+        sessionSlot.session = session
         let queue = connection.queue
         let maxSize = configuration.maxMessageSize
         let exit = await withTaskGroup(of: Exit.self) { group -> Exit in
@@ -143,10 +150,10 @@ public struct WebSocketTransport: Sendable {
                         switch message {
                         case .text(let text):
                             guard text.utf8.count <= maxSize else { return .tooBig }
-                            await session.received(text: text)
+                            await session.received(text: text, readAt: stamps.pop())
                         case .binary(let buffer):
                             guard buffer.readableBytes <= maxSize else { return .tooBig }
-                            await session.received(binary: Array(buffer.readableBytesView))
+                            await session.received(binary: Array(buffer.readableBytesView), readAt: stamps.pop())
                         }
                     }
                     return .peerClosed
@@ -191,12 +198,13 @@ public struct WebSocketTransport: Sendable {
         case .readerFailed(let error):
             throw error  // the library closes with the matching code (1009 for an over-long message)
         case .tooBig:
-            try? await outbound.close(.messageTooLarge, reason: "Message too big")
+            try? await outbound.close(.messageTooLarge, reason: TransportCloseCause.messageTooBig.text)
         case .aborted:
             // A slow client: try to tell it why, but never wait on it for long.
             logger.debug("Closing slow client")
+            let slow = TransportCloseCause.slowClient
             let sent = await withDeadline(configuration.closeTimeout) {
-                try? await outbound.close(.policyViolation, reason: "Client cannot accept messages")
+                try? await outbound.close(WebSocketErrorCode(codeNumber: Int(slow.code)), reason: slow.text)
             }
             if !sent {
                 try? await channel.close()
@@ -209,7 +217,7 @@ public struct WebSocketTransport: Sendable {
 
 extension WebSocketTransport {
     /// Pings soon after connect and then every `pingInterval` (each ping carries its send time, so the pong
-    /// gives a round trip); once nothing has arrived for `idleTimeout`, closes with 1001
+    /// gives a round trip); once nothing has arrived for `idleTimeout`, closes with 4000
     /// (the close goes out after what is queued, then the connection ends like any other).
     func heartbeat(_ connection: Connection, outbound: WebSocketOutboundWriter, activity: ActivityClock) async {
         // The first ping goes `firstPingDelay` after connect: a round trip to schedule with.
@@ -217,7 +225,7 @@ extension WebSocketTransport {
         while !Task.isCancelled {
             let idle = activity.idle
             if idle >= configuration.idleTimeout {
-                connection.close(code: 1001, reason: "Connection idle")
+                connection.close(code: TransportCloseCause.idle.code, reason: TransportCloseCause.idle.text)
                 // Keep running (cancelled with the others) so this child does not end the connection early.
                 try? await Task.sleep(for: .seconds(3600))
                 return
@@ -239,16 +247,16 @@ extension WebSocketTransport.Exit {
         switch self {
         case .peerClosed: nil
         case .closeTimedOut: nil
-        case .tooBig: 1009
-        case .aborted: 1008
+        case .tooBig: TransportCloseCause.messageTooBig.code
+        case .aborted: TransportCloseCause.slowClient.code
         case .writerDone(let code): code
         case .readerFailed(let error):
             // The library's error carries a WebSocketErrorCode it will send; read it by name.
             switch String(describing: error) {
-            case let text where text.contains("messageTooLarge"): 1009
-            case let text where text.contains("protocolError"): 1002
-            case let text where text.contains("dataInconsistentWithMessage"): 1007
-            default: 1011
+            case let text where text.contains("messageTooLarge"): TransportCloseCause.messageTooBig.code
+            case let text where text.contains("protocolError"): TransportCloseCause.protocolError.code
+            case let text where text.contains("dataInconsistentWithMessage"): TransportCloseCause.invalidPayload.code
+            default: TransportCloseCause.internalError.code
             }
         }
     }
@@ -268,5 +276,16 @@ func withDeadline(_ timeout: Duration, _ body: @escaping @Sendable () async -> V
         let first = await group.next() ?? false
         group.cancelAll()
         return first
+    }
+}
+
+/// The session of a connection, once the application has accepted it (the frame observer is
+/// installed before that, and reports round trips only from then on).
+final class SessionSlot: Sendable {
+    private let slot = Mutex<(any ConnectionSession)?>(nil)
+
+    var session: (any ConnectionSession)? {
+        get { slot.withLock { $0 } }
+        set { slot.withLock { $0 = newValue } }
     }
 }

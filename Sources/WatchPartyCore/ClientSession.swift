@@ -19,6 +19,9 @@ public struct ClientSession: Sendable, Equatable {
     /// Start and count of the current one-second rate window.
     var rateWindowStart: ServerTime
     var rateCount = 0
+    /// `client_log` budget: lines left, and when it was last topped up.
+    var logAllowance: Double
+    var logAllowanceAt: ServerTime
 
     public init(id: ClientID, userID: String, name: String, authenticated: Bool, connectedAt: ServerTime = 0) {
         self.id = id
@@ -26,5 +29,7 @@ public struct ClientSession: Sendable, Equatable {
         self.name = name
         self.authenticated = authenticated
         self.rateWindowStart = connectedAt
+        self.logAllowance = .infinity  // set from the rules by Party.connect
+        self.logAllowanceAt = connectedAt
     }
 }

@@ -5,6 +5,8 @@ public enum RoomCloseReason: String, Sendable, Hashable, CaseIterable {
     case hostStartedNewRoom = "host_started_new_room"
     case empty
     case shutdown
+    /// An operator closed it through the admin API.
+    case closedByOperator = "operator"
 
     /// The `room_closed` reason text members see; `nil` when nobody is told.
     public var memberMessage: String? {
@@ -13,6 +15,7 @@ public enum RoomCloseReason: String, Sendable, Hashable, CaseIterable {
         case .hostClosed: "Host closed the room"
         case .hostStartedNewRoom: "Host started a new room"
         case .shutdown: "Server shutting down"
+        case .closedByOperator: "Room closed by the server operator"
         case .empty: nil
         }
     }
@@ -35,11 +38,13 @@ public enum BarrierReleaseCause: String, Sendable, Hashable, CaseIterable {
 /// Things worth counting that happened in the core. The observability layer turns them into
 /// metrics and logs; the core itself imports nothing of either.
 public enum DomainEvent: Sendable, Equatable {
-    case roomCreated(room: RoomID)
+    case roomCreated(room: RoomID, host: ClientID)
     case roomClosed(room: RoomID, reason: RoomCloseReason)
-    case memberJoined(room: RoomID, members: Int)
-    case memberLeft(room: RoomID, members: Int)
-    case hostChanged(room: RoomID)
+    case memberJoined(room: RoomID, client: ClientID, members: Int)
+    case memberLeft(room: RoomID, client: ClientID, members: Int)
+    case hostChanged(room: RoomID, host: ClientID)
+    /// A connection authenticated (or, in open mode, named itself) as `userID`.
+    case authenticated(client: ClientID, userID: String)
     case errorSent(ErrorCode)
     /// A host state report and its fate; `drift` = |reported − projected room position| in seconds.
     case stateUpdate(result: StateUpdateResult, drift: Double)
@@ -48,5 +53,7 @@ public enum DomainEvent: Sendable, Equatable {
     case participantStatus(ParticipantStatus)
     /// A scheduled play went out with this lead (target − release).
     case playScheduled(leadMs: UInt64)
-    case clientLog(category: String, message: String)
+    case clientLog(client: ClientID, category: String, message: String)
+    /// A `client_log` line over the connection's budget was dropped.
+    case clientLogDropped
 }

@@ -7,9 +7,17 @@ public struct Delivery: Sendable, Equatable {
 /// A connection the core wants closed, after the deliveries queued before it.
 public struct CloseRequest: Sendable, Equatable {
     public var client: ClientID
-    /// WebSocket close code (1008 policy violation, 1001 going away, …).
-    public var code: UInt16
-    public var reason: String
+    public var cause: CloseCause
+
+    public init(client: ClientID, cause: CloseCause) {
+        self.client = client
+        self.cause = cause
+    }
+
+    /// The WebSocket close code sent (docs/protocol.md § Close codes).
+    public var code: UInt16 { cause.code }
+    /// The close frame's reason text.
+    public var reason: String { cause.text }
 }
 
 /// A timer the shell must fire back into the core with ``Party/fire(_:now:)`` at `due`.

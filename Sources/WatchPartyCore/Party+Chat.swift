@@ -3,8 +3,10 @@ extension Party {
     mutating func chat(from client: ClientID, room roomID: RoomID?, payload: JSONValue?, now: ServerTime, out: inout Outcome) throws(ProtocolError) {
         guard roomID != nil else { throw ProtocolError(.roomIDRequired) }
         guard let raw = payload?["text"]?.string else { throw ProtocolError(.invalidChatPayload) }
-        let text = Sanitizer.chat(raw).trimmingWhitespace()
-        guard !text.isEmpty else { throw ProtocolError(.chatMessageEmpty) }
+        // PROTOCOL.md §10: only control characters are removed; the text keeps its spaces and
+        // indentation. A text of nothing but whitespace is still empty to a reader.
+        let text = Sanitizer.chat(raw)
+        guard !text.trimmingWhitespace().isEmpty else { throw ProtocolError(.chatMessageEmpty) }
         guard raw.utf8.count <= rules.maxChatBytes else { throw ProtocolError(.chatMessageTooLong) }
         let room = try memberRoom(roomID, of: client)
         out.send(.chatMessage(username: name(of: client), text: text), to: room.members, room: room.id, client: client, now: now)

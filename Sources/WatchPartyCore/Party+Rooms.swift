@@ -26,11 +26,12 @@ extension Party {
             members: [client],
             ready: [client],
             playback: Playback(position: startPosition, playState: .paused, asOf: now),
-            sequence: roomSequence
+            sequence: roomSequence,
+            createdAt: now
         )
         rooms[room.id] = room
         setRoom(of: client, to: room.id)
-        out.events.append(.roomCreated(room: room.id))
+        out.events.append(.roomCreated(room: room.id, host: client))
         out.send(.roomState(roomState(room, now: now)), to: [client], room: room.id, now: now)
         sendParticipants(room, now: now, out: &out)
         lobby.roomsChanged = true
@@ -54,7 +55,7 @@ extension Party {
         room.members.append(client)
         rooms[roomID] = room
         setRoom(of: client, to: roomID)
-        out.events.append(.memberJoined(room: roomID, members: room.members.count))
+        out.events.append(.memberJoined(room: roomID, client: client, members: room.members.count))
         out.send(.roomState(roomState(room, now: now)), to: [client], room: roomID, now: now)
         out.send(.participantsUpdate(count: room.members.count), to: room.members.filter { $0 != client }, room: roomID, now: now)
         sendParticipants(room, now: now, out: &out)
@@ -87,7 +88,7 @@ extension Party {
             out.events.append(.roomClosed(room: roomID, reason: .empty))
             return
         }
-        out.events.append(.memberLeft(room: roomID, members: room.members.count))
+        out.events.append(.memberLeft(room: roomID, client: client, members: room.members.count))
         if room.hostID != client {
             rooms[roomID] = room
             out.send(.clientLeft(count: room.members.count), to: room.members, room: roomID, client: client, now: now)
@@ -105,7 +106,7 @@ extension Party {
         room.hostID = heir
         room.pendingPlay = nil
         rooms[roomID] = room
-        out.events.append(.hostChanged(room: roomID))
+        out.events.append(.hostChanged(room: roomID, host: heir))
         out.send(.clientLeft(count: room.members.count), to: room.members, room: roomID, client: client, now: now)
         out.send(.hostChanged(hostID: heir, hostName: name(of: heir)), to: room.members, room: roomID, now: now)
         sendParticipants(room, now: now, out: &out)

@@ -27,6 +27,7 @@ extension Party {
             session.name = Sanitizer.name(payload?["user_name"]?.string) ?? session.name
         }
         session.authenticated = true
+        out.events.append(.authenticated(client: client, userID: session.userID))
         var features: [String]?
         if let declared = payload?["features"]?.array {
             let supported = declared.compactMap { $0.string.flatMap(ClientFeature.init(rawValue:)) }
@@ -56,19 +57,36 @@ extension Party {
         return false
     }
 
-    /// Sends `code` and closes the connection with 1008; nothing it sends afterwards is served.
+    /// Sends `code` and closes the connection with that cause's own close code
+    /// (``CloseCause``); nothing it sends afterwards is served.
     mutating func endSession(_ client: ClientID, _ code: ErrorCode, now: ServerTime, out: inout Outcome) {
+        guard let cause = CloseCause(ending: code) else { preconditionFailure("\(code) does not end a session") }
         sessions[client]?.closing = true
         out.error(code, to: client, room: nil, now: now)
-        out.closes.append(CloseRequest(client: client, code: 1008, reason: code.message))
+        out.closes.append(CloseRequest(client: client, cause: cause))
     }
 
-    func clientLog(payload: JSONValue?, out: inout Outcome) {
+    /// A well-formed line is logged while the connection's budget lasts (``PartyRules/clientLogBurst``,
+    /// refilled at ``PartyRules/clientLogPerSecond``); past it the line is dropped and counted.
+    mutating func clientLog(from client: ClientID, payload: JSONValue?, now: ServerTime, out: inout Outcome) {
         guard let category = payload?["category"]?.string, Self.isLogCategory(category),
-            let message = payload?["message"]?.string
+            let message = payload?["message"]?.string, var session = sessions[client]
         else { return }
-        out.events.append(.clientLog(category: category, message: Sanitizer.logLine(message)))
+        let earned = Double(now > session.logAllowanceAt ? now - session.logAllowanceAt : 0) / 1000 * rules.clientLogPerSecond
+        session.logAllowance = min(rules.clientLogBurst, session.logAllowance + earned)
+        session.logAllowanceAt = now
+        guard session.logAllowance >= 1 else {
+            sessions[client] = session
+            out.events.append(.clientLogDropped)
+            return
+        }
+        session.logAllowance -= 1
+        sessions[client] = session
+        out.events.append(.clientLog(client: client, category: category, message: Sanitizer.logLine(message, limit: Self.clientLogLineLimit)))
     }
+
+    /// Characters of a client's log line that reach the server's log.
+    static let clientLogLineLimit = 500
 
     static func isLogCategory(_ value: String) -> Bool {
         (1...24).contains(value.utf8.count) && value.utf8.allSatisfy { byte in

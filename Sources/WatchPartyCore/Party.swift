@@ -50,7 +50,9 @@ public struct Party: Sendable {
     /// A connection opened: greet it and, in open mode, show it the lobby.
     public mutating func connect(_ client: ClientID, now: ServerTime) -> Outcome {
         var out = Outcome()
-        sessions[client] = ClientSession(id: client, userID: "anonymous", name: "Anonymous", authenticated: !authRequired, connectedAt: now)
+        var session = ClientSession(id: client, userID: "anonymous", name: "Anonymous", authenticated: !authRequired, connectedAt: now)
+        session.logAllowance = rules.clientLogBurst
+        sessions[client] = session
         refreshLobby(client)
         out.send(.clientHello(clientID: client), to: [client], client: client, now: now)
         if authRequired {
@@ -81,6 +83,11 @@ public struct Party: Sendable {
         guard withinRateLimit(client, counted: true, now: now, out: &out) else { return out }
         out.error(code, to: client, room: nil, now: now)
         return out
+    }
+
+    /// A binary frame: the protocol has none (UNSUPPORTED_MESSAGE_FORMAT, PROTOCOL.md §1).
+    public mutating func receiveBinary(from client: ClientID, now: ServerTime) -> Outcome {
+        reject(client, .unsupportedMessageFormat, now: now)
     }
 
     /// A decoded client message. For an `auth` carrying a token in JWT mode, `verdict` is the
@@ -150,6 +157,17 @@ public struct Party: Sendable {
         return out
     }
 
+    /// An operator closes a room (admin API): every member gets `room_closed` "Room closed by
+    /// the server operator" and returns to the lobby. `nil` when there is no such room.
+    public mutating func closeRoomByOperator(_ roomID: RoomID, now: ServerTime) -> Outcome? {
+        guard rooms[roomID] != nil else { return nil }
+        var out = Outcome()
+        var lobby = LobbyChange()
+        closeRoom(roomID, reason: .closedByOperator, now: now, out: &out, lobby: &lobby)
+        flushLobby(lobby, now: now, out: &out)
+        return out
+    }
+
     /// Until authenticated, only these are served (PROTOCOL.md §4).
     static let servedBeforeAuth: Set<ClientMessageType> = [.auth, .ping, .clientLog]
 
@@ -171,7 +189,7 @@ public struct Party: Sendable {
         case .stateUpdate: try stateUpdate(from: client, room: message.room, payload: message.payload, now: now, out: &out)
         case .chatMessage: try chat(from: client, room: message.room, payload: message.payload, now: now, out: &out)
         case .participantStatus: participantStatus(from: client, room: message.room, payload: message.payload, now: now, out: &out)
-        case .clientLog: clientLog(payload: message.payload, out: &out)
+        case .clientLog: clientLog(from: client, payload: message.payload, now: now, out: &out)
         }
     }
 

@@ -29,6 +29,13 @@ public struct PartyRules: Sendable, Equatable {
     public var maxPosition: Double = 86_400
     /// Messages per connection per one-second window (`client_log` excluded); more is RATE_LIMITED.
     public var rateLimitPerSecond: Int = 30
+    /// `client_log` lines a connection may send at once (the upstream client flushes up to 100
+    /// buffered lines on connect, before it authenticates); further lines are dropped, not
+    /// logged, and counted. `client_log` is exempt from `rateLimitPerSecond` (a log flush must
+    /// not disconnect anyone) but never free.
+    public var clientLogBurst: Double = 100
+    /// `client_log` lines per second a connection earns back after its burst.
+    public var clientLogPerSecond: Double = 2
     /// JWT mode: time to a first successful `auth` (`AUTH_TIMEOUT_SECONDS`).
     public var authTimeoutMs: UInt64 = 10_000
 

@@ -24,6 +24,8 @@ public struct Room: Sendable, Equatable {
     public var statusFlushPending = false
     /// Creation order, for a stable `room_list`.
     public let sequence: UInt64
+    /// When the room was created (its age, in the admin API).
+    public let createdAt: ServerTime
 
     public var allReady: Bool { members.allSatisfy(ready.contains) }
 

@@ -88,25 +88,47 @@ public enum ServerPayload: Sendable, Equatable {
     case pong(JSONValue?)
     case error(ErrorCode)
 
-    public var type: String {
+    public var type: String { kind.rawValue }
+
+    /// The message's `type`; the compiler makes every new payload name one.
+    public var kind: ServerMessageType {
         switch self {
-        case .clientHello: "client_hello"
-        case .authSuccess: "auth_success"
-        case .roomList: "room_list"
-        case .roomState: "room_state"
-        case .participantList: "participant_list"
-        case .participantStatuses: "participant_statuses"
-        case .participantsUpdate: "participants_update"
-        case .clientLeft: "client_left"
-        case .hostChanged: "host_changed"
-        case .roomClosed: "room_closed"
-        case .playerEvent: "player_event"
-        case .stateUpdate: "state_update"
-        case .chatMessage: "chat_message"
-        case .pong: "pong"
-        case .error: "error"
+        case .clientHello: .clientHello
+        case .authSuccess: .authSuccess
+        case .roomList: .roomList
+        case .roomState: .roomState
+        case .participantList: .participantList
+        case .participantStatuses: .participantStatuses
+        case .participantsUpdate: .participantsUpdate
+        case .clientLeft: .clientLeft
+        case .hostChanged: .hostChanged
+        case .roomClosed: .roomClosed
+        case .playerEvent: .playerEvent
+        case .stateUpdate: .stateUpdate
+        case .chatMessage: .chatMessage
+        case .pong: .pong
+        case .error: .error
         }
     }
+}
+
+/// The `type` of every server message (the `type` label of `owp_messages_sent_total`).
+public enum ServerMessageType: String, Sendable, Hashable, CaseIterable {
+    case clientHello = "client_hello"
+    case authSuccess = "auth_success"
+    case roomList = "room_list"
+    case roomState = "room_state"
+    case participantList = "participant_list"
+    case participantStatuses = "participant_statuses"
+    case participantsUpdate = "participants_update"
+    case clientLeft = "client_left"
+    case hostChanged = "host_changed"
+    case roomClosed = "room_closed"
+    case playerEvent = "player_event"
+    case stateUpdate = "state_update"
+    case chatMessage = "chat_message"
+    case pong
+    case error
 }
 
 // MARK: - Encoding

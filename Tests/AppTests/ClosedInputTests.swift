@@ -16,11 +16,13 @@ import Transport
             Session(connection: connection, owner: self)
         }
 
+        func refused(reason: RefusalReason, client: String, origin: String?) {}
+
         struct Session: ConnectionSession {
             let connection: Connection
             let owner: StallingAcceptor
 
-            func received(text: String) async {
+            func received(text: String, readAt: UInt64) async {
                 let first = owner.handed.withLock { handed in
                     handed.append(text)
                     return handed.count == 1
@@ -32,7 +34,8 @@ import Transport
                 }
             }
 
-            func received(binary: [UInt8]) async {}
+            func received(binary: [UInt8], readAt: UInt64) async {}
+            func measured(roundTrip: Duration) {}
             func closed(code: UInt16?) async { owner.closed.withLock { $0 = true } }
         }
     }

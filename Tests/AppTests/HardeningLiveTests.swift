@@ -40,7 +40,7 @@ import Transport
         }
     }
 
-    @Test func badTokenMayBeRetriedButTheTimeoutCloses1008() async throws {
+    @Test func badTokenMayBeRetriedButTheTimeoutCloses4004() async throws {
         try await withLiveServer(Self.jwtMode) { port, server, _ in
             let client = try await LiveClient(port: port)
             _ = try await client.next("client_hello")
@@ -50,19 +50,20 @@ import Transport
             let timeout = try await client.next("error", timeout: .seconds(3))
             #expect((timeout["payload"] as? [String: Any])?["code"] as? String == "AUTHENTICATION_TIMEOUT")
             let frame = try await client.closeFrame()
-            #expect(frame?.closeCode == .policyViolation)
+            #expect(frame?.closeCode == .unknown(4004))
+            #expect(frame?.reason == "Authentication timeout")
             #expect(try await eventually { server.gateway.connectionCount == 0 })
         }
     }
 
-    @Test func unsupportedProtocolVersionCloses1008() async throws {
+    @Test func unsupportedProtocolVersionCloses4006() async throws {
         try await withLiveServer(Self.jwtMode) { port, _, _ in
             let client = try await LiveClient(port: port)
             _ = try await client.next("client_hello")
             try await client.send(["type": "auth", "payload": ["token": TestTokens.token(), "protocol_version": 2]])
             let error = try await client.next("error")
             #expect((error["payload"] as? [String: Any])?["code"] as? String == "PROTOCOL_VERSION_UNSUPPORTED")
-            #expect(try await client.closeFrame()?.closeCode == .policyViolation)
+            #expect(try await client.closeFrame()?.closeCode == .unknown(4006))
         }
     }
 
@@ -83,7 +84,7 @@ import Transport
             #expect(try await client.next("pong")["type"] as? String == "pong", "the refreshed session outlives the first token")
             let expired = try await client.next("error", timeout: .seconds(5))
             #expect((expired["payload"] as? [String: Any])?["code"] as? String == "AUTHENTICATION_EXPIRED")
-            #expect(try await client.closeFrame()?.closeCode == .policyViolation)
+            #expect(try await client.closeFrame()?.closeCode == .unknown(4005))
         }
     }
 }
@@ -151,11 +152,13 @@ import Transport
             for _ in 0..<30 { #expect(try await client.next()["type"] as? String == "pong") }
             let limited = try await client.next()
             #expect((limited["payload"] as? [String: Any])?["code"] as? String == "RATE_LIMITED")
-            #expect(try await client.closeFrame()?.closeCode == .policyViolation)
+            let frame = try await client.closeFrame()
+            #expect(frame?.closeCode == .unknown(4002))
+            #expect(frame?.reason == "Rate limit exceeded")
         }
     }
 
-    @Test func silentClientIsClosed1001AndLeavesItsRoom() async throws {
+    @Test func silentClientIsClosed4000AndLeavesItsRoom() async throws {
         try await withLiveServer({
             // Short, but not so short that a busy machine (the suite runs in parallel) starves
             // the answering client's pongs.
@@ -171,7 +174,8 @@ import Transport
             #expect(frames.contains { $0.opcode == 0x9 }, "the server pinged")
             let close = try #require(frames.last)
             #expect(close.opcode == 0x8)
-            #expect(close.payload.count >= 2 && (Int(close.payload[0]) << 8 | Int(close.payload[1])) == 1001)
+            #expect(close.payload.count >= 2 && (Int(close.payload[0]) << 8 | Int(close.payload[1])) == 4000)
+            #expect(String(decoding: close.payload.dropFirst(2), as: UTF8.self) == "Connection idle")
             #expect(try await eventually { server.gateway.roomCount == 0 }, "cleaned up like a disconnect")
             try await answering.send(["type": "ping"])
             #expect(try await answering.next("pong")["type"] as? String == "pong", "a client that answers pings stays")

@@ -115,3 +115,14 @@ import Testing
         #expect(h.last("h", "chat_message")?.string("text") == text)
     }
 }
+
+extension ChatTests {
+    /// PROTOCOL.md §10 removes control characters and nothing else: spaces stay where they were.
+    @Test func surroundingSpacesAndIndentationAreRelayedAsSent() throws {
+        let h = Harness()
+        let room = h.room(guests: ["g"])
+        let text = "  indented\n    code block  "
+        h.send("g", "chat_message", room: room, payload: ["text": text])
+        #expect(h.last("h", "chat_message")?.string("text") == text)
+    }
+}

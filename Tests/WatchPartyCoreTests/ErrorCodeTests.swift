@@ -18,11 +18,30 @@ import Testing
             h.connect("x")
             h.send("x", "auth", payload: ["token": "tampered"])
             return h
-        case .authenticationExpired, .authenticationTimeout, .rateLimited, .unsupportedMessageFormat:
-            // Detected by the shell (session expiry, auth timer, rate window, binary frame), sent through the core.
+        case .authenticationExpired:
+            var verifier = StubVerifier()
+            verifier.lifetimeMs = 5_000
+            let h = Harness(verifier: verifier)
+            h.connect("x")
+            h.send("x", "auth", payload: ["token": "good-alice"])
+            h.advance(by: 5_000)
+            return h
+        case .authenticationTimeout:
+            let h = Harness(verifier: StubVerifier())
+            h.connect("x")
+            h.advance(by: h.party.rules.authTimeoutMs)
+            return h
+        case .rateLimited:
             let h = Harness()
             h.connect("x")
-            h.reject("x", code)
+            for _ in 0...h.party.rules.rateLimitPerSecond {
+                h.send("x", "ping")
+            }
+            return h
+        case .unsupportedMessageFormat:
+            let h = Harness()
+            h.connect("x")
+            h.receiveBinary("x")
             return h
         case .protocolVersionUnsupported:
             let h = Harness()
@@ -119,13 +138,23 @@ import Testing
         #expect(h.events.last == .errorSent(code))
     }
 
-    @Test("only the fatal codes close the connection", arguments: ErrorCode.allCases)
+    /// The codes that end the session, with the close each one comes with (docs/protocol.md § Close codes).
+    static let fatal: [ErrorCode: (code: UInt16, reason: String)] = [
+        .rateLimited: (4002, "Rate limit exceeded"),
+        .authenticationTimeout: (4004, "Authentication timeout"),
+        .authenticationExpired: (4005, "Authentication expired"),
+        .protocolVersionUnsupported: (4006, "Unsupported protocol version"),
+    ]
+
+    @Test("only the fatal codes close the connection, each with its own code", arguments: ErrorCode.allCases)
     func closes(code: ErrorCode) throws {
         let h = Self.provoke(code)
-        if code == .protocolVersionUnsupported {
-            #expect(h.closes == [CloseRequest(client: "x", code: 1008, reason: "Unsupported protocol version")])
+        if let expected = Self.fatal[code] {
+            #expect(h.closes.map(\.client) == ["x"])
+            #expect(h.closes.map(\.code) == [expected.code])
+            #expect(h.closes.map(\.reason) == [expected.reason])
         } else {
-            #expect(h.closes.isEmpty, "the shell closes for AUTHENTICATION_EXPIRED/TIMEOUT and RATE_LIMITED; the core never does")
+            #expect(h.closes.isEmpty)
         }
     }
 

@@ -17,7 +17,7 @@ import Testing
         h.send("c", "ping")
         #expect(h.errorCodes("c") == ["RATE_LIMITED"])
         #expect(h.closes.map(\.client) == ["c"])
-        #expect(h.closes.first?.code == 1008)
+        #expect(h.closes.first?.code == 4002)
         #expect(h.closes.first?.reason == "Rate limit exceeded")
         h.clear()
         h.send("c", "ping")
@@ -75,7 +75,8 @@ import Testing
         #expect(h.closes.isEmpty)
         h.advance(by: 1)
         #expect(h.errorCodes("c").last == "AUTHENTICATION_TIMEOUT")
-        #expect(h.closes.map(\.code) == [1008])
+        #expect(h.closes.map(\.code) == [4004])
+        #expect(h.closes.first?.reason == "Authentication timeout")
     }
 
     @Test func authenticatingInTimeCancelsTheDeadline() {
@@ -100,7 +101,7 @@ import Testing
         #expect(h.closes.isEmpty, "the first token's expiry no longer applies")
         h.advance(by: 10_000)
         #expect(h.errorCodes("c").last == "AUTHENTICATION_EXPIRED")
-        #expect(h.closes.map(\.code) == [1008])
+        #expect(h.closes.map(\.code) == [4005])
         #expect(h.closes.first?.reason == "Authentication expired")
     }
 

@@ -26,7 +26,7 @@ import Testing
         let outcome = h.lastOutcome
         #expect(outcome.deliveries.map(\.message.type) == ["room_state", "participant_list", "participant_statuses", "room_list"])
         #expect(outcome.deliveries.map(\.recipients) == [["h"], ["h"], ["h"], ["l"]])
-        #expect(outcome.events.contains(.roomCreated(room: "room-1")))
+        #expect(outcome.events.contains(.roomCreated(room: "room-1", host: "h")))
 
         let state = h.inbox("h")[0]
         #expect(state.room == "room-1")
@@ -197,7 +197,7 @@ import Testing
         let outcome = h.lastOutcome
         #expect(outcome.deliveries.map(\.message.type) == ["room_state", "participants_update", "participant_list", "participant_statuses", "room_list"])
         #expect(outcome.deliveries.map(\.recipients) == [["g2"], ["h", "g1"], ["h", "g1", "g2"], ["h", "g1", "g2"], ["l"]])
-        #expect(outcome.events.contains(.memberJoined(room: room, members: 3)))
+        #expect(outcome.events.contains(.memberJoined(room: room, client: "g2", members: 3)))
 
         #expect(h.types("g2") == ["room_state", "participant_list", "participant_statuses"])
         #expect(h.types("h") == ["participants_update", "participant_list", "participant_statuses"])
@@ -373,7 +373,7 @@ import Testing
         #expect(stored.members == ["h", "g2"])
         #expect(!stored.ready.contains("g1"))
         #expect(h.party.sessions["g1"]?.roomID == nil)
-        #expect(h.events.contains(.memberLeft(room: room, members: 2)))
+        #expect(h.events.contains(.memberLeft(room: room, client: "g1", members: 2)))
     }
 
     @Test func hostLeaveWithoutTransferClosesTheRoom() throws {
@@ -422,7 +422,7 @@ import Testing
         #expect(h.types("h") == ["room_list"])
         #expect(h.types("l") == ["room_list"])
         #expect(h.party.rooms[room]?.hostID == "g2")
-        #expect(h.events.contains(.hostChanged(room: room)))
+        #expect(h.events.contains(.hostChanged(room: room, host: "g2")))
 
         // The new host controls playback; the old one is gone.
         h.clear()

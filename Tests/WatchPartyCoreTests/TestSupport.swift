@@ -185,6 +185,12 @@ final class Harness {
         record(party.reject(client, code, now: now))
     }
 
+    /// A binary frame arrived from `client`.
+    @discardableResult
+    func receiveBinary(_ client: ClientID) -> Outcome {
+        record(party.receiveBinary(from: client, now: now))
+    }
+
     /// Fires a timer by hand at the current time (e.g. a second time).
     @discardableResult
     func fire(_ key: TimerKey) -> Outcome {

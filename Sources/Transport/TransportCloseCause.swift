@@ -1,0 +1,62 @@
+/// Why the transport itself closes a connection (the application's own causes are its own).
+///
+/// Each cause has one close code, so the codes say why: idleness and a slow reader have
+/// application codes of their own (4000, 4003) instead of sharing 1001 and 1008 with the
+/// drain and the policy closes (docs/protocol.md § Close codes).
+public enum TransportCloseCause: String, Sendable, Hashable, CaseIterable {
+    /// Nothing (no frame, no pong) arrived for the idle timeout.
+    case idle
+    /// The outbound queue filled up: the client does not read.
+    case slowClient = "slow_client"
+    /// A message over the size limit, after reassembly and decompression.
+    case messageTooBig = "message_too_big"
+    /// A frame that breaks RFC 6455 (closed by the WebSocket library).
+    case protocolError = "protocol_error"
+    /// A text message that is not UTF-8 (closed by the WebSocket library).
+    case invalidPayload = "invalid_payload"
+    /// The WebSocket library failed for another reason.
+    case internalError = "internal_error"
+
+    public var code: UInt16 {
+        switch self {
+        case .idle: 4000
+        case .slowClient: 4003
+        case .messageTooBig: 1009
+        case .protocolError: 1002
+        case .invalidPayload: 1007
+        case .internalError: 1011
+        }
+    }
+
+    public var text: String {
+        switch self {
+        case .idle: "Connection idle"
+        case .slowClient: "Client cannot accept messages"
+        case .messageTooBig: "Message too big"
+        case .protocolError: "Protocol error"
+        case .invalidPayload: "Invalid payload"
+        case .internalError: "Internal error"
+        }
+    }
+}
+
+/// Why an upgrade was refused before it happened (the `reason` of `owp_connections_rejected_total`).
+public enum RefusalReason: String, Sendable, Hashable, CaseIterable {
+    /// SIGTERM drain: 503.
+    case draining
+    /// `Origin` not in `ALLOWED_ORIGINS`: 403.
+    case origin
+    /// `MAX_CONNECTIONS` reached: 429.
+    case maxConnections = "max_connections"
+    /// `MAX_CONNECTIONS_PER_IP` reached for this address: 429.
+    case maxConnectionsPerIP = "max_connections_per_ip"
+
+    /// The HTTP status the upgrade is answered with.
+    public var status: Int {
+        switch self {
+        case .draining: 503
+        case .origin: 403
+        case .maxConnections, .maxConnectionsPerIP: 429
+        }
+    }
+}
