@@ -37,12 +37,26 @@ public struct JSONLogHandler: LogHandler {
         }
     }
 
+    /// A metadata value as JSON: numbers and booleans given as `.stringConvertible` stay
+    /// numbers and booleans (so a log query can compare them); everything else is a string.
     static func plain(_ value: Logger.Metadata.Value) -> Any {
         switch value {
         case .string(let string): string
-        case .stringConvertible(let convertible): convertible.description
+        case .stringConvertible(let convertible): number(convertible) ?? convertible.description
         case .array(let array): array.map(plain)
         case .dictionary(let dictionary): dictionary.mapValues(plain)
+        }
+    }
+
+    private static func number(_ value: any CustomStringConvertible & Sendable) -> Any? {
+        switch value {
+        case let bool as Bool: bool
+        case let int as Int: int
+        case let int as Int64: int
+        case let int as UInt16: Int(int)
+        case let int as UInt64: int
+        case let double as Double where double.isFinite: double
+        default: nil
         }
     }
 }

@@ -2,8 +2,10 @@
 ///
 /// Client payloads are schemaless until a handler interprets them, and the protocol needs to
 /// tell an integer from a fraction (`ts` must be a JSON integer) and to echo `ping` payloads
-/// verbatim, so incoming JSON is decoded into this tree first.
-public enum JSONValue: Sendable, Equatable, Codable {
+/// verbatim, so incoming JSON is parsed into this tree first (by ``StrictJSONParser``: there is
+/// deliberately no `Decodable` conformance, whose nested `try?` attempts cost time quadratic
+/// in the depth).
+public enum JSONValue: Sendable, Equatable, Encodable {
     case null
     case bool(Bool)
     case int(Int64)
@@ -11,25 +13,6 @@ public enum JSONValue: Sendable, Equatable, Codable {
     case string(String)
     case array([JSONValue])
     case object([String: JSONValue])
-
-    public init(from decoder: any Decoder) throws {
-        let container = try decoder.singleValueContainer()
-        if container.decodeNil() {
-            self = .null
-        } else if let value = try? container.decode(Bool.self) {
-            self = .bool(value)
-        } else if let value = try? container.decode(Int64.self) {
-            self = .int(value)
-        } else if let value = try? container.decode(Double.self) {
-            self = .double(value)
-        } else if let value = try? container.decode(String.self) {
-            self = .string(value)
-        } else if let value = try? container.decode([JSONValue].self) {
-            self = .array(value)
-        } else {
-            self = .object(try container.decode([String: JSONValue].self))
-        }
-    }
 
     public func encode(to encoder: any Encoder) throws {
         var container = encoder.singleValueContainer()

@@ -45,7 +45,7 @@ extension Party {
                 }
             } else {
                 lobbyWindowEnd = now + rules.lobbyCoalesceMs
-                recipients = Array(lobbyClients)
+                recipients = lobbyClients.sorted()  // a stable order: a run is reproducible from its inputs
             }
         }
         let alreadyIncluded = Set(recipients)
@@ -63,6 +63,6 @@ extension Party {
         lobbyFlushPending = false
         lobbyWindowEnd = now + rules.lobbyCoalesceMs
         guard !lobbyClients.isEmpty else { return }
-        out.send(.roomList(roomSummaries()), to: Array(lobbyClients), now: now)
+        out.send(.roomList(roomSummaries()), to: lobbyClients.sorted(), now: now)
     }
 }

@@ -148,9 +148,17 @@ extension ServerMessage: Encodable {
     }
 
     /// The wire form: one JSON object, encoded once and shared by every recipient.
+    /// Keys sorted: one message has one wire form (the encoder's own order changes from run
+    /// to run), so runs are reproducible and identical messages compress alike.
+    private static let encoder: JSONEncoder = {
+        let encoder = JSONEncoder()
+        encoder.outputFormatting = [.sortedKeys]
+        return encoder
+    }()
+
     public func encodedJSON() -> String {
         // Encoding our own value types cannot fail (every Double in them is finite by construction).
-        let data = (try? JSONEncoder().encode(self)) ?? Data("{}".utf8)
+        let data = (try? Self.encoder.encode(self)) ?? Data("{}".utf8)
         return String(decoding: data, as: UTF8.self)
     }
 }

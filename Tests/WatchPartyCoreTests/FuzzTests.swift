@@ -13,7 +13,28 @@ import SyncSimulator
 
     @Test("100 000 fuzzed inputs through codec and core, seed 0x0DD5EED5")
     func fuzzedInputsKeepEveryInvariant() throws {
-        var rng = SplitMix64(seed: Self.seed)
+        let stats = try Self.run(seed: Self.seed, steps: Self.steps)
+        print("fuzz: \(stats.sent) messages (\(stats.undecodable) undecodable), seed \(String(Self.seed, radix: 16)), digest \(String(stats.digest, radix: 16)), errors by code: \(stats.errors.map { "\($0.key.rawValue)=\($0.value)" }.sorted().joined(separator: " "))")
+        #expect(stats.sent > 90_000)
+        #expect(stats.errors.count >= 12, "the generator reaches most error paths")
+    }
+
+    /// A failure is only worth something if its seed reproduces it: the same seed gives the same
+    /// run, message for message (the digest covers every delivery, recipient and close), and
+    /// another seed a different one.
+    @Test func aSeedReproducesItsRun() throws {
+        let first = try Self.run(seed: 0xC0FFEE, steps: 5_000)
+        let second = try Self.run(seed: 0xC0FFEE, steps: 5_000)
+        let other = try Self.run(seed: 0xBEEF, steps: 5_000)
+        #expect(first.digest == second.digest)
+        #expect(first.sent == second.sent)
+        #expect(first.errors == second.errors)
+        #expect(first.digest != other.digest)
+    }
+
+    /// One seeded run; checks the invariants after every step.
+    static func run(seed: UInt64, steps: Int) throws -> FuzzStats {
+        var rng = SplitMix64(seed: seed)
         var rules = PartyRules()
         rules.maxClientsPerRoom = 4
         rules.rateLimitPerSecond = 1_000
@@ -24,7 +45,7 @@ import SyncSimulator
         var connected = Set<ClientID>()
         var stats = FuzzStats()
 
-        for step in 0..<Self.steps {
+        for step in 0..<steps {
             now += rng.next(upTo: 400)
             var outcomes: [Outcome] = []
             // Due timers first, as the shell would fire them.
@@ -45,7 +66,7 @@ import SyncSimulator
             } else {
                 // Mostly the sender's own room, else another live room, else one that does not exist.
                 let own = party.sessions[client]?.roomID
-                let others = Array(party.rooms.keys)
+                let others = party.rooms.keys.sorted()  // never dictionary order: it changes per process
                 let room: RoomID = if let own, rng.chance(65) { own } else if !others.isEmpty, rng.chance(70) { rng.pick(others) } else { "missing-room" }
                 let text = FuzzMessages.make(&rng, room: room, clients: clients)
                 stats.sent += 1
@@ -60,6 +81,8 @@ import SyncSimulator
             for outcome in outcomes {
                 timers += outcome.timers
                 for delivery in outcome.deliveries {
+                    stats.digest(delivery.message.encodedJSON())
+                    stats.digest(delivery.recipients.joined(separator: ","))
                     #expect(FuzzStats.documentedTypes.contains(delivery.message.type), "step \(step): undocumented \(delivery.message.type)")
                     #expect(!delivery.recipients.isEmpty)
                     if case .error(let code) = delivery.message.payload { stats.errors[code, default: 0] += 1 }
@@ -69,13 +92,15 @@ import SyncSimulator
                         #expect(object["ts"] is Int && object["server_ts"] is Int)
                     }
                 }
-                for close in outcome.closes { connected.remove(close.client); outcomes.append(party.disconnect(close.client, now: now)) }
+                for close in outcome.closes {
+                    stats.digest("close \(close.client) \(close.code)")
+                    connected.remove(close.client)
+                    outcomes.append(party.disconnect(close.client, now: now))
+                }
             }
             try Self.checkInvariants(party, step: step)
         }
-        print("fuzz: \(stats.sent) messages (\(stats.undecodable) undecodable), seed \(String(Self.seed, radix: 16)), errors by code: \(stats.errors.map { "\($0.key.rawValue)=\($0.value)" }.sorted().joined(separator: " "))")
-        #expect(stats.sent > 90_000)
-        #expect(stats.errors.count >= 12, "the generator reaches most error paths")
+        return stats
     }
 
     static func checkInvariants(_ party: Party, step: Int) throws {
@@ -102,7 +127,17 @@ struct FuzzStats {
     var sent = 0
     var undecodable = 0
     var errors: [ErrorCode: Int] = [:]
+    /// FNV-1a over everything the core sent and closed, in order.
+    private(set) var digest: UInt64 = 0xCBF2_9CE4_8422_2325
 
+    mutating func digest(_ text: String) {
+        for byte in text.utf8 {
+            digest = (digest ^ UInt64(byte)) &* 0x0000_0100_0000_01B3
+        }
+        digest = (digest ^ 0xFF) &* 0x0000_0100_0000_01B3
+    }
+
+    /// PROTOCOL.md's server messages, written out here (not read from the code under test).
     static let documentedTypes: Set<String> = [
         "client_hello", "auth_success", "room_list", "room_state", "participant_list", "participant_statuses",
         "participants_update", "client_left", "host_changed", "room_closed", "player_event", "state_update",
@@ -126,25 +161,25 @@ enum FuzzMessages {
         return text
     }
 
-    static func valid(_ rng: inout SplitMix64, room: RoomID) -> [String: Any] {
+    static func valid(_ rng: inout SplitMix64, room: RoomID) -> OrderedFields {
         let position = rng.pick([0.0, 1.5, 12.0, 600.25, Double(rng.next(upTo: 7200))])
-        var envelope: [String: Any] = ["ts": Int(rng.next(upTo: 2_000_000_000_000))]
+        var envelope: OrderedFields = ["ts": Int(rng.next(upTo: 2_000_000_000_000))]
         switch rng.next(upTo: 13) {
-        case 0: envelope["type"] = "auth"; envelope["payload"] = ["user_name": "fuzz", "protocol_version": 1, "features": ["host_transfer", "participant_status"]]
-        case 1: envelope["type"] = "ping"; envelope["payload"] = ["client_ts": 1]
+        case 0: envelope["type"] = "auth"; envelope["payload"] = ["user_name": "fuzz", "protocol_version": 1, "features": ["host_transfer", "participant_status"]] as OrderedFields
+        case 1: envelope["type"] = "ping"; envelope["payload"] = ["client_ts": 1] as OrderedFields
         case 2: envelope["type"] = "list_rooms"
-        case 3: envelope["type"] = "create_room"; envelope["payload"] = ["name": "Room", "start_pos": position, "media_id": "0123456789abcdef0123456789abcdef"]
-        case 4: envelope["type"] = "join_room"; envelope["room"] = room; envelope["payload"] = ["user_name": "Guest"]
+        case 3: envelope["type"] = "create_room"; envelope["payload"] = ["name": "Room", "start_pos": position, "media_id": "0123456789abcdef0123456789abcdef"] as OrderedFields
+        case 4: envelope["type"] = "join_room"; envelope["room"] = room; envelope["payload"] = ["user_name": "Guest"] as OrderedFields
         case 5: envelope["type"] = "leave_room"
         case 6: envelope["type"] = "close_room"
         case 7: envelope["type"] = "ready"; envelope["room"] = room
         case 8:
             envelope["type"] = "player_event"; envelope["room"] = room
-            envelope["payload"] = ["action": rng.pick(["play", "pause", "seek", "buffering"]), "position": position, "play_state": rng.pick(["playing", "paused"])]
-        case 9: envelope["type"] = "state_update"; envelope["room"] = room; envelope["payload"] = ["position": position, "play_state": rng.pick(["playing", "paused"])]
-        case 10: envelope["type"] = "chat_message"; envelope["room"] = room; envelope["payload"] = ["text": rng.pick(["hi", " ", "a\u{0}b", String(repeating: "é", count: 260)])]
-        case 11: envelope["type"] = "participant_status"; envelope["payload"] = ["status": rng.pick(ParticipantStatus.allCases.map(\.rawValue) + ["dancing"])]
-        default: envelope["type"] = "client_log"; envelope["payload"] = ["category": rng.pick(["player", "bad category!", ""]), "message": "line\u{7}"]
+            envelope["payload"] = ["action": rng.pick(["play", "pause", "seek", "buffering"]), "position": position, "play_state": rng.pick(["playing", "paused"])] as OrderedFields
+        case 9: envelope["type"] = "state_update"; envelope["room"] = room; envelope["payload"] = ["position": position, "play_state": rng.pick(["playing", "paused"])] as OrderedFields
+        case 10: envelope["type"] = "chat_message"; envelope["room"] = room; envelope["payload"] = ["text": rng.pick(["hi", " ", "a\u{0}b", String(repeating: "é", count: 260)])] as OrderedFields
+        case 11: envelope["type"] = "participant_status"; envelope["payload"] = ["status": rng.pick(ParticipantStatus.allCases.map(\.rawValue) + ["dancing"])] as OrderedFields
+        default: envelope["type"] = "client_log"; envelope["payload"] = ["category": rng.pick(["player", "bad category!", ""]), "message": "line\u{7}"] as OrderedFields
         }
         return envelope
     }
@@ -152,15 +187,16 @@ enum FuzzMessages {
     /// Larger than any limit in the protocol (made once: building it per message dominated the run).
     static let hugeString = String(repeating: "x", count: 70_000)
 
-    static func mutate(_ envelope: inout [String: Any], _ rng: inout SplitMix64, clients: [ClientID]) {
-        let keys = Array(envelope.keys) + ["payload", "room", "client"]
+    static func mutate(_ envelope: inout OrderedFields, _ rng: inout SplitMix64, clients: [ClientID]) {
+        let keys = envelope.keys + ["payload", "room", "client"]
         let key = rng.pick(keys)
-        let odd: [Any] = [NSNull(), true, -1, 1e308, -0.0, "", hugeString, [1, 2], ["nested": ["deep": []]], "🙂\u{202E}", rng.pick(clients)]
+        let odd: [Any] = [NSNull(), true, -1, 1e308, -0.0, "", hugeString, [1, 2], ["nested": ["deep": []] as OrderedFields] as OrderedFields, "🙂\u{202E}", rng.pick(clients)]
         switch rng.next(upTo: 4) {
         case 0: envelope[key] = nil
         case 1: envelope[key] = rng.pick(odd)
         case 2:
-            if var payload = envelope["payload"] as? [String: Any], let field = payload.keys.randomElement(using: &rng) {
+            if var payload = envelope["payload"] as? OrderedFields, !payload.keys.isEmpty {
+                let field = rng.pick(payload.keys)
                 payload[field] = rng.chance(50) ? nil : rng.pick(odd)
                 envelope["payload"] = payload
             }
@@ -193,7 +229,7 @@ enum MiniJSON {
         case let double as Double: return double.isFinite ? "\(double)" : "0"
         case let string as String: return quote(string)
         case let array as [Any]: return "[" + array.map(encode).joined(separator: ",") + "]"
-        case let object as [String: Any]: return "{" + object.map { quote($0.key) + ":" + encode($0.value) }.joined(separator: ",") + "}"
+        case let object as OrderedFields: return "{" + object.pairs.map { quote($0.key) + ":" + encode($0.value) }.joined(separator: ",") + "}"
         default: return "null"
         }
     }
@@ -213,5 +249,28 @@ enum MiniJSON {
             }
         }
         return out + "\""
+    }
+}
+
+/// A JSON object whose members keep their order, so a seed makes the same text in every
+/// process (a `Dictionary`'s order changes from one process to the next).
+struct OrderedFields: ExpressibleByDictionaryLiteral {
+    var pairs: [(key: String, value: Any)]
+
+    init(dictionaryLiteral elements: (String, Any)...) {
+        pairs = elements.map { (key: $0.0, value: $0.1) }
+    }
+
+    var keys: [String] { pairs.map(\.key) }
+
+    subscript(key: String) -> Any? {
+        get { pairs.first { $0.key == key }?.value }
+        set {
+            if let index = pairs.firstIndex(where: { $0.key == key }) {
+                if let newValue { pairs[index].value = newValue } else { pairs.remove(at: index) }
+            } else if let newValue {
+                pairs.append((key: key, value: newValue))
+            }
+        }
     }
 }
