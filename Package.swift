@@ -117,6 +117,7 @@ let package = Package(
                 "App",
                 "WatchPartyCore",
                 "Transport",
+                "Observability",
                 .product(name: "HummingbirdTesting", package: "hummingbird"),
                 .product(name: "HummingbirdWSClient", package: "hummingbird-websocket"),
                 .product(name: "HummingbirdWSCompression", package: "hummingbird-websocket"),

@@ -1,4 +1,5 @@
 import Hummingbird
+import NIOCore
 import Logging
 import Observability
 import ServiceLifecycle
@@ -47,7 +48,10 @@ struct SessionServer {
             router: router,
             server: transport.serverBuilder(),
             configuration: .init(address: .hostname(settings.host, port: settings.port), serverName: nil),
-            onServerRunning: { _ in health.markListening() },
+            onServerRunning: { [logger] channel in
+                health.markListening()
+                logger.info("Serving WebSocket and HTTP", metadata: ["address": .string(Self.address(of: channel))])
+            },
             logger: logger
         )
     }
@@ -59,10 +63,16 @@ struct SessionServer {
             router: AdminAPI.router(gateway: gateway, token: admin.token, logger: logger),
             configuration: .init(address: .hostname(admin.host, port: admin.port), serverName: nil),
             onServerRunning: { [logger] channel in
-                logger.info("Admin API listening", metadata: ["address": .string(channel.localAddress.map { "\($0)" } ?? "?")])
+                logger.info("Serving the admin API", metadata: ["address": .string(Self.address(of: channel))])
             },
             logger: logger
         )
+    }
+
+    /// `host:port` of a listening channel.
+    static func address(of channel: any Channel) -> String {
+        guard let address = channel.localAddress else { return "?" }
+        return "\(address.ipAddress ?? "?"):\(address.port ?? 0)"
     }
 
     func run() async throws {

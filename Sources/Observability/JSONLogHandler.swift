@@ -21,20 +21,25 @@ public struct JSONLogHandler: LogHandler {
     }
 
     public func log(event: LogEvent) {
-        var object: [String: Any] = [
-            "ts": Date().formatted(.iso8601.year().month().day().time(includingFractionalSeconds: true).timeZone(separator: .omitted)),
-            "level": event.level.rawValue,
-            "label": label,
-            "message": event.message.description,
-        ]
         let merged = metadata.merging(event.metadata ?? [:]) { _, new in new }
-        for (key, value) in merged where object[key] == nil {
-            object[key] = Self.plain(value)
-        }
-        guard let data = try? JSONSerialization.data(withJSONObject: object, options: [.sortedKeys, .withoutEscapingSlashes]) else { return }
+        guard let data = Self.line(label: label, level: event.level, message: event.message.description, metadata: merged) else { return }
         Self.output.withLock { _ in
             FileHandle.standardOutput.write(data + Data("\n".utf8))
         }
+    }
+
+    /// One log line's JSON object (without the newline); metadata never overrides the four fixed keys.
+    public static func line(label: String, level: Logger.Level, message: String, metadata: Logger.Metadata) -> Data? {
+        var object: [String: Any] = [
+            "ts": Date().formatted(.iso8601.year().month().day().time(includingFractionalSeconds: true).timeZone(separator: .omitted)),
+            "level": level.rawValue,
+            "label": label,
+            "message": message,
+        ]
+        for (key, value) in metadata where object[key] == nil {
+            object[key] = plain(value)
+        }
+        return try? JSONSerialization.data(withJSONObject: object, options: [.sortedKeys, .withoutEscapingSlashes])
     }
 
     /// A metadata value as JSON: numbers and booleans given as `.stringConvertible` stay

@@ -24,8 +24,58 @@ import Testing
             }
             try await client.execute(uri: "/metrics", method: .get) { response in
                 #expect(response.status == .ok)
-                #expect(String(buffer: response.body).contains("owp_build_info"))
+                #expect(response.headers[.contentType] == "text/plain; version=0.0.4; charset=utf-8")
+                #expect(Self.families(String(buffer: response.body)) == Self.expectedFamilies)
             }
+        }
+    }
+
+    /// Every metric family docs/operations.md documents, with its type: a family that goes
+    /// missing, changes type or appears undocumented fails here.
+    static let expectedFamilies: [String: String] = [
+        "owp_build_info": "gauge", "owp_connections_active": "gauge", "owp_connections_total": "counter",
+        "owp_connections_authenticated": "gauge", "owp_connections_rejected_total": "counter", "owp_connections_closed_total": "counter",
+        "owp_rooms_active": "gauge", "owp_rooms_created_total": "counter", "owp_rooms_closed_total": "counter", "owp_rooms_by_members": "gauge",
+        "owp_messages_received_total": "counter", "owp_messages_sent_total": "counter", "owp_errors_sent_total": "counter",
+        "owp_message_handling_seconds": "histogram", "owp_message_received_bytes_total": "counter", "owp_message_sent_bytes_total": "counter",
+        "owp_websocket_received_bytes_total": "counter", "owp_websocket_sent_bytes_total": "counter",
+        "owp_state_updates_total": "counter", "owp_sync_drift_seconds": "histogram", "owp_scheduling_lateness_seconds": "histogram",
+        "owp_barrier_releases_total": "counter", "owp_barrier_wait_seconds": "histogram", "owp_participants": "gauge",
+        "owp_client_rtt_seconds": "histogram", "owp_play_lead_seconds": "histogram",
+        "owp_slow_client_disconnects_total": "counter", "owp_outbound_queue_peak_depth": "gauge",
+        "owp_client_log_lines_dropped_total": "counter", "owp_log_lines_suppressed_total": "counter", "owp_draining": "gauge",
+        "process_start_time_seconds": "gauge", "process_resident_memory_bytes": "gauge", "process_virtual_memory_bytes": "gauge",
+        "process_open_fds": "gauge", "process_max_fds": "gauge", "process_cpu_seconds_total": "counter",
+    ]
+
+    /// `# TYPE` lines of an exposition: family → type.
+    static func families(_ text: String) -> [String: String] {
+        var families: [String: String] = [:]
+        for line in text.split(separator: "\n") where line.hasPrefix("# TYPE ") {
+            let parts = line.split(separator: " ")
+            if parts.count == 4 { families[String(parts[2])] = String(parts[3]) }
+        }
+        return families
+    }
+
+    /// HAProxy, F5 and uptime checkers probe with HEAD: the same status as GET, no body.
+    @Test func headAnswersLikeGet() async throws {
+        try await withLiveServer { port, server, _ in
+            for (path, status) in [("/healthz", "200"), ("/health", "200"), ("/readyz", "200"), ("/ready", "200"), ("/metrics", "200"), ("/nope", "404")] {
+                let response = try await offPool {
+                    let socket = try RawSocket(port: port)
+                    try socket.write(Array("HEAD \(path) HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n".utf8))
+                    return String(decoding: try socket.read(count: 1 << 16), as: UTF8.self)
+                }
+                #expect(response.hasPrefix("HTTP/1.1 \(status)"), "HEAD \(path): \(response)")
+                #expect(response.hasSuffix("\r\n\r\n"), "HEAD \(path) has no body")
+            }
+            server.health.markDraining()
+            let draining = try await offPool {
+                let socket = try RawSocket(port: port)
+                return try socket.request("HEAD /readyz HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n")
+            }
+            #expect(draining.hasPrefix("HTTP/1.1 503"))
         }
     }
 

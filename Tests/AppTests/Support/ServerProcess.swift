@@ -30,17 +30,28 @@ final class ServerProcess: @unchecked Sendable {
         try process.run()
     }
 
-    /// Waits for the "listening on" line and reads the port from it.
+    /// Waits for the server's "Serving WebSocket and HTTP" line and reads the port from it.
     func waitUntilListening(timeout: Duration = .seconds(10)) async throws {
         let deadline = ContinuousClock.now + timeout
         while ContinuousClock.now < deadline && process.isRunning {
-            if let range = log.text.range(of: #"listening on 127\.0\.0\.1:(\d+)"#, options: .regularExpression) {
-                port = Int(log.text[range].split(separator: ":").last ?? "") ?? 0
+            if let port = Self.port(in: log.text, of: "Serving WebSocket and HTTP") {
+                self.port = port
                 return
             }
             try await Task.sleep(for: .milliseconds(20))
         }
         throw TestFailure("server did not start: \(log.text)")
+    }
+
+    /// The port in the server's own "`message`" line (`address=127.0.0.1:PORT` in text logs,
+    /// `"address":"127.0.0.1:PORT"` in JSON ones).
+    static func port(in log: String, of message: String) -> Int? {
+        for line in log.split(separator: "\n") where line.contains(message) {
+            if let range = line.range(of: #"127\.0\.0\.1:\d+"#, options: .regularExpression) {
+                return Int(line[range].split(separator: ":").last ?? "")
+            }
+        }
+        return nil
     }
 
     func signal(_ signal: Int32) { kill(process.processIdentifier, signal) }

@@ -6,6 +6,7 @@ import Logging
 /// Runs a real server on a free loopback port for the duration of `body`.
 func withLiveServer(
     _ configure: (inout ServerSettings) -> Void = { _ in },
+    logs: LogCapture? = nil,
     _ body: @Sendable (_ port: Int, _ server: SessionServer, _ client: any TestClientProtocol) async throws -> Void
 ) async throws {
     var settings = ServerSettings()
@@ -14,8 +15,8 @@ func withLiveServer(
     settings.transport.closeTimeout = .seconds(2)
     settings.admission.allowedOrigins = ["*"]  // the Swift test client always sends an Origin
     configure(&settings)
-    var logger = Logger(label: "test-server")
-    logger.logLevel = .warning
+    var logger = logs?.logger() ?? Logger(label: "test-server")
+    if logs == nil { logger.logLevel = .warning }
     let server = SessionServer(settings: settings, logger: logger)
     let app = server.makeApplication()
     try await app.test(.live) { client in
