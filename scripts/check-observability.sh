@@ -116,7 +116,9 @@ EOF
 
 step "runbook_url anchors"
 python3 - grafana/alerts.yml <<'EOF' || exit 1
-# Every alert links to a runbook section that exists (GitHub heading anchors).
+# Every alert links to a runbook section that exists (GitHub heading anchors). The links are
+# absolute (https://<host>/<owner>/<repo>/blob/<ref>/<path>#<anchor>, so that Alertmanager and
+# Grafana can open them); <path> is checked in this checkout.
 import os, re, sys
 rules = open(sys.argv[1]).read()
 alerts = re.findall(r"^\s*-\s*alert:\s*(\S+)", rules, re.M)
@@ -125,7 +127,12 @@ problems = [] if len(urls) == len(alerts) else [f"{len(alerts)} alerts but {len(
 def slug(heading):
     return re.sub(r"\s", "-", re.sub(r"[^\w\- ]", "", heading.strip().lower()))
 for url in urls:
-    path, _, anchor = url.partition("#")
+    document, _, anchor = url.partition("#")
+    repo_path = re.match(r"^https?://[^/]+/[^/]+/[^/]+/blob/[^/]+/(.+)$", document)
+    if not repo_path:
+        problems.append(f"{url}: not an absolute https://<host>/<owner>/<repo>/blob/<ref>/<path> link")
+        continue
+    path = repo_path.group(1)
     if not os.path.isfile(path):
         problems.append(f"{url}: {path} does not exist")
         continue
