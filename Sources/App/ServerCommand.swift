@@ -98,6 +98,11 @@ struct ServerCommand: AsyncParsableCommand {
         }
         transportSettings.compressionThreshold = try env.value(
             transport.wsCompressionThreshold, "WS_COMPRESSION_THRESHOLD", default: transportSettings.compressionThreshold) { $0 >= 0 }
+        transportSettings.maxTCPConnections = try env.optionalValue(transport.maxTcpConnections, "MAX_TCP_CONNECTIONS") { (1...10_000_000).contains($0) }
+        let headTimeout = try env.value(transport.requestHeadTimeoutSeconds, "REQUEST_HEAD_TIMEOUT_SECONDS", default: transportSettings.requestHeadTimeout.seconds) {
+            $0.isFinite && $0 >= 0.1 && $0 <= 3600
+        }
+        transportSettings.requestHeadTimeout = .milliseconds(Int64((headTimeout * 1000).rounded()))
         settings.transport = transportSettings
 
         var admission = settings.admission

@@ -45,6 +45,10 @@ struct TransportOptions: ParsableArguments {
     @Option(help: "Comma-separated CIDRs whose X-Forwarded-For is trusted [TRUSTED_PROXIES] (default none)") var trustedProxies: String?
     @Option(help: "Messages per connection per second, client_log excluded [RATE_LIMIT_PER_SECOND] (default \(defaults.rules.rateLimitPerSecond))")
     var rateLimitPerSecond: Int?
+    @Option(help: "Open TCP connections in all, HTTP included [MAX_TCP_CONNECTIONS] (default: the descriptor limit minus 5 %, at least 64 kept)")
+    var maxTcpConnections: Int?
+    @Option(help: "Seconds for a request head to arrive after connecting [REQUEST_HEAD_TIMEOUT_SECONDS] (default \(defaults.transport.requestHeadTimeout.components.seconds))")
+    var requestHeadTimeoutSeconds: Double?
 }
 
 private let jwtDefaults = JWTSettings(secret: Secret(""))

@@ -60,6 +60,11 @@ final class SessionGateway: ConnectionAcceptor {
         throttled(.refusal, .warning, "Upgrade refused", metadata)
     }
 
+    /// The TCP connection bound stopped the listener (called once per pause, on an event loop).
+    func connectionBoundReached(open: Int) {
+        throttled(.refusal, .warning, "TCP connection bound reached: not accepting until a connection closes", ["open": .stringConvertible(open)])
+    }
+
     func received(text: String, from client: ClientID, readAt: UInt64) async {
         let decoded = ClientMessageDecoder.decode(text)
         let type: String
@@ -202,7 +207,7 @@ final class SessionGateway: ConnectionAcceptor {
     var roomCount: Int { state.withLock { $0.party.rooms.count } }
     var connectionCount: Int { state.withLock { $0.connections.count } }
 
-    func metricsSnapshot(traffic: TrafficCounters? = nil) -> MetricsRegistry.Snapshot {
+    func metricsSnapshot(traffic: TrafficCounters? = nil, budget: TCPConnectionBudget? = nil) -> MetricsRegistry.Snapshot {
         state.withLock { state in
             var statuses: [String: Int] = [:]
             for room in state.party.rooms.values {
@@ -219,7 +224,11 @@ final class SessionGateway: ConnectionAcceptor {
                 roomSizes: state.party.rooms.values.map(\.members.count),
                 queuePeakDepth: max(openPeak, state.closedQueuePeak),
                 wireBytesReceived: traffic?.receivedBytes ?? 0,
-                wireBytesSent: traffic?.sentBytes ?? 0
+                wireBytesSent: traffic?.sentBytes ?? 0,
+                tcpConnections: budget?.openConnections ?? 0,
+                tcpConnectionLimit: budget?.limit ?? 0,
+                tcpAcceptPauses: budget?.pauses ?? 0,
+                requestHeadTimeouts: budget?.headerTimeoutCount ?? 0
             )
         }
     }

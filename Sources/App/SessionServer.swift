@@ -15,6 +15,8 @@ struct SessionServer {
     let metrics = MetricsRegistry(version: BuildInfo.version, revision: BuildInfo.revision, protocolVersion: BuildInfo.protocolVersion, labels: .watchParty)
     let gateway: SessionGateway
     let transport: WebSocketTransport
+    /// The process's soft `RLIMIT_NOFILE`, read at start.
+    let descriptorLimit: Int
 
     init(settings: ServerSettings, logger: Logger, clock: any ServerClock = WallClock()) {
         self.settings = settings
@@ -29,7 +31,13 @@ struct SessionServer {
         }
         let acceptor: any ConnectionAcceptor =
             if settings.echoConformance { EchoAcceptor() } else if settings.fanoutCeiling { FanoutCeilingAcceptor() } else { gateway }
-        self.transport = WebSocketTransport(configuration: transportConfiguration, admission: settings.admission, acceptor: acceptor)
+        let descriptors = TCPConnectionBudget.descriptorLimit()
+        let gateway = self.gateway
+        let budget = TCPConnectionBudget(limit: settings.transport.maxTCPConnections ?? TCPConnectionBudget.limit(forDescriptorLimit: descriptors)) { open in
+            gateway.connectionBoundReached(open: open)
+        }
+        self.transport = WebSocketTransport(configuration: transportConfiguration, admission: settings.admission, acceptor: acceptor, budget: budget)
+        self.descriptorLimit = descriptors
     }
 
     /// The drain service; it runs before the HTTP server stops (services stop in reverse order).
@@ -41,13 +49,16 @@ struct SessionServer {
         let router = Router()
         let gateway = self.gateway
         let traffic = transport.traffic
+        let budget = transport.budget
         HTTPRoutes.register(
-            on: router, health: health, metrics: { [metrics] in metrics.exposition(gateway.metricsSnapshot(traffic: traffic)) }, authEnabled: settings.jwt != nil)
+            on: router, health: health, metrics: { [metrics] in metrics.exposition(gateway.metricsSnapshot(traffic: traffic, budget: budget)) },
+            authEnabled: settings.jwt != nil)
         let health = self.health
         return Application(
             router: router,
             server: transport.serverBuilder(),
-            configuration: .init(address: .hostname(settings.host, port: settings.port), serverName: nil),
+            configuration: .init(
+                address: .hostname(settings.host, port: settings.port), serverName: nil, availableConnectionsDelegate: transport.budget.delegate),
             onServerRunning: { [logger] channel in
                 health.markListening()
                 logger.info("Serving WebSocket and HTTP", metadata: ["address": .string(Self.address(of: channel))])
@@ -94,6 +105,16 @@ struct SessionServer {
             "version": .string(BuildInfo.version), "revision": .string(BuildInfo.revision), "host": .string(settings.host), "port": .stringConvertible(settings.port),
         ])
         logger.debug("Settings", metadata: ["settings": .string("\(settings)")])
+        logger.info("Connection bound", metadata: [
+            "descriptor_limit": .stringConvertible(descriptorLimit), "tcp_connection_limit": .stringConvertible(transport.budget.limit),
+            "websocket_limit": .stringConvertible(settings.admission.maxConnections),
+            "request_head_timeout_s": .stringConvertible(settings.transport.requestHeadTimeout.seconds),
+        ])
+        if settings.admission.maxConnections > transport.budget.limit {
+            logger.warning(
+                "MAX_CONNECTIONS is above the TCP connection bound: the bound (from the descriptor limit) is what holds",
+                metadata: ["max_connections": .stringConvertible(settings.admission.maxConnections), "tcp_connection_limit": .stringConvertible(transport.budget.limit)])
+        }
         let app = makeApplication()
         var services: [any Service] = [app, drainCoordinator]
         if let admin = makeAdminApplication() {

@@ -110,11 +110,20 @@ extension MetricsRegistry {
         /// Running totals of WebSocket socket bytes.
         public var wireBytesReceived: Int
         public var wireBytesSent: Int
+        /// The TCP connection bound: connections open, the bound, running totals of pauses and head timeouts.
+        public var tcpConnections: Int
+        public var tcpConnectionLimit: Int
+        public var tcpAcceptPauses: Int
+        public var requestHeadTimeouts: Int
 
         public init(
             roomsActive: Int, authenticatedConnections: Int, participantsByStatus: [String: Int], roomSizes: [Int], queuePeakDepth: Int,
-            wireBytesReceived: Int, wireBytesSent: Int
+            wireBytesReceived: Int, wireBytesSent: Int, tcpConnections: Int, tcpConnectionLimit: Int, tcpAcceptPauses: Int, requestHeadTimeouts: Int
         ) {
+            self.tcpConnections = tcpConnections
+            self.tcpConnectionLimit = tcpConnectionLimit
+            self.tcpAcceptPauses = tcpAcceptPauses
+            self.requestHeadTimeouts = requestHeadTimeouts
             self.roomsActive = roomsActive
             self.authenticatedConnections = authenticatedConnections
             self.participantsByStatus = participantsByStatus
@@ -138,6 +147,10 @@ extension MetricsRegistry {
         queuePeakDepth.set(to: Double(snapshot.queuePeakDepth))
         wireBytesReceived.advance(to: Double(snapshot.wireBytesReceived))
         wireBytesSent.advance(to: Double(snapshot.wireBytesSent))
+        tcpConnections.set(to: Double(snapshot.tcpConnections))
+        tcpConnectionLimit.set(to: Double(snapshot.tcpConnectionLimit))
+        tcpAcceptPauses.advance(to: Double(snapshot.tcpAcceptPauses))
+        requestHeadTimeouts.advance(to: Double(snapshot.requestHeadTimeouts))
         let process = ProcessStats.read()
         residentMemory.set(to: Double(process.residentBytes))
         virtualMemory.set(to: Double(process.virtualBytes))

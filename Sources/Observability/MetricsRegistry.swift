@@ -19,6 +19,10 @@ public final class MetricsRegistry: Sendable {
     let connectionsRejected: Labeled<Counter>
     /// Keyed by close code label (`client` or the number); each series carries code and reason.
     let connectionsClosed: Labeled<Counter>
+    let tcpConnections: Gauge
+    let tcpConnectionLimit: Gauge
+    let tcpAcceptPauses: MonotonicCounter
+    let requestHeadTimeouts: MonotonicCounter
     // Rooms
     let roomsActive: Gauge
     let roomsCreated: Counter
@@ -90,6 +94,12 @@ public final class MetricsRegistry: Sendable {
             labels.closeReasons.map { ($0.codeLabel, [("code", $0.codeLabel), ("reason", $0.reason)]) },
             other: ("other", [("code", "other"), ("reason", "other")])
         ) { registry.makeCounter(descriptor: closed, labels: $0) }
+
+        tcpConnections = gauge("owp_tcp_connections", "TCP connections open, HTTP and WebSocket.")
+        tcpConnectionLimit = gauge("owp_tcp_connection_limit", "The bound on open TCP connections (below the descriptor limit).")
+        tcpAcceptPauses = MonotonicCounter(counter("owp_tcp_accept_pauses_total", "Times the TCP connection bound stopped the listener."))
+        requestHeadTimeouts = MonotonicCounter(
+            counter("owp_request_head_timeouts_total", "Connections closed because their request head did not arrive in time."))
 
         roomsActive = gauge("owp_rooms_active", "Rooms currently open.")
         roomsCreated = counter("owp_rooms_created_total", "Rooms created since start.")

@@ -19,5 +19,12 @@ public struct TransportConfiguration: Sendable, Equatable {
     /// How long to wait for the peer's close frame (or for a stuck close to get out) before dropping the socket.
     public var closeTimeout: Duration = .seconds(5)
 
+    /// A request head (HTTP request line and headers, the WebSocket upgrade's included) must
+    /// be complete this long after the connection opens, or the connection is closed.
+    public var requestHeadTimeout: Duration = .seconds(10)
+    /// Open TCP connections in all, HTTP included; `nil`: derived from the descriptor limit
+    /// (``TCPConnectionBudget/limit(forDescriptorLimit:)``).
+    public var maxTCPConnections: Int?
+
     public init() {}
 }

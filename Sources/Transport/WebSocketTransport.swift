@@ -20,11 +20,20 @@ public struct WebSocketTransport: Sendable {
     let gate: UpgradeGate
     /// Bytes on the WebSocket wire, for the whole process.
     public let traffic = TrafficCounters()
+    /// Every TCP connection (HTTP included) against one bound; its delegate goes into the
+    /// application's configuration (`availableConnectionsDelegate`).
+    public let budget: TCPConnectionBudget
 
-    public init(configuration: TransportConfiguration, admission: AdmissionPolicy = AdmissionPolicy(), acceptor: any ConnectionAcceptor) {
+    public init(
+        configuration: TransportConfiguration, admission: AdmissionPolicy = AdmissionPolicy(), acceptor: any ConnectionAcceptor,
+        budget: TCPConnectionBudget? = nil
+    ) {
         self.configuration = configuration
         self.acceptor = acceptor
         self.gate = UpgradeGate(policy: admission)
+        self.budget =
+            budget
+            ?? TCPConnectionBudget(limit: configuration.maxTCPConnections ?? TCPConnectionBudget.limit(forDescriptorLimit: TCPConnectionBudget.descriptorLimit())) { _ in }
     }
 
     /// From now on every upgrade is refused with 503 (PROTOCOL.md §11); open connections stay.
@@ -54,7 +63,9 @@ public struct WebSocketTransport: Sendable {
             validateUTF8: true
         )
         let transport = self
-        return .http1WebSocketUpgrade(configuration: .init(ws: ws)) { head, channel, _ in
+        let shouldUpgrade: @Sendable (HTTPRequest, any Channel, Logger) async throws -> ShouldUpgradeResult<
+            WebSocketDataHandler<HTTP1WebSocketUpgradeChannel.Context>
+        > = { head, channel, _ in
             let path = head.path.map { $0.split(separator: "?", maxSplits: 1).first.map(String.init) ?? $0 }
             let policy = transport.gate.policy
             let client = policy.clientAddress(
@@ -78,6 +89,14 @@ public struct WebSocketTransport: Sendable {
                     remoteAddress: client, negotiatedExtensions: negotiated, queueCapacity: transport.configuration.outboundQueueCapacity, channel: channel)
                 try await transport.run(connection, inbound: inbound, outbound: outbound, channel: channel, activity: activity, logger: context.logger)
             }
+        }
+        let headerTimeout = TimeAmount.nanoseconds(Int64(configuration.requestHeadTimeout.components.seconds) * 1_000_000_000
+            + configuration.requestHeadTimeout.components.attoseconds / 1_000_000_000)
+        let budget = self.budget
+        return HTTPServerBuilder { responder in
+            GuardedChildChannel(
+                inner: HTTP1WebSocketUpgradeChannel(responder: responder, configuration: .init(ws: ws), shouldUpgrade: shouldUpgrade),
+                headerTimeout: headerTimeout, budget: budget)
         }
     }
 

@@ -14,12 +14,19 @@ final class ServerProcess: @unchecked Sendable {
     }
 
     /// `environment` is added to this process's own (e.g. `JWT_SECRET`, `LOG_LEVEL`).
-    init(arguments: [String], environment: [String: String] = [:]) throws {
+    /// `descriptorLimit` runs it under `ulimit -n` (a small RLIMIT_NOFILE, for exhaustion tests).
+    init(arguments: [String], environment: [String: String] = [:], descriptorLimit: Int? = nil) throws {
         guard FileManager.default.isExecutableFile(atPath: Self.binary.path) else {
             throw TestFailure("\(Self.binary.path) not built (run swift build --build-tests)")
         }
-        process.executableURL = Self.binary
-        process.arguments = ["--host", "127.0.0.1", "--port", "0", "--allowed-origins", "*"] + arguments
+        let serverArguments = ["--host", "127.0.0.1", "--port", "0", "--allowed-origins", "*"] + arguments
+        if let descriptorLimit {
+            process.executableURL = URL(fileURLWithPath: "/bin/sh")
+            process.arguments = ["-c", "ulimit -n \(descriptorLimit) && exec \"$0\" \"$@\"", Self.binary.path] + serverArguments
+        } else {
+            process.executableURL = Self.binary
+            process.arguments = serverArguments
+        }
         process.environment = ProcessInfo.processInfo.environment.merging(environment) { $1 }
         process.standardOutput = output
         process.standardError = output
