@@ -6,10 +6,12 @@ import Testing
 @Suite(.serialized) struct SecretsTests {
     /// A secret nobody could mistake for other output.
     static let secret = "owp-test-secret-" + UUID().uuidString + "-do-not-print"
+    static let adminToken = "owp-admin-token-" + UUID().uuidString
 
     @Test func settingsDescribeThemselvesWithoutTheSecret() throws {
-        let settings = try ServerCommand.parse([]).resolve(environment: ["JWT_SECRET": Self.secret])
+        let settings = try ServerCommand.parse([]).resolve(environment: ["JWT_SECRET": Self.secret, "ADMIN_PORT": "3001", "ADMIN_TOKEN": Self.adminToken])
         #expect(settings.jwt?.secret.revealed == Self.secret, "the secret reached the settings")
+        #expect(settings.admin?.token.revealed == Self.adminToken, "and the admin token")
         var dumped = ""
         dump(settings, to: &dumped)
         let renderings = [
@@ -17,8 +19,9 @@ import Testing
             String(describing: settings.jwt!), String(reflecting: settings.jwt!.secret), "\(settings.jwt!.secret)",
             Mirror(reflecting: settings.jwt!.secret).children.map { "\($0.value)" }.joined(),
         ]
-        for text in renderings {
+        for text in renderings + [String(describing: settings.admin!), "\(settings.admin!.token)"] {
             #expect(!text.contains(Self.secret))
+            #expect(!text.contains(Self.adminToken))
             #expect(!text.contains("do-not-print"))
         }
         #expect(String(describing: settings).contains("<redacted>"))
@@ -36,17 +39,20 @@ import Testing
     }
 
     @Test func helpNeverShowsTheSecret() async throws {
-        let help = try ServerProcess(arguments: ["--help"], environment: ["JWT_SECRET": Self.secret])
+        let help = try ServerProcess(arguments: ["--help"], environment: ["JWT_SECRET": Self.secret, "ADMIN_TOKEN": Self.adminToken])
         #expect(try await help.exitStatus(within: .seconds(10)) == 0)
         #expect(help.logText.contains("JWT_SECRET"), "the help names the variable")
         #expect(!help.logText.contains(Self.secret))
+        #expect(!help.logText.contains(Self.adminToken))
     }
 
     /// The real binary at `trace` with the secret set: a session with a valid token, a forged
     /// one, a room and a chat, then SIGTERM. Neither the secret nor any token is in the output,
     /// the metrics or the health body.
     @Test func aTraceLevelRunLogsNoSecretAndNoToken() async throws {
-        let server = try ServerProcess(arguments: ["--log-level", "trace"], environment: ["JWT_SECRET": Self.secret, "LOG_FORMAT": "json"])
+        let server = try ServerProcess(
+            arguments: ["--log-level", "trace", "--admin-port", "0"],
+            environment: ["JWT_SECRET": Self.secret, "ADMIN_TOKEN": Self.adminToken, "LOG_FORMAT": "json"])
         try await server.waitUntilListening()
         let valid = TestTokens.token(claims: TestTokens.claims(["sub": "viewer-7", "name": "Viewer"]), secret: Self.secret)
         let forged = TestTokens.token(header: ["kid": "k1"], claims: TestTokens.claims(), secret: Self.secret)
@@ -71,7 +77,7 @@ import Testing
         #expect(log.contains("<redacted>"), "the settings were dumped (service group, debug) and redacted")
         #expect(log.contains("trace") || log.contains("debug"), "verbose lines were written")
         let signatures = [valid, forged].map { String($0.split(separator: ".").last!) }
-        for needle in [Self.secret, "do-not-print", valid, forged] + signatures {
+        for needle in [Self.secret, Self.adminToken, "do-not-print", valid, forged] + signatures {
             #expect(!log.contains(needle), "found in the log")
             #expect(!exposed.contains(needle), "found in metrics or health")
         }
