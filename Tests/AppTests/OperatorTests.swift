@@ -203,3 +203,36 @@ import WatchPartyCore
         #expect(String(decoding: line, as: UTF8.self).contains(#""members":3"#))
     }
 }
+
+/// The panels' numbers, from a live server: what the dashboard shows is what happened.
+@Suite struct DashboardNumbersTests {
+    @Test func membersRoomSizesAndBytesAreReadAtScrape() async throws {
+        try await withLiveServer { port, _, http in
+            let host = try await LiveClient(port: port)
+            try await host.send(["type": "create_room", "payload": ["name": String(repeating: "a long room name ", count: 20)]])
+            let room = try #require(try await host.next("room_state")["room"] as? String)
+            let guest = try await LiveClient(port: port, compression: true)
+            try await guest.send(["type": "join_room", "room": room])
+            _ = try await guest.next("room_state")
+            try await guest.send(["type": "participant_status", "room": room, "payload": ["status": "buffering"]])
+            try await Task.sleep(for: .milliseconds(400))  // past the status coalescing window
+            let text = try await http.execute(uri: "/metrics", method: .get) { String(buffer: $0.body) }
+            func value(_ series: String) -> Double? {
+                text.split(separator: "\n").first { $0.hasPrefix(series + " ") }.flatMap { Double($0.split(separator: " ").last ?? "") }
+            }
+            #expect(value(#"owp_participants{status="none"}"#) == 1, "the host, who reported no status, is a member")
+            #expect(value(#"owp_participants{status="buffering"}"#) == 1)
+            #expect(value(#"owp_rooms_by_members{members="2"}"#) == 1, "a steady room is counted without any join or leave")
+            #expect((value("owp_websocket_sent_bytes_total") ?? 0) > 0)
+            #expect((value("owp_message_sent_bytes_total") ?? 0) > (value("owp_websocket_sent_bytes_total") ?? .infinity) / 10)
+            #expect((value("owp_message_received_bytes_total") ?? 0) > 0)
+            // owp_tcp_connections: the test harness's listener bypasses the delegate; ConnectionBoundTests reads it from the real binary.
+            // Buckets that tell loopback from LAN, a fixed 1.5 s lead exactly, and an hour-old report.
+            for bound in [#"owp_client_rtt_seconds_bucket{le="0.0002"}"#, #"owp_play_lead_seconds_bucket{le="1.5"}"#, #"owp_sync_drift_seconds_bucket{le="3600.0"}"#] {
+                #expect(value(bound) != nil, "\(bound)")
+            }
+            try await guest.close()
+            try await host.close()
+        }
+    }
+}
