@@ -83,6 +83,22 @@ echo "ok"
 
 step "hadolint Dockerfile"
 "$VENV/bin/hadolint" Dockerfile
+# Podman, Buildah and CRI-O refuse short image names: every base image is registry/name:tag,
+# and the image carries the OCI labels a registry and a scanner read.
+"$PY" - Dockerfile <<'PYEOF' || die "Dockerfile: unqualified base image or missing OCI label"
+import re, sys
+text = open(sys.argv[1]).read()
+images = re.findall(r"^ARG \w+_IMAGE=(\S+)", text, re.M) + [f for f in re.findall(r"^FROM (\S+)", text, re.M) if not f.startswith("${")]
+def qualified(image):
+    parts = image.split("/")
+    return len(parts) > 1 and ("." in parts[0] or ":" in parts[0] or parts[0] == "localhost")
+bad = [image for image in images if not qualified(image)]
+labels = ["title", "description", "version", "revision", "created", "source", "licenses"]
+missing = [label for label in labels if f"org.opencontainers.image.{label}=" not in text]
+if not images or bad or missing:
+    sys.exit(f"unqualified: {bad or images or 'no base image found'}; missing labels: {missing}")
+print(f"ok   base images fully qualified ({', '.join(images)}); OCI labels {', '.join(labels)}")
+PYEOF
 echo "ok"
 
 # --- one source of truth for the alerts -------------------------------------------------
