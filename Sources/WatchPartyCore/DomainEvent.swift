@@ -27,6 +27,8 @@ public enum StateUpdateResult: String, Sendable, Hashable, CaseIterable {
     case cooldown
     case rate
     case jitter
+    /// Jitter-sized, but a persistent offset: accepted as a correction (``DriftTracker``).
+    case drift
 }
 
 /// What released a pending play.

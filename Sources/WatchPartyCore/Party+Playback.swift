@@ -66,9 +66,13 @@ extension Party {
             let target = now + rules.controlScheduleMs
             room.playback = Playback(position: position, playState: playState, asOf: heldAt)
             room.lastCommandTarget = target
+            room.drift = DriftTracker()
             rooms[room.id] = room
-            let event = PlayerEventPayload(action: command.action, position: position, playState: playState, targetServerTs: target)
-            out.send(.playerEvent(event), to: room.members.filter { $0 != client }, room: room.id, client: client, now: now, serverTs: heldAt)
+            // While playing, the position is given as of the target: a client that simply seeks
+            // there at `target_server_ts` is where the host is (docs/sync.md § Naive clients).
+            let (wirePosition, serverTs) = Self.asOfTarget(room.playback, target: target)
+            let event = PlayerEventPayload(action: command.action, position: wirePosition, playState: playState, targetServerTs: target)
+            out.send(.playerEvent(event), to: room.members.filter { $0 != client }, room: room.id, client: client, now: now, serverTs: serverTs)
         }
     }
 
@@ -100,9 +104,34 @@ extension Party {
         room.playback = Playback(position: position, playState: .playing, asOf: positionAsOf)
         room.lastCommandTarget = target
         room.lastAcceptedAt = now
+        room.drift = DriftTracker()
         rooms[roomID] = room
-        let event = PlayerEventPayload(action: .play, position: position, playState: .playing, targetServerTs: target)
-        out.send(.playerEvent(event), to: room.members, room: roomID, client: requestedBy, now: now, serverTs: positionAsOf)
+        // The position where the room will be at the target, and server_ts = the target: a
+        // client that starts at `position` when `target_server_ts` comes (both upstream ones
+        // do) is in step with a host that started at its click; a §6 client projecting
+        // `position + (t − server_ts)` computes the very same timeline.
+        let (wirePosition, serverTs) = Self.asOfTarget(room.playback, target: target)
+        let event = PlayerEventPayload(action: .play, position: wirePosition, playState: .playing, targetServerTs: target)
+        out.send(.playerEvent(event), to: room.members, room: roomID, client: requestedBy, now: now, serverTs: serverTs)
+    }
+
+    /// A late joiner of a playing room: after its `room_state`, a play due a control lead from
+    /// now (or when the room's last command takes effect, if later), positioned as of then. The
+    /// upstream clients do not keep a joined room playing from `room_state` alone (one adds its
+    /// own seek lead and ignores corrections for 8 s); a due play lines them up.
+    func sendDuePlay(_ room: Room, to client: ClientID, now: ServerTime, out: inout Outcome) {
+        guard room.playback.playState == .playing, room.pendingPlay == nil else { return }
+        let target = max(now + rules.controlScheduleMs, room.lastCommandTarget ?? 0)
+        let (wirePosition, serverTs) = Self.asOfTarget(room.playback, target: target)
+        let event = PlayerEventPayload(action: .play, position: wirePosition, playState: .playing, targetServerTs: target)
+        out.send(.playerEvent(event), to: [client], room: room.id, client: room.hostID, now: now, serverTs: serverTs)
+    }
+
+    /// The wire `position` and `server_ts` of a command: while playing, as of `target`
+    /// (`position` is where the room will be then); while paused, as the room has it.
+    static func asOfTarget(_ playback: Playback, target: ServerTime) -> (position: Double, serverTs: ServerTime) {
+        guard playback.playState == .playing else { return (playback.position, playback.asOf) }
+        return (playback.position(at: target), max(target, playback.asOf))
     }
 
     /// INVALID_PLAYBACK_PAYLOAD unless the payload is an object with a known action, a finite

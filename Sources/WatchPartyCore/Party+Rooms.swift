@@ -59,6 +59,7 @@ extension Party {
         out.send(.roomState(roomState(room, now: now)), to: [client], room: roomID, now: now)
         out.send(.participantsUpdate(count: room.members.count), to: room.members.filter { $0 != client }, room: roomID, now: now)
         sendParticipants(room, now: now, out: &out)
+        sendDuePlay(room, to: client, now: now, out: &out)
         lobby.roomsChanged = true
     }
 

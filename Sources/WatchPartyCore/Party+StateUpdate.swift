@@ -10,12 +10,19 @@ extension Party {
 
         let projected = room.playback.position(at: now)
         let diff = position - projected
-        let result = Self.filter(room: room, playState: playState, diff: diff, now: now, rules: rules)
+        var result = Self.filter(room: room, playState: playState, diff: diff, now: now, rules: rules)
+        if result == .jitter {
+            // Too small to be a change on its own; a small offset that persists (the host's
+            // start latency, a stall) is drift, and the room follows the host.
+            if room.playback.playState == .playing, room.drift.observe(diff, rules: rules) { result = .drift }
+            rooms[room.id] = room
+        }
         out.events.append(.stateUpdate(result: result, drift: abs(diff)))
-        guard result == .accepted else { return }
+        guard result == .accepted || result == .drift else { return }
 
         room.playback = Playback(position: position, playState: playState, asOf: now)
         room.lastAcceptedAt = now
+        room.drift = DriftTracker()
         rooms[room.id] = room
         out.send(.stateUpdate(position: position, playState: playState), to: room.members.filter { $0 != client }, room: room.id, client: client, now: now)
     }
@@ -28,5 +35,33 @@ extension Party {
         if let last = room.lastAcceptedAt, now < last + rules.minStateUpdateIntervalMs { return .rate }
         if abs(diff) < rules.positionJitterThreshold { return .jitter }
         return .accepted
+    }
+}
+
+/// Tells a host's jitter from drift (docs/sync.md § The state filter): reports inside the
+/// jitter threshold are noise one by one, but when `PartyRules/driftReports` of them in a row
+/// are off the room's timeline by at least `PartyRules/driftThreshold` on the same side, and
+/// their smoothed offset is too, the offset is real and the room is re-anchored at the host.
+/// Hysteresis: one report back within the threshold, or on the other side, starts over.
+public struct DriftTracker: Sendable, Equatable {
+    /// The offset smoothed over recent reports (seconds, host − room).
+    public private(set) var estimate: Double = 0
+    /// Consecutive reports beyond the threshold on the same side (its sign is `estimate`'s).
+    public private(set) var streak = 0
+    private var side: FloatingPointSign?
+
+    public init() {}
+
+    /// Takes one jitter-sized report's offset; true when the offset has persisted.
+    mutating func observe(_ diff: Double, rules: PartyRules) -> Bool {
+        estimate += rules.driftSmoothing * (diff - estimate)
+        if abs(diff) >= rules.driftThreshold {
+            streak = side == diff.sign ? streak + 1 : 1
+            side = diff.sign
+        } else {
+            streak = 0
+            side = nil
+        }
+        return streak >= rules.driftReports && abs(estimate) >= rules.driftThreshold && estimate.sign == side
     }
 }

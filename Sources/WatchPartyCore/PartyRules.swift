@@ -15,6 +15,12 @@ public struct PartyRules: Sendable, Equatable {
     public var positionJitterThreshold: Double = 0.5
     /// Host reports are ignored this long after a command takes effect (`COMMAND_COOLDOWN_MS`).
     public var commandCooldownMs: UInt64 = 2000
+    /// A jitter-sized host offset at least this large (seconds)…
+    public var driftThreshold: Double = 0.05
+    /// …in this many reports in a row, on one side, is drift: the room follows the host.
+    public var driftReports: Int = 3
+    /// Weight of the newest report in the smoothed offset.
+    public var driftSmoothing: Double = 0.5
     /// Members per room (`MAX_CLIENTS_PER_ROOM`).
     public var maxClientsPerRoom: Int = 20
     /// Whether guests may send play and pause (`GUEST_PLAYBACK_CONTROL`).

@@ -16,6 +16,8 @@ public struct Room: Sendable, Equatable {
     public var lastCommandTarget: ServerTime?
     /// When the last command was handled or the last state update accepted (the rate rule).
     public var lastAcceptedAt: ServerTime?
+    /// The host's persistent offset from the room's timeline (the state filter's memory).
+    public var drift = DriftTracker()
     /// Self-reported statuses of members.
     public var statuses: [ClientID: ParticipantStatus] = [:]
     /// End of the current `participant_statuses` coalescing window.
