@@ -24,6 +24,9 @@ final class SessionGateway: ConnectionAcceptor {
     }
 
     private let state: Mutex<State>
+    /// The sleeping task of every armed timer, so a timer whose reason has gone (its client
+    /// disconnected, its token was refreshed) is cancelled instead of sleeping on.
+    private let timers = Mutex<[TimerKey: Task<Void, Never>]>([:])
     private let clock: any ServerClock
     private let logger: Logger
     private let metrics: MetricsRegistry
@@ -114,6 +117,7 @@ final class SessionGateway: ConnectionAcceptor {
             }
             return state.party.disconnect(client, now: now)
         }
+        cancelTimers(of: client)
     }
 
     /// A ping's round trip to `client`: kept by the core (adaptive scheduling) and exported.
@@ -279,11 +283,48 @@ final class SessionGateway: ConnectionAcceptor {
         // From the precise clock: sleeping `due − now` whole milliseconds would fire every timer
         // up to 1 ms late before any real delay (the server clock floors to milliseconds).
         let delay = max(0, (Double(timer.due) - clock.preciseNow()) / 1000)
-        Task { [weak self] in
-            try? await Task.sleep(for: .seconds(delay), tolerance: .zero)
-            self?.fire(timer)
+        let slot = Self.slot(of: timer.key)
+        timers.withLock { timers in
+            // One timer per reason: a newer one (a refreshed token's expiry) replaces the old.
+            timers[slot]?.cancel()
+            timers[slot] = Task { [weak self] in
+                do {
+                    try await Task.sleep(for: .seconds(delay), tolerance: .zero)
+                } catch {
+                    return  // cancelled: its reason went away
+                }
+                self?.timerFired(timer, slot: slot)
+            }
         }
     }
+
+    private func timerFired(_ timer: TimerRequest, slot: TimerKey) {
+        timers.withLock { _ = $0.removeValue(forKey: slot) }
+        fire(timer)
+    }
+
+    /// The key a timer is kept under: a session's expiry is one slot whatever its `expiresAt`
+    /// (the core ignores all but the newest anyway).
+    private static func slot(of key: TimerKey) -> TimerKey {
+        if case .sessionExpiry(let client, _) = key { return .sessionExpiry(client: client, expiresAt: 0) }
+        return key
+    }
+
+    /// Cancels the timers that only concern `client` (its auth deadline, its token's expiry).
+    private func cancelTimers(of client: ClientID) {
+        let cancelled = timers.withLock { timers -> [Task<Void, Never>] in
+            let keys: [TimerKey] = [.authTimeout(client: client), .sessionExpiry(client: client, expiresAt: 0)]
+            return keys.compactMap { timers.removeValue(forKey: $0) }
+        }
+        for task in cancelled { task.cancel() }
+    }
+
+    private func cancelTimer(_ key: TimerKey) {
+        timers.withLock { $0.removeValue(forKey: Self.slot(of: key)) }?.cancel()
+    }
+
+    /// Timers armed and not yet fired or cancelled (tests, diagnostics).
+    var pendingTimerCount: Int { timers.withLock { $0.count } }
 
     /// One line per error reply: who got which code, about which room.
     private func logError(_ code: ErrorCode, _ message: ServerMessage) {
@@ -309,6 +350,7 @@ final class SessionGateway: ConnectionAcceptor {
         case .hostChanged(let room, let host):
             logger.info("Host changed", metadata: ["room_id": .string(room), "client_id": .string(host)])
         case .authenticated(let client, let userID):
+            cancelTimer(.authTimeout(client: client))  // its deadline was met
             throttled(.authentication, .info, "Authenticated", ["client_id": .string(client), "user_id": .string(userID)])
         case .errorSent(let code):
             metrics.errorSent(code: code.rawValue)

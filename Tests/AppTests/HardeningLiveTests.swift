@@ -183,3 +183,31 @@ import Transport
         }
     }
 }
+
+@Suite struct TimerLifetimeTests {
+    /// In JWT mode every connection arms an auth deadline and, once authenticated, its token's
+    /// expiry (an hour away): a connection that goes leaves neither sleeping behind.
+    @Test func aClosedConnectionLeavesNoTimerBehind() async throws {
+        try await withLiveServer({ $0.jwt = JWTSettings(secret: Secret(TestTokens.secret)) }) { port, server, _ in
+            var clients: [LiveClient] = []
+            for _ in 0..<5 {
+                let client = try await LiveClient(port: port)
+                _ = try await client.next("client_hello")
+                clients.append(client)
+            }
+            for client in clients.prefix(3) {
+                try await client.send(["type": "auth", "payload": ["token": TestTokens.token()]])
+                _ = try await client.next("auth_success")
+                // A refresh replaces the expiry timer rather than adding one.
+                try await client.send(["type": "auth", "payload": ["token": TestTokens.token()]])
+                _ = try await client.next("auth_success")
+            }
+            // 2 unauthenticated (their auth deadlines) + 3 authenticated (one expiry each; the deadline
+            // they met is cancelled, and a refresh replaced the first expiry).
+            #expect(try await eventually { server.gateway.pendingTimerCount == 5 }, "armed: \(server.gateway.pendingTimerCount)")
+            for client in clients { try await client.close() }
+            #expect(try await eventually { server.gateway.connectionCount == 0 })
+            #expect(try await eventually { server.gateway.pendingTimerCount == 0 }, "still armed: \(server.gateway.pendingTimerCount)")
+        }
+    }
+}
