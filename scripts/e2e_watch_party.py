@@ -100,7 +100,8 @@ async def main():
         await guest1.send("chat_message", room, {"text": "  popcorn?  "})
         for c in (host, guest1, guest2):
             chat = await c.recv("chat_message")
-            check(chat["payload"] == {"username": "Bob", "text": "popcorn?"} and chat["client"] == guest1.id, f"{c.name}: chat delivered")
+            # Relayed as sent: PROTOCOL.md §10 removes control characters only (docs/protocol.md, choice 6).
+            check(chat["payload"] == {"username": "Bob", "text": "  popcorn?  "} and chat["client"] == guest1.id, f"{c.name}: chat delivered")
 
         await guest2.send("leave_room")
         left = await host.recv("client_left")
