@@ -406,7 +406,7 @@ with urllib.request.urlopen(sys.argv[1] + "/api/v1/rules?type=alert", timeout=5)
 rules = [rule for group in groups for rule in group["rules"]]
 bad = [f"{r['name']}: health={r.get('health')} {r.get('lastError', '')}" for r in rules if r.get("health") != "ok"]
 firing = [r["name"] for r in rules if r.get("state") == "firing"]
-if len(rules) != 6 or bad:
+if len(rules) != 7 or bad:
     sys.exit(f"{len(rules)} alert rules loaded; not healthy: {bad}")
 print(f"ok   {len(rules)} alert rules loaded and evaluated without error ({', '.join(r['name'] for r in rules)}); firing: {firing or 'none'}")
 EOF
