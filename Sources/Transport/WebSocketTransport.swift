@@ -269,6 +269,8 @@ extension WebSocketTransport.Exit {
         case .tooBig: TransportCloseCause.messageTooBig.code
         case .aborted: TransportCloseCause.slowClient.code
         case .writerDone(let code): code
+        case .readerFailed(let error) where error is IOError || error is ChannelError:
+            nil  // the socket failed or was reset under us: the client vanished, nothing was sent
         case .readerFailed(let error):
             // The library's error carries a WebSocketErrorCode it will send; read it by name.
             switch String(describing: error) {

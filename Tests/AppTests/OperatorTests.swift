@@ -61,6 +61,22 @@ import WatchPartyCore
         }
     }
 
+    /// A client whose connection resets (no close frame) closed it: `client`, not an internal error.
+    @Test func aResetCountsAsTheClientsClose() async throws {
+        try await withLiveServer { port, server, http in
+            for _ in 0..<3 {
+                let socket = try RawSocket(port: port)
+                _ = try await offPool { try socket.upgrade() }
+                try socket.sendText(#"{"type":"ping","ts":1}"#)
+                try await Task.sleep(for: .milliseconds(50))
+                socket.reset()
+            }
+            #expect(try await eventually { server.gateway.connectionCount == 0 })
+            #expect(try await Self.metric(http, #"owp_connections_closed_total{code="client",reason="client"}"#) == 3)
+            #expect(try await Self.metric(http, #"owp_connections_closed_total{code="1011",reason="internal_error"}"#) == 0)
+        }
+    }
+
     @Test func aPartyLeavesATrailThatLinksClientsAndRooms() async throws {
         let logs = LogCapture()
         try await withLiveServer(logs: logs) { port, server, _ in
