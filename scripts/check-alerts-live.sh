@@ -96,6 +96,57 @@ cleanup() {
 trap cleanup EXIT
 trap 'exit 130' INT TERM
 
+# free_port, http_get, wait_http
+# shellcheck source=scripts/lib/http.sh
+source "$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)/lib/http.sh"
+
+# As root, the servers run at nice -10 (see start_server). Every process the script starts is
+# killed at exit, and its cgroups are removed.
+set -euo pipefail
+
+usage() { echo "usage: $0 path/to/owp-server" >&2; exit 2; }
+[ $# -eq 1 ] || usage
+BIN=$1
+case "$BIN" in /*) ;; *) BIN="$PWD/$BIN" ;; esac
+[ -x "$BIN" ] || { echo "FAIL $BIN is not an executable" >&2; exit 1; }
+cd "$(dirname "${BASH_SOURCE[0]}")/.."
+
+FOR_SECONDS=${FOR_SECONDS:-10}
+HEALTHY_SECONDS=${HEALTHY_SECONDS:-40}
+STARVED_SHARE=${STARVED_SHARE:-0.5}
+THROTTLED_SHARE=${THROTTLED_SHARE:-0.8}
+STARTED_AT=$(date +%s)
+
+ok() { printf 'ok   %s\n' "$*"; }
+fail() { printf 'FAIL %s\n' "$*" >&2; exit 1; }
+step() { printf '\n==> %s\n' "$*"; }
+elapsed() { echo $(($(date +%s) - STARTED_AT)); }
+
+WORK="$(mktemp -d "${TMPDIR:-/tmp}/owp-alerts-live.XXXXXX")"
+PIDS=()
+CGROUPS=()
+SKIPPED=""
+cleanup() {
+    local status=$?
+    trap - EXIT INT TERM
+    for pid in "${PIDS[@]}"; do kill "$pid" 2>/dev/null || true; done
+    for pid in "${PIDS[@]}"; do
+        for _ in $(seq 1 50); do kill -0 "$pid" 2>/dev/null || break; sleep 0.1; done
+        kill -KILL "$pid" 2>/dev/null || true
+        wait "$pid" 2>/dev/null || true
+    done
+    for cg in "${CGROUPS[@]}"; do rmdir "$cg" 2>/dev/null || printf 'warning: could not remove cgroup %s\n' "$cg" >&2; done
+    if [ "$status" -eq 0 ]; then
+        rm -rf "$WORK"
+        printf '\nAll live alert checks passed in %ss%s.\n' "$(elapsed)" "${SKIPPED:+ ($SKIPPED skipped)}"
+    else
+        printf '\nLive alert checks FAILED (exit %s) after %ss; logs kept in %s\n' "$status" "$(elapsed)" "$WORK" >&2
+    fi
+    exit "$status"
+}
+trap cleanup EXIT
+trap 'exit 130' INT TERM
+
 free_port() {
     python3 -c 'import socket; s = socket.socket(); s.bind(("127.0.0.1", 0)); print(s.getsockname()[1]); s.close()'
 }

@@ -46,28 +46,9 @@ cleanup() {
 trap cleanup EXIT
 trap 'exit 130' INT TERM
 
-free_port() {
-    python3 -c 'import socket; s = socket.socket(); s.bind(("127.0.0.1", 0)); print(s.getsockname()[1]); s.close()'
-}
-
-# Fetches a URL; prints the body; fails (non-zero) on connection errors and HTTP errors.
-http_get() {
-    python3 - "$1" <<'EOF'
-import sys, urllib.request
-with urllib.request.urlopen(sys.argv[1], timeout=5) as response:
-    sys.stdout.write(response.read().decode())
-EOF
-}
-
-# Waits up to $2 seconds for $1 to answer 200.
-wait_http() {
-    local url=$1 timeout=$2 waited=0
-    until http_get "$url" >/dev/null 2>&1; do
-        sleep 0.5
-        waited=$((waited + 1))
-        [ "$waited" -lt $((timeout * 2)) ] || return 1
-    done
-}
+# free_port, http_get, wait_http
+# shellcheck source=scripts/lib/http.sh
+source "$ROOT/scripts/lib/http.sh"
 
 # --- Prerequisites ------------------------------------------------------------------------
 step "Prerequisites"
