@@ -20,7 +20,8 @@ public struct TransportConfiguration: Sendable, Equatable {
     public var closeTimeout: Duration = .seconds(5)
 
     /// A request head (HTTP request line and headers, the WebSocket upgrade's included) must
-    /// be complete this long after the connection opens, or the connection is closed.
+    /// be complete this long after the connection opens, or the connection is closed; a plain
+    /// HTTP connection kept alive is closed after this long without a next request.
     public var requestHeadTimeout: Duration = .seconds(10)
     /// Open TCP connections in all, HTTP included; `nil`: derived from the descriptor limit
     /// (``TCPConnectionBudget/limit(forDescriptorLimit:)``).

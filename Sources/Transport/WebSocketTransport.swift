@@ -93,9 +93,12 @@ public struct WebSocketTransport: Sendable {
         let headerTimeout = TimeAmount.nanoseconds(Int64(configuration.requestHeadTimeout.components.seconds) * 1_000_000_000
             + configuration.requestHeadTimeout.components.attoseconds / 1_000_000_000)
         let budget = self.budget
+        // A plain HTTP connection that stays open between requests gets the same time for its
+        // next head (Hummingbird's idle timeout, which applies only to connections not upgraded).
+        let channelConfiguration = HTTP1WebSocketUpgradeChannel.Configuration(http1: .init(idleTimeout: headerTimeout), ws: ws)
         return HTTPServerBuilder { responder in
             GuardedChildChannel(
-                inner: HTTP1WebSocketUpgradeChannel(responder: responder, configuration: .init(ws: ws), shouldUpgrade: shouldUpgrade),
+                inner: HTTP1WebSocketUpgradeChannel(responder: responder, configuration: channelConfiguration, shouldUpgrade: shouldUpgrade),
                 headerTimeout: headerTimeout, budget: budget)
         }
     }

@@ -65,4 +65,19 @@ import Testing
         #expect(closedAfter < .seconds(3), "closed at the 1 s head deadline (took \(closedAfter))")
         #expect(try await server.httpStatus("/healthz") == 200, "a complete head is answered")
     }
+
+    @Test func anIdleKeepAliveConnectionIsClosedToo() async throws {
+        let server = try ServerProcess(arguments: ["--request-head-timeout-seconds", "1"])
+        try await server.waitUntilListening()
+        let port = server.port
+        let (answer, closedAfter) = try await offPool { () -> (String, Duration) in
+            let socket = try RawSocket(port: port)
+            let head = try socket.request("GET /healthz HTTP/1.1\r\nHost: x\r\n\r\n")  // keep-alive
+            let started = ContinuousClock.now
+            _ = try? socket.read(count: 1 << 16)  // the body, then EOF when the server closes
+            return (head, ContinuousClock.now - started)
+        }
+        #expect(answer.hasPrefix("HTTP/1.1 200"))
+        #expect(closedAfter < .seconds(4), "closed about 1 s after the response (took \(closedAfter))")
+    }
 }
