@@ -312,11 +312,8 @@ final class SessionGateway: ConnectionAcceptor {
 
     /// Cancels the timers that only concern `client` (its auth deadline, its token's expiry).
     private func cancelTimers(of client: ClientID) {
-        let cancelled = timers.withLock { timers -> [Task<Void, Never>] in
-            let keys: [TimerKey] = [.authTimeout(client: client), .sessionExpiry(client: client, expiresAt: 0)]
-            return keys.compactMap { timers.removeValue(forKey: $0) }
-        }
-        for task in cancelled { task.cancel() }
+        cancelTimer(.authTimeout(client: client))
+        cancelTimer(.sessionExpiry(client: client, expiresAt: 0))
     }
 
     private func cancelTimer(_ key: TimerKey) {

@@ -33,7 +33,7 @@ struct SessionServer {
             if settings.echoConformance { EchoAcceptor() } else if settings.fanoutCeiling { FanoutCeilingAcceptor() } else { gateway }
         let descriptors = TCPConnectionBudget.descriptorLimit()
         let gateway = self.gateway
-        let budget = TCPConnectionBudget(limit: settings.transport.maxTCPConnections ?? TCPConnectionBudget.limit(forDescriptorLimit: descriptors)) { open in
+        let budget = TCPConnectionBudget(configured: settings.transport.maxTCPConnections, descriptorLimit: descriptors) { open in
             gateway.connectionBoundReached(open: open)
         }
         self.transport = WebSocketTransport(configuration: transportConfiguration, admission: settings.admission, acceptor: acceptor, budget: budget)

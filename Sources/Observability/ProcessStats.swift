@@ -20,18 +20,28 @@ public struct ProcessStats: Sendable {
                 stats.residentBytes = resident * pageSize
             }
         }
-        if let stat = try? String(contentsOfFile: "/proc/self/stat", encoding: .utf8), let end = stat.range(of: ")", options: .backwards) {
-            // After "pid (comm)": field 3 is state; utime and stime are fields 14 and 15.
-            let fields = stat[end.upperBound...].split(separator: " ")
-            if fields.count > 12, let user = Double(fields[11]), let system = Double(fields[12]) {
-                stats.cpuSeconds = (user + system) / Double(sysconf(Int32(_SC_CLK_TCK)))
-            }
-        }
-        stats.openFDs = (try? FileManager.default.contentsOfDirectory(atPath: "/proc/self/fd").count) ?? 0
+        stats.cpuSeconds = cpuSeconds() ?? 0
+        stats.openFDs = openDescriptors() ?? 0
         var limit = rlimit()
         if getrlimit(Int32(RLIMIT_NOFILE.rawValue), &limit) == 0 {
             stats.maxFDs = limit.rlim_cur > UInt(Int.max) ? Int.max : Int(limit.rlim_cur)
         }
         return stats
+    }
+
+    /// User plus system CPU seconds of `process` (a pid, or `self`), from /proc.
+    public static func cpuSeconds(process: String = "self") -> Double? {
+        guard let stat = try? String(contentsOfFile: "/proc/\(process)/stat", encoding: .utf8),
+            let end = stat.range(of: ")", options: .backwards)
+        else { return nil }
+        // After "pid (comm)": field 3 is state; utime and stime are fields 14 and 15.
+        let fields = stat[end.upperBound...].split(separator: " ")
+        guard fields.count > 12, let user = Double(fields[11]), let system = Double(fields[12]) else { return nil }
+        return (user + system) / Double(sysconf(Int32(_SC_CLK_TCK)))
+    }
+
+    /// Open descriptors of `process` (a pid, or `self`).
+    public static func openDescriptors(process: String = "self") -> Int? {
+        (try? FileManager.default.contentsOfDirectory(atPath: "/proc/\(process)/fd"))?.count
     }
 }

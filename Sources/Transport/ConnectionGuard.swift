@@ -30,6 +30,11 @@ public final class TCPConnectionBudget: Sendable {
         self.onPause = onPause
     }
 
+    /// `configured` when given, else the bound for this process's descriptor limit.
+    public convenience init(configured: Int?, descriptorLimit: Int = TCPConnectionBudget.descriptorLimit(), onPause: @escaping @Sendable (_ open: Int) -> Void) {
+        self.init(limit: configured ?? Self.limit(forDescriptorLimit: descriptorLimit), onPause: onPause)
+    }
+
     /// The bound for a descriptor limit: 5 % of it, at least 64, is kept for everything that
     /// is not a client (listeners, files, /proc reads, event-loop descriptors, the database).
     public static func limit(forDescriptorLimit descriptors: Int) -> Int {
@@ -58,8 +63,6 @@ public final class TCPConnectionBudget: Sendable {
 
     struct Delegate: AvailableConnectionsDelegate {
         let budget: TCPConnectionBudget
-        /// Whether the last answer was "no" (one pause is reported once, not per read attempt).
-        var refusing = false
 
         mutating func connectionOpened() { budget.opened() }
         mutating func connectionClosed() { budget.closed() }

@@ -31,9 +31,7 @@ public struct WebSocketTransport: Sendable {
         self.configuration = configuration
         self.acceptor = acceptor
         self.gate = UpgradeGate(policy: admission)
-        self.budget =
-            budget
-            ?? TCPConnectionBudget(limit: configuration.maxTCPConnections ?? TCPConnectionBudget.limit(forDescriptorLimit: TCPConnectionBudget.descriptorLimit())) { _ in }
+        self.budget = budget ?? TCPConnectionBudget(configured: configuration.maxTCPConnections) { _ in }
     }
 
     /// From now on every upgrade is refused with 503 (PROTOCOL.md §11); open connections stay.
@@ -90,8 +88,7 @@ public struct WebSocketTransport: Sendable {
                 try await transport.run(connection, inbound: inbound, outbound: outbound, channel: channel, activity: activity, logger: context.logger)
             }
         }
-        let headerTimeout = TimeAmount.nanoseconds(Int64(configuration.requestHeadTimeout.components.seconds) * 1_000_000_000
-            + configuration.requestHeadTimeout.components.attoseconds / 1_000_000_000)
+        let headerTimeout = TimeAmount(configuration.requestHeadTimeout)
         let budget = self.budget
         // A plain HTTP connection that stays open between requests gets the same time for its
         // next head (Hummingbird's idle timeout, which applies only to connections not upgraded).

@@ -1,4 +1,5 @@
 import Foundation
+import Observability
 import Testing
 @testable import App
 
@@ -6,7 +7,7 @@ import Testing
 /// plain-TCP connections took the process down). The real binary, under `ulimit -n 256`.
 @Suite(.serialized) struct ConnectionBoundTests {
     static func openDescriptors(of pid: Int32) -> Int {
-        (try? FileManager.default.contentsOfDirectory(atPath: "/proc/\(pid)/fd").count) ?? -1
+        ProcessStats.openDescriptors(process: String(pid)) ?? -1
     }
 
     @Test func moreIdleConnectionsThanTheBoundLeaveTheServerAlive() async throws {

@@ -59,9 +59,13 @@ import Testing
             }
             #expect(types.contains("room_closed"), "\(types)")
             #expect(!types.contains("player_event"), "the pending play must never be released: \(types)")
-            #expect(try await member.closeFrame()?.closeCode == .goingAway)
+            let close = try await member.closeFrame()
+            #expect(close?.closeCode == .goingAway)
+            #expect(close?.reason == "Server shutting down", "PROTOCOL.md §11 step 4")
         }
-        #expect(try await lobby.closeFrame()?.closeCode == .goingAway)
+        let lobbyClose = try await lobby.closeFrame()
+        #expect(lobbyClose?.closeCode == .goingAway)
+        #expect(lobbyClose?.reason == "Server shutting down")
         let status = try await server.exitStatus(within: .seconds(4) - (ContinuousClock.now - signalled) + .milliseconds(300))
         #expect(status == 0, "exit status \(String(describing: status)); log:\n\(server.logText)")
         #expect(server.logText.contains("Drain finished"))

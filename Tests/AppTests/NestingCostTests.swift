@@ -1,4 +1,5 @@
 import Foundation
+import Observability
 import Testing
 @testable import App
 
@@ -7,11 +8,8 @@ import Testing
 @Suite(.serialized) struct NestingCostTests {
     /// utime + stime of `pid`, in seconds.
     static func cpuSeconds(of pid: Int32) throws -> Double {
-        let stat = try String(contentsOfFile: "/proc/\(pid)/stat", encoding: .utf8)
-        // Fields after the parenthesised command name; utime and stime are the 14th and 15th.
-        let fields = stat[stat.range(of: ")")!.upperBound...].split(separator: " ")
-        let ticks = Double(fields[11])! + Double(fields[12])!
-        return ticks / Double(sysconf(Int32(_SC_CLK_TCK)))
+        guard let seconds = ProcessStats.cpuSeconds(process: String(pid)) else { throw TestFailure("no /proc/\(pid)/stat") }
+        return seconds
     }
 
     static func ping(depth: Int) -> String {
