@@ -3,7 +3,7 @@ import Transport
 /// Conformance mode (`--echo-conformance`): the very same transport, with a handler that
 /// echoes every message back unchanged. For Autobahn|Testsuite only; never the default.
 struct EchoAcceptor: ConnectionAcceptor {
-    func accept(_ connection: Connection) async -> any ConnectionSession {
+    func accept(_ connection: Connection) -> any ConnectionSession {
         EchoSession(connection: connection)
     }
 
@@ -13,9 +13,9 @@ struct EchoAcceptor: ConnectionAcceptor {
     struct EchoSession: ConnectionSession {
         let connection: Connection
 
-        func received(text: String, readAt: UInt64) async { connection.send(OutboundText(text)) }
-        func received(binary: [UInt8], readAt: UInt64) async { connection.send(binary: binary) }
+        func received(text: String, readAt: UInt64) { connection.send(OutboundText(text)) }
+        func received(binary: [UInt8], readAt: UInt64) { connection.send(binary: binary) }
         func measured(roundTrip: Duration) {}
-        func closed(code: UInt16?) async {}
+        func closed(code: UInt16?) {}
     }
 }

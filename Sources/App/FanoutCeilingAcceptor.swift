@@ -9,7 +9,7 @@ import Transport
 final class FanoutCeilingAcceptor: ConnectionAcceptor {
     private let groups = Mutex<[String: [ObjectIdentifier: Connection]]>([:])
 
-    func accept(_ connection: Connection) async -> any ConnectionSession {
+    func accept(_ connection: Connection) -> any ConnectionSession {
         FanoutSession(acceptor: self, connection: connection)
     }
 
@@ -29,11 +29,8 @@ final class FanoutCeilingAcceptor: ConnectionAcceptor {
 
     func broadcast(_ text: String, to group: String) {
         let message = OutboundText(text)
-        groups.withLock { groups in
-            for member in groups[group]?.values ?? [:].values {
-                member.send(message)
-            }
-        }
+        let members = groups.withLock { Array($0[group]?.values ?? [:].values) }
+        Connection.send(message, to: members)
     }
 
     final class FanoutSession: ConnectionSession {
@@ -46,7 +43,7 @@ final class FanoutCeilingAcceptor: ConnectionAcceptor {
             self.connection = connection
         }
 
-        func received(text: String, readAt: UInt64) async {
+        func received(text: String, readAt: UInt64) {
             if let name = group.withLock({ $0 }) {
                 acceptor.broadcast(text, to: name)
             } else {
@@ -55,11 +52,11 @@ final class FanoutCeilingAcceptor: ConnectionAcceptor {
             }
         }
 
-        func received(binary: [UInt8], readAt: UInt64) async {}
+        func received(binary: [UInt8], readAt: UInt64) {}
 
         func measured(roundTrip: Duration) {}
 
-        func closed(code: UInt16?) async {
+        func closed(code: UInt16?) {
             if let name = group.withLock({ $0 }) { acceptor.leave(name, connection) }
         }
     }

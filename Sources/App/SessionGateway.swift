@@ -1,3 +1,4 @@
+import DequeModule
 import Foundation
 import Logging
 import Observability
@@ -45,7 +46,7 @@ final class SessionGateway: ConnectionAcceptor {
 
     // MARK: ConnectionAcceptor
 
-    func accept(_ connection: Connection) async -> any ConnectionSession {
+    func accept(_ connection: Connection) -> any ConnectionSession {
         let id = UUID().uuidString.lowercased()
         metrics.connectionOpened()
         logger.info("Connection opened", metadata: ["client_id": .string(id), "remote": .string(connection.remoteAddress ?? "?")])
@@ -53,7 +54,7 @@ final class SessionGateway: ConnectionAcceptor {
             state.connections[id] = connection
             return state.party.connect(id, now: now)
         }
-        return ClientHandle(id: id, gateway: self)
+        return ClientHandle(id: id, gateway: self, connection: connection)
     }
 
     func refused(reason: RefusalReason, client: String, origin: String?) {
@@ -68,27 +69,53 @@ final class SessionGateway: ConnectionAcceptor {
         throttled(.refusal, .warning, "TCP connection bound reached: not accepting until a connection closes", ["open": .stringConvertible(open)])
     }
 
-    func received(text: String, from client: ClientID, readAt: UInt64) async {
+    /// What became of a text message handed to ``receive(_:from:readAt:resume:)``.
+    enum Intake: Equatable {
+        case handled
+        /// An `auth` whose token is being verified off the event loop: `resume` gets the
+        /// result, and the client's later messages wait for it (their order is kept).
+        case verifying
+    }
+
+    /// A token checked off the event loop, with the `auth` it came in.
+    struct Verified: Sendable {
+        let message: ClientMessage
+        let result: Result<TokenVerdict, TokenRejection>
+        let readAt: UInt64
+    }
+
+    /// Decodes a text message and runs it through the core, unless it is an `auth` to verify
+    /// first (JWT mode): that one is handed to ``verified(_:from:)`` through `resume`.
+    func receive(_ text: String, from client: ClientID, readAt: UInt64, resume: @escaping @Sendable (Verified) -> Void) -> Intake {
         let decoded = ClientMessageDecoder.decode(text)
-        let type: String
-        var verdict: TokenVerdict?
-        switch decoded {
-        case .success(let message):
-            type = message.type.rawValue
-            // JWT mode: the token is checked before the core sees the auth (and never logged).
-            if message.type == .auth, let verifier, let token = message.payload?["token"]?.string, !token.isEmpty {
-                switch await verifier.check(token: token, now: clock.now()) {
-                case .success(let valid):
-                    verdict = valid
-                case .failure(let rejection):
-                    verdict = .invalid
-                    throttled(.authentication, .info, "Token refused", ["client_id": .string(client), "reason": .string(rejection.rawValue)])
-                }
+        metrics.messageReceived(type: Self.type(of: decoded), bytes: text.utf8.count)
+        if case .success(let message) = decoded, message.type == .auth, let verifier, let token = message.payload?["token"]?.string, !token.isEmpty {
+            // The token is checked before the core sees the auth (and never logged).
+            let now = clock.now()
+            Task {
+                resume(Verified(message: message, result: await verifier.check(token: token, now: now), readAt: readAt))
             }
-        case .failure:
-            type = "invalid"
+            return .verifying
         }
-        metrics.messageReceived(type: type, bytes: text.utf8.count)
+        handle(decoded, from: client, verdict: nil, readAt: readAt)
+        return .handled
+    }
+
+    /// The `auth` whose token was being verified, now with its verdict.
+    func verified(_ verified: Verified, from client: ClientID) {
+        let verdict: TokenVerdict
+        switch verified.result {
+        case .success(let valid):
+            verdict = valid
+        case .failure(let rejection):
+            verdict = .invalid
+            throttled(.authentication, .info, "Token refused", ["client_id": .string(client), "reason": .string(rejection.rawValue)])
+        }
+        handle(.success(verified.message), from: client, verdict: verdict, readAt: verified.readAt)
+    }
+
+    private func handle(_ decoded: Result<ClientMessage, ProtocolError>, from client: ClientID, verdict: TokenVerdict?, readAt: UInt64) {
+        let type = Self.type(of: decoded)
         logger.debug("Message received", metadata: ["client_id": .string(client), "type": .string(type)])
         apply { state, now in
             switch decoded {
@@ -97,6 +124,13 @@ final class SessionGateway: ConnectionAcceptor {
             }
         }
         metrics.messageHandled(type: type, seconds: Self.seconds(since: readAt))
+    }
+
+    private static func type(of decoded: Result<ClientMessage, ProtocolError>) -> String {
+        switch decoded {
+        case .success(let message): message.type.rawValue
+        case .failure: "invalid"
+        }
     }
 
     func receivedBinary(_ bytes: Int, from client: ClientID, readAt: UInt64) {
@@ -246,20 +280,14 @@ final class SessionGateway: ConnectionAcceptor {
             let outcome = body(&state, now)
             for delivery in outcome.deliveries {
                 let text = OutboundText(delivery.message.encodedJSON())
-                var sent = 0
-                for recipient in delivery.recipients {
-                    guard let connection = state.connections[recipient] else { continue }
-                    switch connection.send(text) {
-                    case .queued:
-                        sent += 1
-                    case .overflow:
-                        metrics.slowClientDisconnected()
-                        logger.warning("Slow client disconnected: outbound queue full", metadata: ["client_id": .string(recipient)])
-                    case .closed:
-                        break
-                    }
+                let recipients = delivery.recipients.compactMap { recipient in state.connections[recipient].map { (recipient, $0) } }
+                let sent = Connection.send(text, to: recipients.lazy.map(\.1))
+                for overflowed in sent.overflowed {
+                    metrics.slowClientDisconnected()
+                    let client = recipients.first { $0.1 === overflowed }?.0 ?? "?"
+                    logger.warning("Slow client disconnected: outbound queue full", metadata: ["client_id": .string(client)])
                 }
-                metrics.messagesSent(type: delivery.message.type, count: sent, bytes: text.byteCount)
+                metrics.messagesSent(type: delivery.message.type, count: sent.queued, bytes: text.byteCount)
             }
             for close in outcome.closes {
                 state.connections[close.client]?.close(code: close.code, reason: close.reason)
@@ -385,15 +413,86 @@ final class SessionGateway: ConnectionAcceptor {
     }
 }
 
-/// One connection's link back to the gateway.
-struct ClientHandle: ConnectionSession {
+/// One connection's link back to the gateway, called on the connection's event loop.
+///
+/// Guarantees: the client's messages reach the core in the order they arrived. While an
+/// `auth` token is verified off the loop, later messages wait here (at most
+/// ``heldLimit``; a client that sends more in that time is flooding and is closed with
+/// 4002); once the connection is gone, nothing it sent is handled any more.
+final class ClientHandle: ConnectionSession {
     let id: ClientID
     let gateway: SessionGateway
+    let connection: Connection
 
-    func received(text: String, readAt: UInt64) async { await gateway.received(text: text, from: id, readAt: readAt) }
-    func received(binary: [UInt8], readAt: UInt64) async { gateway.receivedBinary(binary.count, from: id, readAt: readAt) }
-    func closed(code: UInt16?) async { gateway.disconnected(id, code: code) }
+    private struct Inbox {
+        var verifying = false
+        var held: Deque<(text: String, readAt: UInt64)> = []
+        var closed = false
+    }
+
+    /// Uncontended (only the connection's event loop touches it); a lock so the handle is `Sendable`.
+    private let inbox = Mutex(Inbox())
+    static let heldLimit = 64
+
+    init(id: ClientID, gateway: SessionGateway, connection: Connection) {
+        self.id = id
+        self.gateway = gateway
+        self.connection = connection
+    }
+
+    func received(text: String, readAt: UInt64) {
+        let held: Bool? = inbox.withLock { inbox in
+            guard inbox.verifying else { return false }
+            guard inbox.held.count < Self.heldLimit else { return nil }
+            inbox.held.append((text, readAt))
+            return true
+        }
+        switch held {
+        case false?: take(text, readAt: readAt)
+        case true?: break
+        case nil:
+            let flood = CloseCause.rateLimited
+            connection.close(code: flood.code, reason: flood.text)
+        }
+    }
+
+    func received(binary: [UInt8], readAt: UInt64) { gateway.receivedBinary(binary.count, from: id, readAt: readAt) }
+
+    func closed(code: UInt16?) {
+        inbox.withLock { inbox in
+            inbox.closed = true
+            inbox.held.removeAll()
+        }
+        gateway.disconnected(id, code: code)
+    }
+
     func measured(roundTrip: Duration) { gateway.recordRoundTrip(id, roundTrip) }
+
+    /// Hands one message to the gateway; true if it started a verification.
+    @discardableResult
+    private func take(_ text: String, readAt: UInt64) -> Bool {
+        let intake = gateway.receive(text, from: id, readAt: readAt) { [self] verified in
+            connection.onEventLoop { self.resume(verified) }
+        }
+        guard intake == .verifying else { return false }
+        inbox.withLock { $0.verifying = true }
+        return true
+    }
+
+    /// Back on the event loop with a verdict: the auth, then what waited for it, in order.
+    private func resume(_ verified: SessionGateway.Verified) {
+        guard !inbox.withLock({ $0.closed }) else { return }
+        gateway.verified(verified, from: id)
+        while let next = inbox.withLock({ inbox -> (text: String, readAt: UInt64)? in
+            guard let first = inbox.held.popFirst() else {
+                inbox.verifying = false
+                return nil
+            }
+            return first
+        }) {
+            if take(next.text, readAt: next.readAt) { return }
+        }
+    }
 }
 
 extension Duration {

@@ -128,25 +128,3 @@ final class RequestHeadDeadline: ChannelInboundHandler, RemovableChannelHandler 
         }
     }
 }
-
-/// A server child channel with the ``RequestHeadDeadline`` in front of `inner`'s pipeline.
-struct GuardedChildChannel<Inner: ServerChildChannel>: ServerChildChannel {
-    typealias Value = Inner.Value
-
-    let inner: Inner
-    let headerTimeout: TimeAmount
-    let budget: TCPConnectionBudget
-
-    func setup(channel: any Channel, logger: Logger) -> EventLoopFuture<Value> {
-        do {
-            try channel.pipeline.syncOperations.addHandler(RequestHeadDeadline(timeout: headerTimeout, budget: budget), position: .first)
-        } catch {
-            return channel.eventLoop.makeFailedFuture(error)
-        }
-        return inner.setup(channel: channel, logger: logger)
-    }
-
-    func handle(value: Value, logger: Logger) async {
-        await inner.handle(value: value, logger: logger)
-    }
-}

@@ -10,11 +10,11 @@ public enum TransportCloseCause: String, Sendable, Hashable, CaseIterable {
     case slowClient = "slow_client"
     /// A message over the size limit, after reassembly and decompression.
     case messageTooBig = "message_too_big"
-    /// A frame that breaks RFC 6455 (closed by the WebSocket library).
+    /// A frame that breaks RFC 6455.
     case protocolError = "protocol_error"
-    /// A text message that is not UTF-8 (closed by the WebSocket library).
+    /// A text message that is not UTF-8, or compressed data that does not inflate.
     case invalidPayload = "invalid_payload"
-    /// The WebSocket library failed for another reason.
+    /// The server failed for another reason (kept for the close-code table; not sent today).
     case internalError = "internal_error"
 
     public var code: UInt16 {
@@ -50,6 +50,11 @@ public enum RefusalReason: String, Sendable, Hashable, CaseIterable {
     case maxConnections = "max_connections"
     /// `MAX_CONNECTIONS_PER_IP` reached for this address: 429.
     case maxConnectionsPerIP = "max_connections_per_ip"
+    /// Not a valid opening handshake (RFC 6455 §4.2.1: method, HTTP version, `Host`,
+    /// `Upgrade`, `Connection`, `Sec-WebSocket-Key`): 400.
+    case badHandshake = "bad_handshake"
+    /// A `Sec-WebSocket-Version` other than 13: 426, naming 13.
+    case websocketVersion = "websocket_version"
 
     /// The HTTP status the upgrade is answered with.
     public var status: Int {
@@ -57,6 +62,8 @@ public enum RefusalReason: String, Sendable, Hashable, CaseIterable {
         case .draining: 503
         case .origin: 403
         case .maxConnections, .maxConnectionsPerIP: 429
+        case .badHandshake: 400
+        case .websocketVersion: 426
         }
     }
 }
