@@ -114,6 +114,19 @@ let package = Package(
             dependencies: ["WatchPartyCore", "SyncSimulator"],
             swiftSettings: strict
         ),
+        // The connection handler on EmbeddedChannel (frames in, frames out, virtual time) and the
+        // transport's pure parts: framing, UTF-8, deflate negotiation, the opening handshake.
+        .testTarget(
+            name: "TransportTests",
+            dependencies: [
+                "Transport",
+                .product(name: "NIOCore", package: "swift-nio"),
+                .product(name: "NIOEmbedded", package: "swift-nio"),
+                .product(name: "NIOHTTP1", package: "swift-nio"),
+                .product(name: "CompressNIO", package: "compress-nio"),
+            ],
+            swiftSettings: strict
+        ),
         .testTarget(
             name: "AppTests",
             dependencies: [

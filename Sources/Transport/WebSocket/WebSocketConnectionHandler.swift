@@ -95,15 +95,17 @@ final class WebSocketConnectionHandler: ChannelInboundHandler {
         self.deflate = deflate
         self.traffic = traffic
         self.budget = budget
-        let now = NIODeadline.now()
-        self.lastRead = now
-        self.nextPing = now + TimeAmount(configuration.firstPingDelay)
+        self.lastRead = .uptimeNanoseconds(0)
+        self.nextPing = .uptimeNanoseconds(0)
     }
 
     // MARK: Channel events
 
     func handlerAdded(context: ChannelHandlerContext) {
         self.context = context
+        // The loop's clock throughout (virtual under test), the real one only for read stamps.
+        lastRead = context.eventLoop.now
+        nextPing = lastRead + TimeAmount(configuration.firstPingDelay)
         scheduleHeartbeat()
     }
 
@@ -130,7 +132,7 @@ final class WebSocketConnectionHandler: ChannelInboundHandler {
     func channelRead(context: ChannelHandlerContext, data: NIOAny) {
         var buffer = unwrapInboundIn(data)
         traffic.add(received: buffer.readableBytes)
-        lastRead = .now()
+        lastRead = context.eventLoop.now
         if case .failing = phase { return }
         if case .peerClosed = phase { return }
         if var carried = carry {
@@ -138,7 +140,7 @@ final class WebSocketConnectionHandler: ChannelInboundHandler {
             carried.writeBuffer(&buffer)
             buffer = carried
         }
-        readStamp = lastRead.uptimeNanoseconds
+        readStamp = NIODeadline.now().uptimeNanoseconds
         reading = true
         read(&buffer)
         reading = false
@@ -302,7 +304,7 @@ final class WebSocketConnectionHandler: ChannelInboundHandler {
         case FrameWriter.pong:
             var payload = payload
             if payload.readableBytes == 8, let sent = payload.readInteger(as: UInt64.self) {
-                let now = NIODeadline.now().uptimeNanoseconds
+                let now = (context?.eventLoop.now ?? .now()).uptimeNanoseconds
                 if now >= sent, now - sent < 3_600_000_000_000 { session?.measured(roundTrip: .nanoseconds(Int64(now - sent))) }
             }
         default:
@@ -480,8 +482,8 @@ final class WebSocketConnectionHandler: ChannelInboundHandler {
 
     private func beat() {
         heartbeat = nil
-        guard phase == .open else { return }
-        let now = NIODeadline.now()
+        guard phase == .open, let context else { return }
+        let now = context.eventLoop.now
         if now - lastRead >= TimeAmount(configuration.idleTimeout) {
             let idle = TransportCloseCause.idle
             if budget.stopAccepting() { closeRequested(code: idle.code, reason: idle.text) }
