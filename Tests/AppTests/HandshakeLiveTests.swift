@@ -1,0 +1,53 @@
+import Testing
+
+@testable import App
+
+/// The opening handshake over a real socket (RFC 6455 §4, RFC 7692 §5): a broken request
+/// gets its status and is counted, an extension offer is answered or declined, never
+/// refused with an error status.
+@Suite struct HandshakeLiveTests {
+    static let key = "Sec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZQ=="
+
+    func response(port: Int, _ request: String) async throws -> String {
+        let socket = try RawSocket(port: port)
+        return try await offPool { try socket.request(request) }
+    }
+
+    @Test func brokenHandshakesGetTheirStatusAndAreCounted() async throws {
+        try await withLiveServer { port, server, _ in
+            let base = "Host: x\r\nUpgrade: websocket\r\nConnection: Upgrade\r\n"
+            let post = try await response(port: port, "POST /ws HTTP/1.1\r\n\(base)\(Self.key)\r\nSec-WebSocket-Version: 13\r\nContent-Length: 0\r\n\r\n")
+            let http10 = try await response(port: port, "GET /ws HTTP/1.0\r\n\(base)\(Self.key)\r\nSec-WebSocket-Version: 13\r\n\r\n")
+            let badKey = try await response(port: port, "GET /ws HTTP/1.1\r\n\(base)Sec-WebSocket-Key: short\r\nSec-WebSocket-Version: 13\r\n\r\n")
+            let version = try await response(port: port, "GET /ws HTTP/1.1\r\n\(base)\(Self.key)\r\nSec-WebSocket-Version: 8\r\n\r\n")
+            #expect(post.hasPrefix("HTTP/1.1 400"))
+            #expect(http10.hasPrefix("HTTP/1.1 400"))
+            #expect(badKey.hasPrefix("HTTP/1.1 400"))
+            #expect(version.hasPrefix("HTTP/1.1 426"))
+            #expect(version.lowercased().contains("sec-websocket-version: 13"), "426 names the version spoken here")
+            let metrics = server.metrics.exposition(server.gateway.metricsSnapshot())
+            #expect(metrics.contains(#"owp_connections_rejected_total{reason="bad_handshake"} 3"#))
+            #expect(metrics.contains(#"owp_connections_rejected_total{reason="websocket_version"} 1"#))
+            #expect(server.transport.openConnections == 0, "nothing was reserved for them")
+        }
+    }
+
+    @Test func theServerAlwaysAsksForNoContextTakeoverAndReadsEveryOffer() async throws {
+        try await withLiveServer { port, _, _ in
+            let chromium = try await RawSocket(port: port).upgradeOffPool(["Sec-WebSocket-Extensions: permessage-deflate; client_max_window_bits"])
+            let second = try await RawSocket(port: port).upgradeOffPool(["Sec-WebSocket-Extensions: x-foo, permessage-deflate"])
+            let declined = try await RawSocket(port: port).upgradeOffPool(["Sec-WebSocket-Extensions: permessage-deflate; server_max_window_bits=8"])
+            let answer = "sec-websocket-extensions: permessage-deflate; server_no_context_takeover; client_no_context_takeover"
+            #expect(chromium.hasPrefix("HTTP/1.1 101") && chromium.lowercased().contains(answer))
+            #expect(second.hasPrefix("HTTP/1.1 101") && second.lowercased().contains(answer))
+            #expect(declined.hasPrefix("HTTP/1.1 101"), "an offer that cannot be taken is declined, not refused")
+            #expect(!declined.lowercased().contains("sec-websocket-extensions"))
+        }
+    }
+}
+
+extension RawSocket {
+    func upgradeOffPool(_ headers: [String]) async throws -> String {
+        try await offPool { try self.upgrade(extraHeaders: headers) }
+    }
+}
