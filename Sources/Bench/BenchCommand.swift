@@ -26,6 +26,8 @@ struct CommonOptions: ParsableArguments {
     @Option(help: "Seconds between progress lines on stderr (0 = none)") var progress: Double = 1
     @Option(help: "A label for this run (shown in reports and charts)") var label: String?
     @Flag(help: "Exit 0 even when errors were seen") var allowErrors = false
+    @Option(help: "Share of connections (0…1) that offer permessage-deflate as Chromium does (`permessage-deflate; client_max_window_bits`) and inflate what they get")
+    var deflateFraction: Double = 0
 }
 
 /// Runs a scenario with a fresh event-loop group, writes the reports, prints the Markdown.
@@ -39,7 +41,8 @@ func execute(
     let machine = MachineInfo.current()
     let outcome: (RunResult, RunResult?, [String: Double]?, [TargetCheck])
     do {
-        outcome = try await body { Harness(url: $0, group: group) }
+        let deflate = min(max(common.deflateFraction, 0), 1)
+        outcome = try await body { Harness(url: $0, group: group, deflateFraction: deflate) }
     } catch {
         try? await group.shutdownGracefully()
         throw error
@@ -47,6 +50,7 @@ func execute(
     try await group.shutdownGracefully()
     var parameters = parameters
     parameters["threads"] = String(common.threads)
+    parameters["deflate_fraction"] = String(common.deflateFraction)
     let report = BenchReport(
         scenario: scenario, label: common.label, command: CommandLine.arguments.joined(separator: " "), started_at: startedAt,
         server_url: url.description, parameters: parameters, machine: machine, result: outcome.0, ceiling: outcome.1,

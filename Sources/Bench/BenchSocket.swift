@@ -1,3 +1,4 @@
+import CompressNIO
 import NIOCore
 import NIOHTTP1
 import NIOPosix
@@ -118,7 +119,12 @@ final class BenchSocket: ChannelInboundHandler, @unchecked Sendable {
         let frame = unwrapInboundIn(data)
         switch frame.opcode {
         case .text:
-            let message = frame.unmaskedData
+            // Compressed (RSV1) only when deflate was negotiated: each message on its own (no context takeover).
+            guard let message = frame.rsv1 ? Inflater.current.inflate(frame.unmaskedData) : frame.unmaskedData else {
+                counters.socketError(BenchError.http("a compressed message that does not inflate"))
+                context.close(promise: nil)
+                return
+            }
             if let onText {
                 onText(message)
             } else {
@@ -235,7 +241,7 @@ extension BenchSocket {
 
     /// Opens a connection on `eventLoop` and completes the WebSocket handshake.
     static func connect(
-        to url: ServerURL, on eventLoop: any EventLoop, counters: BenchCounters, timeout: TimeAmount = .seconds(10)
+        to url: ServerURL, on eventLoop: any EventLoop, counters: BenchCounters, deflate: Bool = false, timeout: TimeAmount = .seconds(10)
     ) async throws -> BenchSocket {
         let bootstrap = ClientBootstrap(group: eventLoop)
             .connectTimeout(timeout)
@@ -256,6 +262,7 @@ extension BenchSocket {
                 )
                 var headers = HTTPHeaders()
                 headers.add(name: "Host", value: "\(url.host):\(url.port)")
+                if deflate { headers.add(name: "Sec-WebSocket-Extensions", value: "permessage-deflate; client_max_window_bits") }
                 let head = HTTPRequestHead(version: .http1_1, method: .GET, uri: url.path, headers: headers)
                 let configuration = NIOTypedHTTPClientUpgradeConfiguration<Upgrade>(
                     upgradeRequestHead: head,
@@ -278,6 +285,41 @@ extension BenchSocket {
         switch try await upgrade.get() {
         case .upgraded(let socket): return socket
         case .refused: throw BenchError.handshakeRefused
+        }
+    }
+}
+
+/// The raw-deflate inflater of one generator thread, shared by its connections: the server
+/// negotiates no context takeover, so every message inflates on its own.
+final class Inflater: @unchecked Sendable {
+    private static let perThread = ThreadSpecificVariable<Inflater>()
+
+    /// This thread's (never used by another: hence the unchecked `Sendable`, for the static).
+    static var current: Inflater {
+        if let inflater = perThread.currentValue { return inflater }
+        let inflater = Inflater()
+        perThread.currentValue = inflater
+        return inflater
+    }
+
+    private let zlib = try? ZlibDecompressor(algorithm: .deflate, windowSize: 15)
+
+    func inflate(_ compressed: ByteBuffer) -> ByteBuffer? {
+        guard let zlib else { return nil }
+        defer { try? zlib.reset() }
+        var input = compressed
+        input.writeBytes([0, 0, 0xFF, 0xFF])
+        var output = ByteBuffer()
+        output.reserveCapacity(max(4096, compressed.readableBytes * 8))
+        while true {
+            do {
+                try zlib.inflate(from: &input, to: &output)
+                return output
+            } catch let error as CompressNIOError where error == .bufferOverflow {
+                output.reserveCapacity(output.capacity * 2)
+            } catch {
+                return nil
+            }
         }
     }
 }

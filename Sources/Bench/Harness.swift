@@ -1,3 +1,4 @@
+import Synchronization
 import NIOCore
 import NIOPosix
 
@@ -8,12 +9,22 @@ final class Harness: Sendable {
     let loops: [any EventLoop]
     let counters = BenchCounters()
     let recorders: Recorders
+    /// Share of connections that offer permessage-deflate (spread evenly over the connects).
+    let deflateFraction: Double
+    private let connects = Atomic<Int>(0)
 
-    init(url: ServerURL, group: any EventLoopGroup) {
+    init(url: ServerURL, group: any EventLoopGroup, deflateFraction: Double = 0) {
         self.url = url
         self.group = group
         self.loops = Array(group.makeIterator())
         self.recorders = Recorders(group: group)
+        self.deflateFraction = deflateFraction
+    }
+
+    /// Whether the `index`-th connect offers deflate: ⌊(n+1)·f⌋ − ⌊n·f⌋, so any prefix of the
+    /// connects has its share.
+    func offersDeflate(_ index: Int) -> Bool {
+        Int(Double(index + 1) * deflateFraction) > Int(Double(index) * deflateFraction)
     }
 
     func loop(_ index: Int) -> any EventLoop { loops[index % loops.count] }
@@ -22,7 +33,8 @@ final class Harness: Sendable {
     func connect(on loop: any EventLoop) async throws -> BenchSocket {
         let start = BenchClock.micros()
         do {
-            let socket = try await BenchSocket.connect(to: url, on: loop, counters: counters)
+            let deflate = offersDeflate(connects.wrappingAdd(1, ordering: .relaxed).oldValue)
+            let socket = try await BenchSocket.connect(to: url, on: loop, counters: counters, deflate: deflate)
             recorders.recorder(for: loop).record(.handshake, micros: BenchClock.micros() - start)
             return socket
         } catch {
