@@ -266,7 +266,8 @@ final class SessionGateway: ConnectionAcceptor {
                 tcpConnections: budget?.openConnections ?? 0,
                 tcpConnectionLimit: budget?.limit ?? 0,
                 tcpAcceptPauses: budget?.pauses ?? 0,
-                requestHeadTimeouts: budget?.headerTimeoutCount ?? 0
+                requestHeadTimeouts: budget?.headerTimeoutCount ?? 0,
+                requestBodiesTooLarge: budget?.bodyTooLargeCount ?? 0
             )
         }
     }

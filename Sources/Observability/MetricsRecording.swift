@@ -115,15 +115,18 @@ extension MetricsRegistry {
         public var tcpConnectionLimit: Int
         public var tcpAcceptPauses: Int
         public var requestHeadTimeouts: Int
+        public var requestBodiesTooLarge: Int
 
         public init(
             roomsActive: Int, authenticatedConnections: Int, participantsByStatus: [String: Int], roomSizes: [Int], queuePeakDepth: Int,
-            wireBytesReceived: Int, wireBytesSent: Int, tcpConnections: Int, tcpConnectionLimit: Int, tcpAcceptPauses: Int, requestHeadTimeouts: Int
+            wireBytesReceived: Int, wireBytesSent: Int, tcpConnections: Int, tcpConnectionLimit: Int, tcpAcceptPauses: Int, requestHeadTimeouts: Int,
+            requestBodiesTooLarge: Int
         ) {
             self.tcpConnections = tcpConnections
             self.tcpConnectionLimit = tcpConnectionLimit
             self.tcpAcceptPauses = tcpAcceptPauses
             self.requestHeadTimeouts = requestHeadTimeouts
+            self.requestBodiesTooLarge = requestBodiesTooLarge
             self.roomsActive = roomsActive
             self.authenticatedConnections = authenticatedConnections
             self.participantsByStatus = participantsByStatus
@@ -151,6 +154,7 @@ extension MetricsRegistry {
         tcpConnectionLimit.set(to: Double(snapshot.tcpConnectionLimit))
         tcpAcceptPauses.advance(to: Double(snapshot.tcpAcceptPauses))
         requestHeadTimeouts.advance(to: Double(snapshot.requestHeadTimeouts))
+        requestBodiesTooLarge.advance(to: Double(snapshot.requestBodiesTooLarge))
         let process = ProcessStats.read()
         residentMemory.set(to: Double(process.residentBytes))
         virtualMemory.set(to: Double(process.virtualBytes))

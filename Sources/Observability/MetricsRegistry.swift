@@ -23,6 +23,7 @@ public final class MetricsRegistry: Sendable {
     let tcpConnectionLimit: Gauge
     let tcpAcceptPauses: MonotonicCounter
     let requestHeadTimeouts: MonotonicCounter
+    let requestBodiesTooLarge: MonotonicCounter
     // Rooms
     let roomsActive: Gauge
     let roomsCreated: Counter
@@ -85,7 +86,7 @@ public final class MetricsRegistry: Sendable {
         connectionsTotal = counter("owp_connections_total", "WebSocket connections accepted since start.")
         connectionsAuthenticated = gauge("owp_connections_authenticated", "Open connections that are authenticated.")
         connectionsRejected = Labeled(
-            registry, "owp_connections_rejected_total", "Upgrade requests refused (403 origin, 429 limits, 503 draining), by reason.",
+            registry, "owp_connections_rejected_total", "Upgrade requests refused (400 bad handshake, 426 WebSocket version, 403 origin, 429 limits, 503 draining), by reason.",
             label: "reason", values: labels.refusalReasons)
         let closed = MetricNameDescriptor(
             metricName: "owp_connections_closed_total", unitName: "",
@@ -100,6 +101,8 @@ public final class MetricsRegistry: Sendable {
         tcpAcceptPauses = MonotonicCounter(counter("owp_tcp_accept_pauses_total", "Times the TCP connection bound stopped the listener."))
         requestHeadTimeouts = MonotonicCounter(
             counter("owp_request_head_timeouts_total", "Connections closed because their request head did not arrive in time."))
+        requestBodiesTooLarge = MonotonicCounter(
+            counter("owp_request_bodies_too_large_total", "HTTP connections closed because a request body passed the bound."))
 
         roomsActive = gauge("owp_rooms_active", "Rooms currently open.")
         roomsCreated = counter("owp_rooms_created_total", "Rooms created since start.")

@@ -1,6 +1,7 @@
 import HummingbirdCore
 import Logging
 import NIOCore
+import NIOHTTP1
 import Synchronization
 
 #if canImport(Glibc)
@@ -22,6 +23,7 @@ public final class TCPConnectionBudget: Sendable {
     private let open = Atomic<Int>(0)
     private let paused = Atomic<Int>(0)
     private let headerTimeouts = Atomic<Int>(0)
+    private let bodiesTooLarge = Atomic<Int>(0)
     private let onPause: @Sendable (_ open: Int) -> Void
 
     /// `onPause` is called (on an event loop) each time the bound stops the listener.
@@ -53,6 +55,8 @@ public final class TCPConnectionBudget: Sendable {
     public var pauses: Int { paused.load(ordering: .relaxed) }
     /// Connections closed because their request head did not arrive in time.
     public var headerTimeoutCount: Int { headerTimeouts.load(ordering: .relaxed) }
+    /// HTTP connections closed because a request body passed ``RequestBodyLimit``'s bound.
+    public var bodyTooLargeCount: Int { bodiesTooLarge.load(ordering: .relaxed) }
 
     /// The delegate Hummingbird's listener consults before every accept.
     public var delegate: some AvailableConnectionsDelegate { Delegate(budget: self) }
@@ -60,6 +64,7 @@ public final class TCPConnectionBudget: Sendable {
     func opened() { open.wrappingAdd(1, ordering: .relaxed) }
     func closed() { open.wrappingSubtract(1, ordering: .relaxed) }
     func headerTimedOut() { headerTimeouts.wrappingAdd(1, ordering: .relaxed) }
+    func bodyTooLarge() { bodiesTooLarge.wrappingAdd(1, ordering: .relaxed) }
 
     struct Delegate: AvailableConnectionsDelegate {
         let budget: TCPConnectionBudget
@@ -126,5 +131,43 @@ final class RequestHeadDeadline: ChannelInboundHandler, RemovableChannelHandler 
             deadline = nil
             context.pipeline.syncOperations.removeHandler(context: context, promise: nil)
         }
+    }
+}
+
+/// Bounds each HTTP request's body (the routes on this port read none): a client that streams
+/// a body past `limit` bytes has its connection closed, instead of keeping it busy while the
+/// server drains what it sends. Sits in front of Hummingbird's codec on connections that were
+/// not upgraded.
+final class RequestBodyLimit: ChannelInboundHandler, RemovableChannelHandler {
+    typealias InboundIn = HTTPServerRequestPart
+    typealias InboundOut = HTTPServerRequestPart
+
+    private let limit: Int
+    private let budget: TCPConnectionBudget
+    private var received = 0
+    private var closed = false
+
+    init(limit: Int, budget: TCPConnectionBudget) {
+        self.limit = limit
+        self.budget = budget
+    }
+
+    func channelRead(context: ChannelHandlerContext, data: NIOAny) {
+        guard !closed else { return }
+        switch unwrapInboundIn(data) {
+        case .head:
+            received = 0
+        case .body(let buffer):
+            received += buffer.readableBytes
+            guard received <= limit else {
+                closed = true
+                budget.bodyTooLarge()
+                context.close(promise: nil)
+                return
+            }
+        case .end:
+            break
+        }
+        context.fireChannelRead(data)
     }
 }

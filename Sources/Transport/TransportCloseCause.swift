@@ -14,8 +14,6 @@ public enum TransportCloseCause: String, Sendable, Hashable, CaseIterable {
     case protocolError = "protocol_error"
     /// A text message that is not UTF-8, or compressed data that does not inflate.
     case invalidPayload = "invalid_payload"
-    /// The server failed for another reason (kept for the close-code table; not sent today).
-    case internalError = "internal_error"
 
     public var code: UInt16 {
         switch self {
@@ -24,7 +22,6 @@ public enum TransportCloseCause: String, Sendable, Hashable, CaseIterable {
         case .messageTooBig: 1009
         case .protocolError: 1002
         case .invalidPayload: 1007
-        case .internalError: 1011
         }
     }
 
@@ -35,7 +32,6 @@ public enum TransportCloseCause: String, Sendable, Hashable, CaseIterable {
         case .messageTooBig: "Message too big"
         case .protocolError: "Protocol error"
         case .invalidPayload: "Invalid payload"
-        case .internalError: "Internal error"
         }
     }
 }

@@ -23,6 +23,9 @@ public struct TransportConfiguration: Sendable, Equatable {
     /// be complete this long after the connection opens, or the connection is closed; a plain
     /// HTTP connection kept alive is closed after this long without a next request.
     public var requestHeadTimeout: Duration = .seconds(10)
+    /// Bytes of body an HTTP request on this port may carry (none of its routes reads one);
+    /// past it the connection is closed.
+    public var maxRequestBodySize: Int = 65_536
     /// Open TCP connections in all, HTTP included; `nil`: derived from the descriptor limit
     /// (``TCPConnectionBudget/limit(forDescriptorLimit:)``).
     public var maxTCPConnections: Int?

@@ -35,7 +35,7 @@ import Testing
     static let expectedFamilies: [String: String] = [
         "owp_build_info": "gauge", "owp_connections_active": "gauge", "owp_connections_total": "counter",
         "owp_tcp_connections": "gauge", "owp_tcp_connection_limit": "gauge", "owp_tcp_accept_pauses_total": "counter",
-        "owp_request_head_timeouts_total": "counter",
+        "owp_request_head_timeouts_total": "counter", "owp_request_bodies_too_large_total": "counter",
         "owp_connections_authenticated": "gauge", "owp_connections_rejected_total": "counter", "owp_connections_closed_total": "counter",
         "owp_rooms_active": "gauge", "owp_rooms_created_total": "counter", "owp_rooms_closed_total": "counter", "owp_rooms_by_members": "gauge",
         "owp_messages_received_total": "counter", "owp_messages_sent_total": "counter", "owp_errors_sent_total": "counter",

@@ -51,3 +51,25 @@ extension RawSocket {
         try await offPool { try self.upgrade(extraHeaders: headers) }
     }
 }
+
+/// A plain HTTP request may not stream a body without bound on the main port.
+@Suite struct RequestBodyBoundTests {
+    @Test func aBodyPastTheBoundClosesTheConnectionAndIsCounted() async throws {
+        try await withLiveServer { port, server, _ in
+            let socket = try RawSocket(port: port)
+            let body = [UInt8](repeating: 0x61, count: 200_000)
+            let closed = try await offPool { () -> Bool in
+                try socket.write(Array("POST /healthz HTTP/1.1\r\nHost: x\r\nContent-Length: \(body.count)\r\n\r\n".utf8))
+                // The server may close before all of it is written: that is the point.
+                try? socket.write(body)
+                return (try? socket.readFramesUntilClosed()) != nil
+            }
+            #expect(closed)
+            #expect(try await eventually { server.transport.budget.bodyTooLargeCount == 1 })
+            // A request within the bound is served as before.
+            let healthy = try RawSocket(port: port)
+            let head = try await offPool { try healthy.request("GET /healthz HTTP/1.1\r\nHost: x\r\n\r\n") }
+            #expect(head.hasPrefix("HTTP/1.1 200"))
+        }
+    }
+}

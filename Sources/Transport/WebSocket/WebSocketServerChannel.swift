@@ -51,6 +51,8 @@ struct WebSocketServerChannel: ServerChildChannel, HTTPChannelHandler {
                             try channel.pipeline.syncOperations.addHandler(RefusalResponder(status: status, headers: headers))
                             return .refused
                         }
+                        try channel.pipeline.syncOperations.addHandler(
+                            RequestBodyLimit(limit: transport.configuration.maxRequestBodySize, budget: transport.budget))
                         try channel.pipeline.syncOperations.addHandler(HTTP1ToHTTPServerCodec(secure: false))
                         try channel.pipeline.syncOperations.addHandlers(http1.additionalChannelHandlers())
                         try channel.pipeline.syncOperations.addHandler(HTTPConnectionStateHandler(idleTimeout: http1.idleTimeout.map { .init($0) }, logger: logger))

@@ -76,6 +76,15 @@ final class RawSocket: @unchecked Sendable {
 
     /// Sends one masked text frame.
     func sendText(_ text: String) throws {
+        try write(Self.textFrame(text))
+    }
+
+    /// Sends masked text frames in one write (so the server reads them together).
+    func sendTexts(_ texts: [String]) throws {
+        try write(texts.flatMap(Self.textFrame))
+    }
+
+    static func textFrame(_ text: String) -> [UInt8] {
         let payload = Array(text.utf8)
         var frame: [UInt8] = [0x81]
         if payload.count < 126 {
@@ -88,13 +97,18 @@ final class RawSocket: @unchecked Sendable {
         let mask: [UInt8] = [1, 2, 3, 4]
         frame += mask
         frame += payload.enumerated().map { $0.element ^ mask[$0.offset % 4] }
-        try write(frame)
+        return frame
     }
 
     /// Reads server frames until the socket ends; returns their (opcode, payload) pairs.
     func readFramesUntilClosed() throws -> [(opcode: UInt8, payload: [UInt8])] {
+        try readFrames { _ in false }
+    }
+
+    /// Reads server frames until `enough` says so (given what was read), or a close, or the end.
+    func readFrames(until enough: ([(opcode: UInt8, payload: [UInt8])]) -> Bool) throws -> [(opcode: UInt8, payload: [UInt8])] {
         var frames: [(UInt8, [UInt8])] = []
-        while true {
+        while !enough(frames) {
             guard let header = try? read(count: 2), header.count == 2 else { return frames }
             var length = Int(header[1] & 0x7F)
             if length == 126 {
@@ -108,6 +122,7 @@ final class RawSocket: @unchecked Sendable {
             frames.append((header[0] & 0x0F, payload))
             if header[0] & 0x0F == 0x8 { return frames }
         }
+        return frames
     }
 
     func write(_ bytes: [UInt8]) throws {
