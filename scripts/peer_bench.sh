@@ -4,11 +4,11 @@
 #
 #   scripts/peer_bench.sh                                  # 100 000 and 200 000 deliveries/s
 #   RATES="20000" DURATION=5 WARMUP=2 QUIET_WAIT=0 scripts/peer_bench.sh      # a quick check
-#   OWP_SERVER_OLD=/work/rel-old/release/owp-server scripts/peer_bench.sh   # adds "owp-before"
+#   OWP_SERVER_OLD=path/to/previous/owp-server scripts/peer_bench.sh       # adds "owp-before"
 #   SERVERS="relay centrifuge" scripts/peer_bench.sh                        # peers only
 #
 # Servers (each its own process on 127.0.0.1, a fresh one per run, on its own port):
-#   owp          $OWP_SERVER (default /work/rel-new/release/owp-server), OpenWatchParty chat_message
+#   owp          $OWP_SERVER (default .build/release/owp-server: swift build -c release), OpenWatchParty chat_message
 #   owp-before   $OWP_SERVER_OLD, the same protocol (only when that binary exists)
 #   owp-ceiling  $OWP_SERVER --fanout-ceiling: owp-server's transport with a verbatim group relay
 #   relay        bench/peers/relay: bare gorilla/websocket group relay
@@ -30,7 +30,7 @@
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
-OWP_SERVER=${OWP_SERVER:-/work/rel-new/release/owp-server}
+OWP_SERVER=${OWP_SERVER:-.build/release/owp-server}
 OWP_SERVER_OLD=${OWP_SERVER_OLD:-}
 SERVERS=${SERVERS:-"owp owp-before owp-ceiling relay centrifuge"}
 RATES=${RATES:-"100000 200000"}
@@ -167,7 +167,6 @@ for s in $SERVERS; do
   case $s in
   owp | owp-ceiling) [[ -x $OWP_SERVER ]] || die "OWP_SERVER=$OWP_SERVER is not an executable (set OWP_SERVER, or leave $s out of SERVERS)" ;;
   owp-before)
-    [[ -z $OWP_SERVER_OLD && -x /work/rel-old/release/owp-server ]] && OWP_SERVER_OLD=/work/rel-old/release/owp-server
     if [[ -z $OWP_SERVER_OLD || ! -x $OWP_SERVER_OLD ]]; then
       echo "peer_bench: no OWP_SERVER_OLD binary: skipping owp-before" >&2
       continue

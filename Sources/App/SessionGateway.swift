@@ -274,26 +274,52 @@ final class SessionGateway: ConnectionAcceptor {
 
     // MARK: The one path every change takes
 
+    /// What one input's outcome handed to the transport, for the work done after the lock.
+    private struct Posted {
+        var messages: [(type: String, text: OutboundText, recipients: Int)] = []
+        var connections: [ObjectIdentifier: Connection] = [:]
+        var overflowed: [ClientID] = []
+    }
+
     private func apply(_ body: (inout State, ServerTime) -> Outcome) {
-        let outcome = state.withLock { state -> Outcome in
+        // Under the lock only the core and the posting: each message is handed, not yet encoded,
+        // to its recipients' connections, so every client's order is the core's order. Encoding
+        // (by the first connection to write it) and the writes come after the lock.
+        let (outcome, posted) = state.withLock { state -> (Outcome, Posted) in
             let now = max(clock.now(), state.lastNow)
             state.lastNow = now
             let outcome = body(&state, now)
+            var posted = Posted()
             for delivery in outcome.deliveries {
-                let text = OutboundText(delivery.message.encodedJSON())
-                let recipients = delivery.recipients.compactMap { recipient in state.connections[recipient].map { (recipient, $0) } }
-                let sent = Connection.send(text, to: recipients.lazy.map(\.1))
-                for overflowed in sent.overflowed {
-                    metrics.slowClientDisconnected()
-                    let client = recipients.first { $0.1 === overflowed }?.0 ?? "?"
-                    logger.warning("Slow client disconnected: outbound queue full", metadata: ["client_id": .string(client)])
+                let message = delivery.message
+                let text = OutboundText { message.encodedJSON() }
+                var count = 0
+                for recipient in delivery.recipients {
+                    guard let connection = state.connections[recipient] else { continue }
+                    switch connection.post(text) {
+                    case .queued:
+                        count += 1
+                        posted.connections[ObjectIdentifier(connection)] = connection
+                    case .overflow:
+                        posted.overflowed.append(recipient)
+                    case .closed:
+                        break
+                    }
                 }
-                metrics.messagesSent(type: delivery.message.type, count: sent.queued, bytes: text.byteCount)
+                posted.messages.append((message.type, text, count))
             }
             for close in outcome.closes {
                 state.connections[close.client]?.close(code: close.code, reason: close.reason)
             }
-            return outcome
+            return (outcome, posted)
+        }
+        Connection.deliver(posted.connections.values)
+        for (type, text, count) in posted.messages where count > 0 {
+            metrics.messagesSent(type: type, count: count, bytes: text.byteCount)
+        }
+        for client in posted.overflowed {
+            metrics.slowClientDisconnected()
+            logger.warning("Slow client disconnected: outbound queue full", metadata: ["client_id": .string(client)])
         }
         for delivery in outcome.deliveries {
             if case .error(let code) = delivery.message.payload {

@@ -26,6 +26,8 @@ final class BenchSocket: ChannelInboundHandler, @unchecked Sendable {
     /// Called once when the connection ends: the server's close code, if it sent one.
     var onClose: ((_ serverCode: UInt16?) -> Void)?
     private(set) var isClosed = false
+    /// Set when the server compresses with context takeover (else the thread's shared inflater is used).
+    var ownInflater: Inflater?
     private(set) var serverCloseCode: UInt16?
     private var sentClose = false
     private let closedPromise: EventLoopPromise<Void>
@@ -120,7 +122,7 @@ final class BenchSocket: ChannelInboundHandler, @unchecked Sendable {
         switch frame.opcode {
         case .text:
             // Compressed (RSV1) only when deflate was negotiated: each message on its own (no context takeover).
-            guard let message = frame.rsv1 ? Inflater.current.inflate(frame.unmaskedData) : frame.unmaskedData else {
+            guard let message = frame.rsv1 ? (ownInflater ?? Inflater.current).inflate(frame.unmaskedData) : frame.unmaskedData else {
                 counters.socketError(BenchError.http("a compressed message that does not inflate"))
                 context.close(promise: nil)
                 return
@@ -250,9 +252,15 @@ extension BenchSocket {
             channel.eventLoop.makeCompletedFuture {
                 let upgrader = NIOTypedWebSocketClientUpgrader<Upgrade>(
                     maxFrameSize: 1 << 22,
-                    upgradePipelineHandler: { channel, _ in
+                    upgradePipelineHandler: { channel, response in
                         channel.eventLoop.makeCompletedFuture {
                             let socket = BenchSocket(eventLoop: channel.eventLoop, counters: counters)
+                            // A server that keeps its compression context between messages (no
+                            // `server_no_context_takeover`) needs an inflater of this connection's own.
+                            let answer = response.headers["Sec-WebSocket-Extensions"].joined(separator: ",").lowercased()
+                            if answer.contains("permessage-deflate") && !answer.contains("server_no_context_takeover") {
+                                socket.ownInflater = Inflater(keepsContext: true)
+                            }
                             try channel.pipeline.syncOperations.addHandler(
                                 NIOWebSocketFrameAggregator(minNonFinalFragmentSize: 0, maxAccumulatedFrameCount: 4096, maxAccumulatedFrameSize: 1 << 22))
                             try channel.pipeline.syncOperations.addHandler(socket)
@@ -289,24 +297,30 @@ extension BenchSocket {
     }
 }
 
-/// The raw-deflate inflater of one generator thread, shared by its connections: the server
-/// negotiates no context takeover, so every message inflates on its own.
+/// Raw-deflate inflation of a server's messages. `current` is one generator thread's, shared
+/// by its connections when the server negotiates no context takeover (every message inflates
+/// on its own); a server that keeps its context gets one inflater per connection.
 final class Inflater: @unchecked Sendable {
     private static let perThread = ThreadSpecificVariable<Inflater>()
 
     /// This thread's (never used by another: hence the unchecked `Sendable`, for the static).
     static var current: Inflater {
         if let inflater = perThread.currentValue { return inflater }
-        let inflater = Inflater()
+        let inflater = Inflater(keepsContext: false)
         perThread.currentValue = inflater
         return inflater
     }
 
     private let zlib = try? ZlibDecompressor(algorithm: .deflate, windowSize: 15)
+    private let keepsContext: Bool
+
+    init(keepsContext: Bool) {
+        self.keepsContext = keepsContext
+    }
 
     func inflate(_ compressed: ByteBuffer) -> ByteBuffer? {
         guard let zlib else { return nil }
-        defer { try? zlib.reset() }
+        defer { if !keepsContext { try? zlib.reset() } }
         var input = compressed
         input.writeBytes([0, 0, 0xFF, 0xFF])
         var output = ByteBuffer()

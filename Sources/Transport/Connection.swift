@@ -1,30 +1,62 @@
+import DequeModule
 import NIOCore
 import Synchronization
 
 /// A text message encoded once and shared, without copying, by every connection it is sent
 /// to: its frame is built once, and its compressed frame at most once (no context takeover
 /// makes it the same bytes for every peer with the usual window).
+///
+/// It can be made before it is encoded (`init(encoding:)`): handing it to connections is then
+/// cheap enough for a critical section, and the first connection to write it encodes it, after
+/// that section, on its own event loop.
 public final class OutboundText: Sendable {
-    let payload: ByteBuffer
-    let frame: ByteBuffer
-    private let deflatedFrame = Mutex<ByteBuffer?>(nil)
-
-    public init(_ text: String) {
-        self.payload = ByteBuffer(string: text)
-        self.frame = FrameWriter.frame(opcode: FrameWriter.text, payload: payload)
+    private struct Encoded {
+        let payload: ByteBuffer
+        let frame: ByteBuffer
+        var deflated: ByteBuffer?
     }
 
-    public var byteCount: Int { payload.readableBytes }
+    private let encoded: Mutex<Encoded?>
+    private let encode: (@Sendable () -> String)?
+
+    public init(_ text: String) {
+        self.encoded = Mutex(Self.encoding(text))
+        self.encode = nil
+    }
+
+    /// A message encoded by `encode` when first needed (once, whoever needs it first).
+    public init(encoding encode: @escaping @Sendable () -> String) {
+        self.encoded = Mutex(nil)
+        self.encode = encode
+    }
+
+    private static func encoding(_ text: String) -> Encoded {
+        let payload = ByteBuffer(string: text)
+        return Encoded(payload: payload, frame: FrameWriter.frame(opcode: FrameWriter.text, payload: payload))
+    }
+
+    private func withEncoded<T>(_ body: (inout Encoded) -> T) -> T {
+        encoded.withLock { state in
+            var value = state ?? Self.encoding(encode?() ?? "")
+            defer { state = value }
+            return body(&value)
+        }
+    }
+
+    /// Its size as text (encodes it if it was not yet).
+    public var byteCount: Int { withEncoded { $0.payload.readableBytes } }
 
     /// The frame for a peer with `deflate` negotiated: compressed when the message is at least
-    /// `threshold` bytes and compression helps, else the plain frame.
+    /// `threshold` bytes, else the plain frame.
     func frame(for deflate: DeflateParameters?, threshold: Int) -> ByteBuffer {
-        guard let deflate, payload.readableBytes >= threshold else { return frame }
-        if deflate.serverMaxWindowBits != 15 { return Self.compressed(payload, windowBits: deflate.serverMaxWindowBits) ?? frame }
-        if let cached = deflatedFrame.withLock({ $0 }) { return cached }
-        let made = Self.compressed(payload, windowBits: 15) ?? frame
-        deflatedFrame.withLock { $0 = made }
-        return made
+        withEncoded { encoded in
+            guard let deflate, encoded.payload.readableBytes >= threshold else { return encoded.frame }
+            if deflate.serverMaxWindowBits != 15 { return Self.compressed(encoded.payload, windowBits: deflate.serverMaxWindowBits) ?? encoded.frame }
+            if let cached = encoded.deflated { return cached }
+            let made = Self.compressed(encoded.payload, windowBits: 15) ?? encoded.frame
+            encoded.deflated = made
+            return made
+        }
     }
 
     static func compressed(_ payload: ByteBuffer, windowBits: Int) -> ByteBuffer? {
@@ -40,9 +72,23 @@ final class OutboundBudget: Sendable {
     private let queued = Atomic<Int>(0)
     private let peak = Atomic<Int>(0)
     private let accepting = Atomic<Bool>(true)
+    /// Posted and not yet taken by the handler, oldest first (admitted, so counted in `queued`).
+    private let posted = Mutex<Deque<OutboundText>>([])
 
     init(capacity: Int) {
         self.capacity = max(1, capacity)
+    }
+
+    func post(_ message: OutboundText) {
+        posted.withLock { $0.append(message) }
+    }
+
+    /// Everything posted so far, oldest first (the handler's side).
+    func takePosted() -> Deque<OutboundText> {
+        posted.withLock { posted in
+            defer { posted.removeAll() }
+            return posted
+        }
     }
 
     enum Admission { case queued, overflow, closed }
@@ -79,10 +125,14 @@ final class OutboundBudget: Sendable {
 
 /// One accepted WebSocket connection, as the application sees it.
 ///
-/// Sending never blocks and never waits for the client: a message is written into the
-/// channel at once from the connection's event loop (or after one hop onto it), and what the
-/// socket cannot take yet waits in a bounded backlog. At most `outboundQueueCapacity`
-/// messages wait; one more and the client is judged too slow (4003). Thread-safe.
+/// Sending never blocks and never waits for the client. A message is first *posted*: put,
+/// in order, on the connection's list of messages to write (no I/O, cheap enough under the
+/// application's lock, which is what keeps every recipient's order the order of the
+/// application's decisions); then *delivered*: the connection's event loop writes what was
+/// posted, at once when already there, else after one hop (one per loop for a whole batch of
+/// connections). What the socket cannot take yet waits in a bounded backlog: at most
+/// `outboundQueueCapacity` messages wait in all; one more and the client is judged too slow
+/// (4003). Thread-safe.
 public final class Connection: Sendable {
     /// The peer's IP address, when known.
     public let remoteAddress: String?
@@ -92,6 +142,8 @@ public final class Connection: Sendable {
     private let channel: any Channel
     private let handler: NIOLoopBound<WebSocketConnectionHandler>
     let budget: OutboundBudget
+    /// A hop to the event loop is on its way to take what was posted.
+    private let hopScheduled = Atomic<Bool>(false)
 
     init(remoteAddress: String?, negotiatedExtensions: [String], channel: any Channel, handler: WebSocketConnectionHandler, budget: OutboundBudget) {
         self.remoteAddress = remoteAddress
@@ -110,56 +162,103 @@ public final class Connection: Sendable {
         channel.close(promise: nil)
     }
 
-    /// Sends a text message. On `.overflow` the connection is being closed (4003, too slow).
+    /// Sends a text message: posts it and delivers it. On `.overflow` the connection is being
+    /// closed (4003, too slow).
     @discardableResult
     public func send(_ message: OutboundText) -> SendResult {
-        let result = Self.admit(self)
-        if result == .queued { onLoop { $0.enqueue(message, flush: true) } }
+        let result = post(message)
+        deliver()
         return result
     }
 
-    /// Sends a binary message (the watch-party protocol has none; the conformance echo does).
+    /// Puts a message on the list of what this connection will write, after what was posted
+    /// before it; nothing is written until ``deliver()`` (or ``deliver(_:)``).
     @discardableResult
-    public func send(binary bytes: [UInt8]) -> SendResult {
-        let result = Self.admit(self)
-        if result == .queued { onLoop { $0.enqueue(binary: ByteBuffer(bytes: bytes)) } }
-        return result
+    public func post(_ message: OutboundText) -> SendResult {
+        switch budget.admit() {
+        case .closed:
+            return .closed
+        case .overflow:
+            onLoop { $0.overflowed() }
+            return .overflow
+        case .queued:
+            budget.post(message)
+            return .queued
+        }
     }
 
-    /// Sends one message to many connections: each event loop is reached once, however many
-    /// of the recipients it serves (recipients on the calling loop are written at once).
+    /// Writes what was posted: now if on the connection's event loop, else after a hop.
+    public func deliver() {
+        if eventLoop.inEventLoop {
+            handler.value.takePosted(flush: true)
+        } else if !hopScheduled.exchange(true, ordering: .acquiringAndReleasing) {
+            let handler = self.handler
+            eventLoop.execute {
+                self.hopScheduled.store(false, ordering: .releasing)
+                handler.value.takePosted(flush: true)
+            }
+        }
+    }
+
+    /// Delivers for many connections: each event loop is reached once, however many of them it
+    /// serves (those on the calling loop are written at once).
+    public static func deliver(_ connections: some Sequence<Connection>) {
+        var hops: [ObjectIdentifier: (any EventLoop, [Connection])] = [:]
+        for connection in connections {
+            if connection.eventLoop.inEventLoop {
+                connection.handler.value.takePosted(flush: true)
+            } else if !connection.hopScheduled.exchange(true, ordering: .acquiringAndReleasing) {
+                hops[ObjectIdentifier(connection.eventLoop), default: (connection.eventLoop, [])].1.append(connection)
+            }
+        }
+        for (loop, batch) in hops.values {
+            loop.execute {
+                for connection in batch {
+                    connection.hopScheduled.store(false, ordering: .releasing)
+                    connection.handler.value.takePosted(flush: false)
+                }
+                for connection in batch { connection.handler.value.flushIfNeeded() }
+            }
+        }
+    }
+
+    /// Sends one message to many connections (posts to each, then delivers them together).
     /// Returns how many took it, and those that overflowed (now closing with 4003).
     @discardableResult
     public static func send(_ message: OutboundText, to connections: some Sequence<Connection>) -> (queued: Int, overflowed: [Connection]) {
         var queued = 0
         var overflowed: [Connection] = []
-        var hops: [ObjectIdentifier: (any EventLoop, [NIOLoopBound<WebSocketConnectionHandler>])] = [:]
+        var taken: [Connection] = []
         for connection in connections {
-            switch admit(connection) {
+            switch connection.post(message) {
             case .queued:
                 queued += 1
-                if connection.eventLoop.inEventLoop {
-                    connection.handler.value.enqueue(message, flush: true)
-                } else {
-                    hops[ObjectIdentifier(connection.eventLoop), default: (connection.eventLoop, [])].1.append(connection.handler)
-                }
-            case .overflow:
-                overflowed.append(connection)
-            case .closed:
-                break
+                taken.append(connection)
+            case .overflow: overflowed.append(connection)
+            case .closed: break
             }
         }
-        for (loop, handlers) in hops.values {
-            loop.execute {
-                for handler in handlers { handler.value.enqueue(message, flush: false) }
-                for handler in handlers { handler.value.flushIfNeeded() }
-            }
-        }
+        deliver(taken)
         return (queued, overflowed)
     }
 
-    /// Closes the connection with `code` after the messages already sent; later sends are
-    /// dropped. The first close wins.
+    /// Sends a binary message (the watch-party protocol has none; the conformance echo does).
+    @discardableResult
+    public func send(binary bytes: [UInt8]) -> SendResult {
+        deliver()  // after any text posted before it
+        switch budget.admit() {
+        case .closed: return .closed
+        case .overflow:
+            onLoop { $0.overflowed() }
+            return .overflow
+        case .queued:
+            onLoop { $0.enqueue(binary: ByteBuffer(bytes: bytes)) }
+            return .queued
+        }
+    }
+
+    /// Closes the connection with `code` after the messages already sent or posted; later
+    /// sends are dropped. The first close wins.
     public func close(code: UInt16, reason: String) {
         guard budget.stopAccepting() else { return }
         onLoop { $0.closeRequested(code: code, reason: reason) }
@@ -173,16 +272,6 @@ public final class Connection: Sendable {
 
     /// The deepest this connection's backlog has been since the previous call.
     public func takeQueuePeak() -> Int { budget.takePeak() }
-
-    private static func admit(_ connection: Connection) -> SendResult {
-        switch connection.budget.admit() {
-        case .queued: return .queued
-        case .closed: return .closed
-        case .overflow:
-            connection.onLoop { $0.overflowed() }
-            return .overflow
-        }
-    }
 
     private func onLoop(_ body: @escaping @Sendable (WebSocketConnectionHandler) -> Void) {
         if eventLoop.inEventLoop {

@@ -83,6 +83,8 @@ import Testing
 
                 #expect(try await Self.delete(admin, "/admin/clients/\(guestID)") == .ok)
                 #expect(try await guest.closeFrame()?.closeCode == .unknown(4007))
+                // Gone once its closing handshake is over (the client's close reply, then the socket).
+                #expect(try await eventually { server.gateway.connectionCount == 1 })
                 #expect(try await Self.delete(admin, "/admin/clients/\(guestID)") == .notFound)
 
                 #expect(try await Self.delete(admin, "/admin/rooms/\(room)") == .ok)

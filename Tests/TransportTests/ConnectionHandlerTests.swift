@@ -1,5 +1,6 @@
 import NIOCore
 import NIOEmbedded
+import Synchronization
 import Testing
 
 @testable import Transport
@@ -232,6 +233,32 @@ import Testing
         harness.channel.pipeline.fireChannelWritabilityChanged()
         #expect(try harness.written().map(\.text) == ["m0", "m1", "m2", "m3", "m4"])
         #expect(harness.connection.budget.depth == 0)
+    }
+
+    @Test func whatWasPostedGoesOutBeforeACloseRequestedAfterIt() throws {
+        let harness = try HandlerHarness()
+        harness.connection.post(OutboundText("posted, not yet delivered"))
+        harness.connection.close(code: 4007, reason: "Disconnected by operator")
+        harness.connection.deliver()
+        let written = try harness.written()
+        #expect(written.map(\.opcode) == [0x1, 0x8])
+        #expect(written.first?.text == "posted, not yet delivered")
+    }
+
+    @Test func aMessageMadeLazilyIsEncodedOnceForEveryRecipient() throws {
+        let harnesses = try (0..<3).map { _ in try HandlerHarness() }
+        let encodings = Mutex(0)
+        let message = OutboundText {
+            encodings.withLock { $0 += 1 }
+            return "for everyone"
+        }
+        let sent = Connection.send(message, to: harnesses.map(\.connection))
+        #expect(sent.queued == 3)
+        for harness in harnesses {
+            harness.channel.embeddedEventLoop.run()
+            #expect(try harness.written().map(\.text) == ["for everyone"])
+        }
+        #expect(encodings.withLock { $0 } == 1)
     }
 
     @Test func anApplicationCloseGoesAfterWhatWasSentAndWaitsForTheReply() throws {

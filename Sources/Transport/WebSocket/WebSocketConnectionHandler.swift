@@ -117,6 +117,7 @@ final class WebSocketConnectionHandler: ChannelInboundHandler {
     func channelInactive(context: ChannelHandlerContext) {
         stopTimers()
         dropBacklog()
+        budget.release(budget.takePosted().count)
         _ = budget.stopAccepting()
         if !reported, let session {
             reported = true
@@ -329,6 +330,7 @@ final class WebSocketConnectionHandler: ChannelInboundHandler {
             phase = .peerClosed
             stopTimers()
             dropBacklog()  // the client is leaving: what it has not been sent is moot
+            budget.release(budget.takePosted().count)
             let echo = FrameWriter.close(code: code ?? 1000, reason: "")
             guard let context else { return nil }
             traffic.add(sent: echo.readableBytes)
@@ -351,17 +353,23 @@ final class WebSocketConnectionHandler: ChannelInboundHandler {
 
     // MARK: Writing
 
-    /// An application message, for the socket now or after what waits before it.
-    func enqueue(_ message: OutboundText, flush: Bool) {
+    /// Writes, in order, what was posted to the connection (each message for the socket now,
+    /// or after what waits before it); flushes unless a batch or this handler's own read will.
+    func takePosted(flush: Bool) {
+        let messages = budget.takePosted()
+        guard !messages.isEmpty else { return }
         guard phase == .open else {
-            budget.release()
+            budget.release(messages.count)
             return
         }
-        push(.message(message.frame(for: deflate, threshold: configuration.compressionThreshold)))
+        for message in messages {
+            push(.message(message.frame(for: deflate, threshold: configuration.compressionThreshold)))
+        }
         if flush && !reading { flushIfNeeded() }
     }
 
     func enqueue(binary payload: ByteBuffer) {
+        takePosted(flush: false)
         guard phase == .open else {
             budget.release()
             return
@@ -382,6 +390,7 @@ final class WebSocketConnectionHandler: ChannelInboundHandler {
 
     /// The application closes: after what it sent before, a close with `code`.
     func closeRequested(code: UInt16, reason: String) {
+        takePosted(flush: false)  // what was posted before the close goes before it
         guard phase == .open else { return }
         phase = .closing(code: code)
         sentCode = code
@@ -394,6 +403,7 @@ final class WebSocketConnectionHandler: ChannelInboundHandler {
     /// told why (4003) behind what the socket already holds.
     func overflowed() {
         guard phase == .open else { return }
+        budget.release(budget.takePosted().count)
         dropBacklog()
         let cause = TransportCloseCause.slowClient
         phase = .closing(code: cause.code)
