@@ -58,7 +58,8 @@ struct SessionServer {
             router: router,
             server: transport.serverBuilder(),
             configuration: .init(
-                address: .hostname(settings.host, port: settings.port), serverName: nil, availableConnectionsDelegate: transport.budget.delegate),
+                address: .hostname(settings.host, port: settings.port), serverName: nil, backlog: settings.transport.listenBacklog,
+                availableConnectionsDelegate: transport.budget.delegate),
             onServerRunning: { [logger] channel in
                 health.markListening()
                 logger.info("Serving WebSocket and HTTP", metadata: ["address": .string(Self.address(of: channel))])

@@ -26,6 +26,10 @@ public struct TransportConfiguration: Sendable, Equatable {
     /// Bytes of body an HTTP request on this port may carry (none of its routes reads one);
     /// past it the connection is closed.
     public var maxRequestBodySize: Int = 65_536
+    /// Connections the kernel may hold waiting to be accepted (capped by `net.core.somaxconn`).
+    /// A reconnect storm (every client of a restarted server at once) overflows a small queue,
+    /// and each dropped SYN costs its client a second or more before it retries.
+    public var listenBacklog: Int = 4096
     /// Open TCP connections in all, HTTP included; `nil`: derived from the descriptor limit
     /// (``TCPConnectionBudget/limit(forDescriptorLimit:)``).
     public var maxTCPConnections: Int?
