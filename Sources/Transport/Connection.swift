@@ -1,3 +1,4 @@
+import Atomics
 import DequeModule
 import NIOCore
 import Synchronization
@@ -10,53 +11,53 @@ import Synchronization
 /// cheap enough for a critical section, and the first connection to write it encodes it, after
 /// that section, on its own event loop.
 public final class OutboundText: Sendable {
-    private struct Encoded {
+    /// The encoded message: set once, then read without a lock by every connection.
+    private final class Encoded: Sendable {
         let payload: ByteBuffer
         let frame: ByteBuffer
-        var deflated: ByteBuffer?
-    }
+        /// The compressed frame for the usual window (15 bits), made by the first peer that needs it.
+        let deflated = ManagedAtomicLazyReference<Frame>()
 
-    private let encoded: Mutex<Encoded?>
-    private let encode: (@Sendable () -> String)?
-
-    public init(_ text: String) {
-        self.encoded = Mutex(Self.encoding(text))
-        self.encode = nil
-    }
-
-    /// A message encoded by `encode` when first needed (once, whoever needs it first).
-    public init(encoding encode: @escaping @Sendable () -> String) {
-        self.encoded = Mutex(nil)
-        self.encode = encode
-    }
-
-    private static func encoding(_ text: String) -> Encoded {
-        let payload = ByteBuffer(string: text)
-        return Encoded(payload: payload, frame: FrameWriter.frame(opcode: FrameWriter.text, payload: payload))
-    }
-
-    private func withEncoded<T>(_ body: (inout Encoded) -> T) -> T {
-        encoded.withLock { state in
-            var value = state ?? Self.encoding(encode?() ?? "")
-            defer { state = value }
-            return body(&value)
+        init(_ text: String) {
+            payload = ByteBuffer(string: text)
+            frame = FrameWriter.frame(opcode: FrameWriter.text, payload: payload)
         }
     }
 
+    private final class Frame: Sendable {
+        let bytes: ByteBuffer
+        init(_ bytes: ByteBuffer) { self.bytes = bytes }
+    }
+
+    private let encoded = ManagedAtomicLazyReference<Encoded>()
+    private let encode: @Sendable () -> String
+
+    public init(_ text: String) {
+        self.encode = { text }
+        _ = encoded.storeIfNilThenLoad(Encoded(text))
+    }
+
+    /// A message encoded by `encode` when first needed (once: should two threads race, one
+    /// encoding is kept and used by all).
+    public init(encoding encode: @escaping @Sendable () -> String) {
+        self.encode = encode
+    }
+
+    private var value: Encoded {
+        encoded.load() ?? encoded.storeIfNilThenLoad(Encoded(encode()))
+    }
+
     /// Its size as text (encodes it if it was not yet).
-    public var byteCount: Int { withEncoded { $0.payload.readableBytes } }
+    public var byteCount: Int { value.payload.readableBytes }
 
     /// The frame for a peer with `deflate` negotiated: compressed when the message is at least
     /// `threshold` bytes, else the plain frame.
     func frame(for deflate: DeflateParameters?, threshold: Int) -> ByteBuffer {
-        withEncoded { encoded in
-            guard let deflate, encoded.payload.readableBytes >= threshold else { return encoded.frame }
-            if deflate.serverMaxWindowBits != 15 { return Self.compressed(encoded.payload, windowBits: deflate.serverMaxWindowBits) ?? encoded.frame }
-            if let cached = encoded.deflated { return cached }
-            let made = Self.compressed(encoded.payload, windowBits: 15) ?? encoded.frame
-            encoded.deflated = made
-            return made
-        }
+        let encoded = value
+        guard let deflate, encoded.payload.readableBytes >= threshold else { return encoded.frame }
+        if deflate.serverMaxWindowBits != 15 { return Self.compressed(encoded.payload, windowBits: deflate.serverMaxWindowBits) ?? encoded.frame }
+        if let cached = encoded.deflated.load() { return cached.bytes }
+        return encoded.deflated.storeIfNilThenLoad(Frame(Self.compressed(encoded.payload, windowBits: 15) ?? encoded.frame)).bytes
     }
 
     static func compressed(_ payload: ByteBuffer, windowBits: Int) -> ByteBuffer? {

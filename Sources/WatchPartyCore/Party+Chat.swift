@@ -6,7 +6,7 @@ extension Party {
         // PROTOCOL.md §10: only control characters are removed; the text keeps its spaces and
         // indentation. A text of nothing but whitespace is still empty to a reader.
         let text = Sanitizer.chat(raw)
-        guard !text.trimmingWhitespace().isEmpty else { throw ProtocolError(.chatMessageEmpty) }
+        guard !text.isBlank else { throw ProtocolError(.chatMessageEmpty) }
         guard raw.utf8.count <= rules.maxChatBytes else { throw ProtocolError(.chatMessageTooLong) }
         let room = try memberRoom(roomID, of: client)
         out.send(.chatMessage(username: name(of: client), text: text), to: room.members, room: room.id, client: client, now: now)

@@ -157,6 +157,7 @@ struct HandlerHarness {
 
     /// Everything written and flushed so far, as frames.
     func written() throws -> [ServerFrame] {
+        channel.embeddedEventLoop.run()  // hops and deferred work first
         var bytes: [UInt8] = []
         while let buffer = try channel.readOutbound(as: ByteBuffer.self) {
             bytes += buffer.readableBytesView
