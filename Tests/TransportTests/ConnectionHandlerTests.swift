@@ -261,6 +261,34 @@ import Testing
         #expect(encodings.withLock { $0 } == 1)
     }
 
+    /// Counts the flushes that reach the socket.
+    final class FlushCounter: ChannelOutboundHandler, @unchecked Sendable {
+        typealias OutboundIn = ByteBuffer
+        var flushes = 0
+        func flush(context: ChannelHandlerContext) {
+            flushes += 1
+            context.flush()
+        }
+    }
+
+    @Test func aBurstFannedOutDuringOneReadIsOneFlushPerMember() throws {
+        let reader = try HandlerHarness()
+        let member = try HandlerHarness()
+        let counter = FlushCounter()
+        try member.channel.pipeline.syncOperations.addHandler(counter, position: .first)
+        // What the reader's messages fan out to (as a room's would): the other member.
+        let forwarding = ForwardingSession(to: member.connection)
+        reader.handler.session = forwarding
+        var burst = ClientFrame.text("one")
+        burst.writeImmutableBuffer(ClientFrame.text("two"))
+        burst.writeImmutableBuffer(ClientFrame.text("three"))
+        try reader.send(burst)
+        #expect(try member.written().map(\.text) == ["one", "two", "three"])
+        #expect(counter.flushes == 1, "three messages, one flush once the read is complete")
+        member.connection.send(OutboundText("outside a read"))
+        #expect(counter.flushes == 2, "outside a read a write is flushed at once")
+    }
+
     @Test func anApplicationCloseGoesAfterWhatWasSentAndWaitsForTheReply() throws {
         let harness = try HandlerHarness()
         harness.connection.send(OutboundText("last words"))
@@ -345,4 +373,14 @@ import Testing
         harness.advance(.seconds(3600))
         #expect(try harness.written().isEmpty, "no ping after the end")
     }
+}
+
+/// Sends every text it gets to another connection.
+final class ForwardingSession: ConnectionSession {
+    let target: Connection
+    init(to target: Connection) { self.target = target }
+    func received(text: String, readAt: UInt64) { target.send(OutboundText(text)) }
+    func received(binary: [UInt8], readAt: UInt64) {}
+    func measured(roundTrip: Duration) {}
+    func closed(code: UInt16?) {}
 }

@@ -84,6 +84,8 @@ final class WebSocketConnectionHandler: ChannelInboundHandler {
     // Outbound
     private var backlog = Deque<Outbound>()
     private var needsFlush = false
+    /// Waiting for another connection's read to complete (``ReadScope``).
+    private var deferredFlush = false
 
     // Timers
     private var nextPing: NIODeadline
@@ -115,6 +117,8 @@ final class WebSocketConnectionHandler: ChannelInboundHandler {
     }
 
     func channelInactive(context: ChannelHandlerContext) {
+        // A read of ours that will not complete must not hold back the flushes it deferred.
+        if ReadScope.current.reader === self { ReadScope.current.finish() }
         stopTimers()
         dropBacklog()
         budget.release(budget.takePosted().count)
@@ -143,6 +147,7 @@ final class WebSocketConnectionHandler: ChannelInboundHandler {
         }
         readStamp = NIODeadline.now().uptimeNanoseconds
         reading = true
+        ReadScope.current.begin(self)
         read(&buffer)
         reading = false
         if buffer.readableBytes > 0, phase != .peerClosed {
@@ -155,6 +160,7 @@ final class WebSocketConnectionHandler: ChannelInboundHandler {
 
     func channelReadComplete(context: ChannelHandlerContext) {
         flushIfNeeded()
+        ReadScope.current.finish()
     }
 
     func channelWritabilityChanged(context: ChannelHandlerContext) {
@@ -365,7 +371,13 @@ final class WebSocketConnectionHandler: ChannelInboundHandler {
         for message in messages {
             push(.message(message.frame(for: deflate, threshold: configuration.compressionThreshold)))
         }
-        if flush && !reading { flushIfNeeded() }
+        guard flush, !reading, needsFlush else { return }
+        // Written while another connection of this loop reads: flushed when that read completes.
+        if !deferredFlush, ReadScope.current.deferFlush(of: self) {
+            deferredFlush = true
+            return
+        }
+        if !deferredFlush { flushIfNeeded() }
     }
 
     func enqueue(binary payload: ByteBuffer) {
@@ -383,6 +395,7 @@ final class WebSocketConnectionHandler: ChannelInboundHandler {
     }
 
     func flushIfNeeded() {
+        deferredFlush = false
         guard needsFlush, let context else { return }
         needsFlush = false
         context.flush()
