@@ -1,6 +1,5 @@
 import CompressNIO
 import NIOCore
-import NIOPosix
 
 /// The zlib state of one thread: a raw-deflate compressor per window size and one inflater,
 /// shared by every connection whose frames that thread handles. Possible because the server
@@ -16,15 +15,10 @@ import NIOPosix
 /// thread its own; it never crosses threads (hence the unchecked `Sendable`, which only lets
 /// the per-thread variable be a static).
 final class DeflateCodec: @unchecked Sendable {
-    private static let perThread = ThreadSpecificVariable<DeflateCodec>()
+    private static let perThread = PerThread { DeflateCodec() }
 
     /// This thread's codec (made on first use).
-    static var current: DeflateCodec {
-        if let codec = perThread.currentValue { return codec }
-        let codec = DeflateCodec()
-        perThread.currentValue = codec
-        return codec
-    }
+    static var current: DeflateCodec { perThread.current }
 
     private var compressors: [Int: ZlibCompressor] = [:]
     private var inflater: ZlibDecompressor?

@@ -1,5 +1,3 @@
-import NIOPosix
-
 /// While a connection's handler reads (from its first `channelRead` to its
 /// `channelReadComplete`), the other connections of the same event loop that it writes to —
 /// the members of the room its messages fan out to — are not flushed one message at a time:
@@ -11,15 +9,10 @@ import NIOPosix
 /// thread (each event loop) its own, and is only used on that thread (hence the unchecked
 /// `Sendable`, which only lets the per-thread variable be a static).
 final class ReadScope: @unchecked Sendable {
-    private static let perThread = ThreadSpecificVariable<ReadScope>()
+    private static let perThread = PerThread { ReadScope() }
 
     /// This thread's scope (made on first use).
-    static var current: ReadScope {
-        if let scope = perThread.currentValue { return scope }
-        let scope = ReadScope()
-        perThread.currentValue = scope
-        return scope
-    }
+    static var current: ReadScope { perThread.current }
 
     /// The handler whose read is under way on this thread, if any.
     private(set) weak var reader: WebSocketConnectionHandler?
