@@ -25,6 +25,8 @@ final class SessionGateway: ConnectionAcceptor {
     }
 
     private let state: Mutex<State>
+    /// Round trips measured since the core last took them (see ``recordRoundTrip(_:_:)``).
+    private let roundTrips = Mutex(PendingRoundTrips())
     /// The sleeping task of every armed timer, so a timer whose reason has gone (its client
     /// disconnected, its token was refreshed) is cancelled instead of sleeping on.
     private let timers = Mutex<[TimerKey: Task<Void, Never>]>([:])
@@ -154,11 +156,13 @@ final class SessionGateway: ConnectionAcceptor {
         cancelTimers(of: client)
     }
 
-    /// A ping's round trip to `client`: kept by the core (adaptive scheduling) and exported.
+    /// A ping's round trip to `client`: exported, and kept for the core (adaptive scheduling).
+    /// A pong never takes the party's lock: the sample waits in ``roundTrips`` and reaches the
+    /// core at the start of the next input handled (or the next inspection), in order.
     func recordRoundTrip(_ client: ClientID, _ rtt: Duration) {
         metrics.roundTrip(seconds: rtt.seconds)
         let milliseconds = UInt64(max(0, (rtt.seconds * 1000).rounded()))
-        state.withLock { $0.party.recordRoundTrip(client, milliseconds: milliseconds) }
+        roundTrips.withLock { $0.add(milliseconds, for: client) }
     }
 
     func fire(_ timer: TimerRequest) {
@@ -234,6 +238,7 @@ final class SessionGateway: ConnectionAcceptor {
     /// What the admin API shows: every room, or one, as of now.
     func inspect(room: RoomID? = nil) -> [RoomView] {
         state.withLock { state in
+            takeRoundTrips(into: &state)
             let now = max(clock.now(), state.lastNow)
             let rooms = room.map { id in state.party.rooms[id].map { [$0] } ?? [] } ?? state.party.rooms.values.sorted { $0.sequence < $1.sequence }
             return rooms.map { RoomView($0, party: state.party, now: now) }
@@ -274,6 +279,14 @@ final class SessionGateway: ConnectionAcceptor {
 
     // MARK: The one path every change takes
 
+    /// Hands the core the round trips measured since it last took them (under the party's lock).
+    private func takeRoundTrips(into state: inout State) {
+        let samples = roundTrips.withLock { $0.take() }
+        for (client, rtts) in samples {
+            for rtt in rtts { state.party.recordRoundTrip(client, milliseconds: rtt) }
+        }
+    }
+
     /// What one input's outcome handed to the transport, for the work done after the lock.
     private struct Posted {
         var messages: [(type: String, text: OutboundText, recipients: Int)] = []
@@ -286,6 +299,7 @@ final class SessionGateway: ConnectionAcceptor {
         // to its recipients' connections, so every client's order is the core's order. Encoding
         // (by the first connection to write it) and the writes come after the lock.
         let (outcome, posted) = state.withLock { state -> (Outcome, Posted) in
+            takeRoundTrips(into: &state)
             let now = max(clock.now(), state.lastNow)
             state.lastNow = now
             let outcome = body(&state, now)
@@ -526,5 +540,24 @@ extension Duration {
     var seconds: Double {
         let (seconds, attoseconds) = components
         return Double(seconds) + Double(attoseconds) / 1e18
+    }
+}
+
+/// Round trips waiting for the core, per client, oldest first: at most as many per client as
+/// the core keeps (``limit``), so however long no input comes, this stays bounded.
+struct PendingRoundTrips {
+    static let limit = 8
+    private(set) var samples: [ClientID: [UInt64]] = [:]
+
+    mutating func add(_ rtt: UInt64, for client: ClientID) {
+        var list = samples[client, default: []]
+        list.append(rtt)
+        if list.count > Self.limit { list.removeFirst(list.count - Self.limit) }
+        samples[client] = list
+    }
+
+    mutating func take() -> [ClientID: [UInt64]] {
+        defer { samples = [:] }
+        return samples
     }
 }
