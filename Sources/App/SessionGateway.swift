@@ -1,6 +1,8 @@
 import DequeModule
 import Foundation
 import Logging
+import NIOCore
+import NIOPosix
 import Observability
 import Synchronization
 import Transport
@@ -27,9 +29,12 @@ final class SessionGateway: ConnectionAcceptor {
     private let state: Mutex<State>
     /// Round trips measured since the core last took them (see ``recordRoundTrip(_:_:)``).
     private let roundTrips = Mutex(PendingRoundTrips())
-    /// The sleeping task of every armed timer, so a timer whose reason has gone (its client
-    /// disconnected, its token was refreshed) is cancelled instead of sleeping on.
-    private let timers = Mutex<[TimerKey: Task<Void, Never>]>([:])
+    /// Every armed timer, an event-loop scheduled callback (no task), kept by its reason so
+    /// that one whose reason has gone (its client disconnected, its token was refreshed) is
+    /// cancelled instead of waiting on.
+    private let timers = Mutex(ArmedTimers())
+    /// Where timers are scheduled (any loop: firing runs the core like any other input).
+    private let timerLoops: any EventLoopGroup
     private let clock: any ServerClock
     private let logger: Logger
     private let metrics: MetricsRegistry
@@ -37,7 +42,11 @@ final class SessionGateway: ConnectionAcceptor {
     /// JWT mode only.
     private let verifier: JWTVerifier?
 
-    init(party: Party, clock: any ServerClock, metrics: MetricsRegistry, logger: Logger, verifier: JWTVerifier? = nil, throttle: LogThrottle = LogThrottle()) {
+    init(
+        party: Party, clock: any ServerClock, metrics: MetricsRegistry, logger: Logger, verifier: JWTVerifier? = nil, throttle: LogThrottle = LogThrottle(),
+        timerLoops: any EventLoopGroup = MultiThreadedEventLoopGroup.singleton
+    ) {
+        self.timerLoops = timerLoops
         self.state = Mutex(State(party: party))
         self.clock = clock
         self.metrics = metrics
@@ -349,26 +358,23 @@ final class SessionGateway: ConnectionAcceptor {
     }
 
     private func schedule(_ timer: TimerRequest) {
-        // From the precise clock: sleeping `due − now` whole milliseconds would fire every timer
+        // From the precise clock: waiting `due − now` whole milliseconds would fire every timer
         // up to 1 ms late before any real delay (the server clock floors to milliseconds).
         let delay = max(0, (Double(timer.due) - clock.preciseNow()) / 1000)
+        let deadline = NIODeadline.now() + .nanoseconds(Int64(delay * 1e9))
         let slot = Self.slot(of: timer.key)
+        let loop = timerLoops.next()
         timers.withLock { timers in
             // One timer per reason: a newer one (a refreshed token's expiry) replaces the old.
-            timers[slot]?.cancel()
-            timers[slot] = Task { [weak self] in
-                do {
-                    try await Task.sleep(for: .seconds(delay), tolerance: .zero)
-                } catch {
-                    return  // cancelled: its reason went away
-                }
-                self?.timerFired(timer, slot: slot)
-            }
+            let id = timers.arm()
+            let scheduled = loop.scheduleTask(deadline: deadline) { [weak self] () -> Void in self?.timerFired(timer, slot: slot, id: id) }
+            timers.replace(slot, with: ArmedTimers.Armed(id: id, scheduled: scheduled))?.cancel()
         }
     }
 
-    private func timerFired(_ timer: TimerRequest, slot: TimerKey) {
-        timers.withLock { _ = $0.removeValue(forKey: slot) }
+    private func timerFired(_ timer: TimerRequest, slot: TimerKey, id: UInt64) {
+        // Only this timer's own entry is removed: a newer one for the same reason stays armed.
+        timers.withLock { _ = $0.remove(slot, ifArmedAs: id) }
         fire(timer)
     }
 
@@ -386,7 +392,7 @@ final class SessionGateway: ConnectionAcceptor {
     }
 
     private func cancelTimer(_ key: TimerKey) {
-        timers.withLock { $0.removeValue(forKey: Self.slot(of: key)) }?.cancel()
+        timers.withLock { $0.remove(Self.slot(of: key)) }?.cancel()
     }
 
     /// Timers armed and not yet fired or cancelled (tests, diagnostics).
@@ -559,5 +565,41 @@ struct PendingRoundTrips {
     mutating func take() -> [ClientID: [UInt64]] {
         defer { samples = [:] }
         return samples
+    }
+}
+
+/// The gateway's armed timers by reason, each with the id it was armed under.
+struct ArmedTimers {
+    struct Armed {
+        let id: UInt64
+        let scheduled: Scheduled<Void>
+    }
+
+    private var byKey: [TimerKey: Armed] = [:]
+    private var nextID: UInt64 = 0
+
+    var count: Int { byKey.count }
+
+    /// A fresh id for a timer about to be armed.
+    mutating func arm() -> UInt64 {
+        nextID += 1
+        return nextID
+    }
+
+    /// Keeps `armed` for `key`; returns the timer it replaces, to be cancelled.
+    mutating func replace(_ key: TimerKey, with armed: Armed) -> Scheduled<Void>? {
+        byKey.updateValue(armed, forKey: key)?.scheduled
+    }
+
+    /// Forgets `key`'s timer; returns it, to be cancelled.
+    mutating func remove(_ key: TimerKey) -> Scheduled<Void>? {
+        byKey.removeValue(forKey: key)?.scheduled
+    }
+
+    /// Forgets `key`'s timer only if it is still the one armed as `id`.
+    mutating func remove(_ key: TimerKey, ifArmedAs id: UInt64) -> Bool {
+        guard byKey[key]?.id == id else { return false }
+        byKey[key] = nil
+        return true
     }
 }
