@@ -11,11 +11,13 @@ import WatchPartyCore
 /// Connects the transport to the pure core: the one place where the ``Party`` state lives.
 ///
 /// Every input (connect, message, disconnect, timer) takes the lock, reads the clock, runs the
-/// core and queues the resulting messages — each encoded once — on the recipients'
-/// connections before the lock is released, so every client sees messages in exactly the
-/// order the core produced them. Queuing never blocks (bounded per-connection queues).
-/// Everything the core reports becomes metrics and log lines here; lines whose rate a client
-/// controls go through a ``LogThrottle``.
+/// core and *posts* the resulting messages, not yet encoded, to the recipients' connections
+/// before the lock is released, so every client sees messages in exactly the order the core
+/// produced them. Posting never blocks (bounded per-connection backlogs); encoding (once per
+/// message) and the writes happen after the lock, on the connections' event loops. Round
+/// trips and timers never take the lock on their own: samples wait until the next input,
+/// timers are event-loop callbacks that run an input. Everything the core reports becomes
+/// metrics and log lines here; lines whose rate a client controls go through a ``LogThrottle``.
 final class SessionGateway: ConnectionAcceptor {
     private struct State {
         var party: Party
