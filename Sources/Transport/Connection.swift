@@ -180,7 +180,7 @@ public final class Connection: Sendable {
         case .closed:
             return .closed
         case .overflow:
-            onLoop { $0.overflowed() }
+            later { $0.overflowed() }
             return .overflow
         case .queued:
             budget.post(message)
@@ -250,7 +250,7 @@ public final class Connection: Sendable {
         switch budget.admit() {
         case .closed: return .closed
         case .overflow:
-            onLoop { $0.overflowed() }
+            later { $0.overflowed() }
             return .overflow
         case .queued:
             onLoop { $0.enqueue(binary: ByteBuffer(bytes: bytes)) }
@@ -262,7 +262,7 @@ public final class Connection: Sendable {
     /// sends are dropped. The first close wins.
     public func close(code: UInt16, reason: String) {
         guard budget.stopAccepting() else { return }
-        onLoop { $0.closeRequested(code: code, reason: reason) }
+        later { $0.closeRequested(code: code, reason: reason) }
     }
 
     /// Runs `body` on the connection's event loop, where its session is called (at once when
@@ -273,6 +273,13 @@ public final class Connection: Sendable {
 
     /// The deepest this connection's backlog has been since the previous call.
     public func takeQueuePeak() -> Int { budget.takePeak() }
+
+    /// Runs `body` on the loop after the current work, never inline: a close decided under the
+    /// application's lock is written after that lock (and after what was posted before it).
+    private func later(_ body: @escaping @Sendable (WebSocketConnectionHandler) -> Void) {
+        let handler = self.handler
+        eventLoop.execute { body(handler.value) }
+    }
 
     private func onLoop(_ body: @escaping @Sendable (WebSocketConnectionHandler) -> Void) {
         if eventLoop.inEventLoop {

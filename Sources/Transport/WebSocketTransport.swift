@@ -52,6 +52,16 @@ public struct WebSocketTransport: Sendable {
     /// Judges an upgrade request, in order: the path (404), the handshake itself (400/426),
     /// then admission (drain 503, origin 403, limits 429), which reserves the connection's slot.
     func decide(_ head: HTTPRequestHead, channel: any Channel) -> HandshakeDecision {
+        let decision = judge(head, channel: channel)
+        if case .refuse = decision {
+            // A refused request is answered once it has been read; one that never finishes
+            // (a body declared and not sent) is dropped after the head timeout, not held.
+            channel.eventLoop.scheduleTask(in: TimeAmount(configuration.requestHeadTimeout)) { channel.close(promise: nil) }
+        }
+        return decision
+    }
+
+    private func judge(_ head: HTTPRequestHead, channel: any Channel) -> HandshakeDecision {
         let path = head.uri.split(separator: "?", maxSplits: 1, omittingEmptySubsequences: false).first.map(String.init) ?? head.uri
         let policy = gate.policy
         let client = policy.clientAddress(peer: channel.remoteAddress?.ipAddress, forwardedFor: head.headers["X-Forwarded-For"]) ?? "unknown"

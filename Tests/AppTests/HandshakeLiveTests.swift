@@ -32,6 +32,24 @@ import Testing
         }
     }
 
+    @Test func anUpgradeDeclaringABodyItNeverSendsIsRefusedAndDroppedNotHeld() async throws {
+        try await withLiveServer({ $0.transport.requestHeadTimeout = .seconds(1) }) { port, server, _ in
+            let socket = try RawSocket(port: port)
+            let started = ContinuousClock.now
+            let answer = try await offPool { () -> String in
+                try socket.write(Array("GET /ws HTTP/1.1\r\nHost: x\r\nUpgrade: websocket\r\nConnection: Upgrade\r\n\(Self.key)\r\nSec-WebSocket-Version: 13\r\nContent-Length: 5\r\n\r\n".utf8))
+                var received: [UInt8] = []
+                while let byte = try? socket.read(count: 1), !byte.isEmpty { received += byte }
+                return String(decoding: received, as: UTF8.self)
+            }
+            #expect(ContinuousClock.now - started < .seconds(5), "dropped after the head timeout (1 s), not held")
+            #expect(!answer.contains("101"))
+            let metrics = server.metrics.exposition(server.gateway.metricsSnapshot())
+            #expect(metrics.contains(#"owp_connections_rejected_total{reason="bad_handshake"} 1"#))
+            #expect(server.transport.openConnections == 0)
+        }
+    }
+
     @Test func theServerAlwaysAsksForNoContextTakeoverAndReadsEveryOffer() async throws {
         try await withLiveServer { port, _, _ in
             let chromium = try await RawSocket(port: port).upgradeOffPool(["Sec-WebSocket-Extensions: permessage-deflate; client_max_window_bits"])

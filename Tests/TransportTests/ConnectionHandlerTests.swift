@@ -216,6 +216,7 @@ import Testing
         #expect(try harness.written().isEmpty, "nothing is written while the socket is full")
         #expect(harness.connection.send(OutboundText("one too many")) == .overflow)
         #expect(harness.connection.send(OutboundText("later")) == .closed)
+        harness.channel.embeddedEventLoop.run()  // the overflow is handled after the current work (never under a caller's lock)
         harness.channel.isWritable = true
         harness.channel.pipeline.fireChannelWritabilityChanged()
         let written = try harness.written()
@@ -351,6 +352,51 @@ import Testing
         #expect(try harness.written().isEmpty)
         harness.advance(.seconds(1))
         #expect(try harness.written().map(\.opcode) == [0x9], "the next ping, pingInterval later")
+    }
+
+    @Test func aClientThatPingsWithoutReadingNeverQueuesMoreThanOnePong() throws {
+        let harness = try HandlerHarness()
+        harness.channel.isWritable = false
+        for index in 0..<1_000 { try harness.send(ClientFrame.make(0x9, [UInt8(index % 256), UInt8(index / 256)])) }
+        #expect(try harness.written().isEmpty)
+        harness.channel.isWritable = true
+        harness.channel.pipeline.fireChannelWritabilityChanged()
+        let written = try harness.written()
+        #expect(written.map(\.opcode) == [0xA], "one pong, for the latest ping")
+        #expect(written.first?.payload == [UInt8(999 % 256), UInt8(999 / 256)])
+    }
+
+    @Test func aPongThatAnswersNoPingOfOursIsNotARoundTrip() throws {
+        let harness = try HandlerHarness { $0.firstPingDelay = .seconds(1) }
+        var forged = ByteBuffer()
+        forged.writeInteger(UInt64(1))
+        try harness.send(ClientFrame.make(0xA, Array(forged.readableBytesView)))
+        harness.advance(.seconds(1))
+        let ping = try #require(try harness.written().first)
+        try harness.send(ClientFrame.make(0xA, ping.payload), ClientFrame.make(0xA, ping.payload))
+        #expect(harness.session.log.withLock { $0.roundTrips.count } == 1, "only our ping's pong, once")
+    }
+
+    @Test func aClientCloseWhoseEchoCannotBeWrittenIsDroppedAfterTheCloseTimeout() throws {
+        let harness = try HandlerHarness { $0.closeTimeout = .seconds(5) }
+        harness.channel.isWritable = false
+        try harness.send(ClientFrame.close(1000))
+        #expect(harness.connection.send(OutboundText("after the close")) == .closed)
+        harness.advance(.seconds(5))
+        #expect(!harness.isOpen)
+    }
+
+    @Test func aConnectionGoneBeforeItsSessionWasSetStillReportsItsEnd() throws {
+        let channel = EmbeddedChannel()
+        try channel.connect(to: SocketAddress(ipAddress: "127.0.0.1", port: 4000)).wait()
+        let handler = WebSocketConnectionHandler(
+            configuration: TransportConfiguration(), deflate: nil, traffic: TrafficCounters(), budget: OutboundBudget(capacity: 10))
+        try channel.pipeline.syncOperations.addHandler(handler)
+        channel.close(promise: nil)  // e.g. the greeting's write failed inside accept
+        let session = RecordingSession()
+        handler.session = session
+        channel.embeddedEventLoop.run()
+        #expect(session.closes == [nil])
     }
 
     @Test func nothingReadForTheIdleTimeoutClosesWith4000() throws {

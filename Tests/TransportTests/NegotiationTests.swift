@@ -74,6 +74,8 @@ import Testing
         (head(adding: ("Sec-WebSocket-Key", "dGhlIHNhbXBsZSBub25jZQ==")), .key),  // twice
         (head(dropping: "Sec-WebSocket-Version"), .version),
         (head(replacing: ("Sec-WebSocket-Version", "8")), .version),
+        (head(adding: ("Content-Length", "1")), .body),
+        (head(adding: ("Transfer-Encoding", "chunked")), .body),
     ])
     func aBrokenHandshakeIsRefused(_ head: HTTPRequestHead, _ defect: UpgradeRequest.Defect) {
         #expect(UpgradeRequest.check(head) == .failure(defect))

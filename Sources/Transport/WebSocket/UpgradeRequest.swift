@@ -6,7 +6,7 @@ import NIOHTTP1
 ///
 /// Guarantees: `GET`, HTTP/1.1, a `Host`, `Upgrade: websocket`, `Connection` naming
 /// `upgrade`, exactly one `Sec-WebSocket-Key` that is the base64 of 16 bytes, and exactly
-/// one `Sec-WebSocket-Version` of 13. A wrong or missing version is answered 426 with the
+/// one `Sec-WebSocket-Version` of 13, and no body. A wrong or missing version is answered 426 with the
 /// version this server speaks (§4.4); anything else wrong is 400.
 enum UpgradeRequest {
     enum Defect: String, Error, Sendable, Equatable, CaseIterable {
@@ -17,6 +17,9 @@ enum UpgradeRequest {
         case connectionHeader = "connection_header"
         case key
         case version
+        /// A body (`Content-Length` other than 0, or `Transfer-Encoding`): an opening handshake
+        /// has none, and waiting for one would hold the connection's slot.
+        case body
 
         /// 426 for the WebSocket version, 400 for the rest.
         var status: HTTPResponseStatus { self == .version ? .upgradeRequired : .badRequest }
@@ -33,6 +36,7 @@ enum UpgradeRequest {
         guard keys.count == 1, let key = keys.first, isValidKey(key) else { return .failure(.key) }
         let versions = head.headers["Sec-WebSocket-Version"]
         guard versions.count == 1, versions.first == "13" else { return .failure(.version) }
+        guard head.headers["Transfer-Encoding"].isEmpty, head.headers["Content-Length"].allSatisfy({ $0 == "0" }) else { return .failure(.body) }
         return .success(key)
     }
 

@@ -63,7 +63,12 @@ final class WebSocketConnectionHandler: ChannelInboundHandler {
     private let deflate: DeflateParameters?
     private let traffic: TrafficCounters
     let budget: OutboundBudget
-    var session: (any ConnectionSession)?
+    /// The application's side; set once, right after the handler is added. Should the
+    /// connection already be gone by then, the session still hears of it.
+    var session: (any ConnectionSession)? {
+        didSet { if inactive { reportClosed() } }
+    }
+    private var inactive = false
 
     private var context: ChannelHandlerContext?
     private var phase = Phase.open
@@ -83,6 +88,10 @@ final class WebSocketConnectionHandler: ChannelInboundHandler {
 
     // Outbound
     private var backlog = Deque<Outbound>()
+    /// The answer to the latest ping, when it could not be written at once (at most one).
+    private var waitingPong: ByteBuffer?
+    /// The payload of our latest ping: only its pong is a round trip (a client cannot make up RTTs).
+    private var outstandingPing: UInt64?
     private var needsFlush = false
     /// Waiting for another connection's read to complete (``ReadScope``).
     private var deferredFlush = false
@@ -121,17 +130,22 @@ final class WebSocketConnectionHandler: ChannelInboundHandler {
         if ReadScope.current.reader === self { ReadScope.current.finish() }
         stopTimers()
         dropBacklog()
+        waitingPong = nil
         budget.release(budget.takePosted().count)
         _ = budget.stopAccepting()
-        if !reported, let session {
-            reported = true
-            self.session = nil
-            // Never from inside the call that noticed the end: a write that fails under the
-            // application's lock must not call back into it.
-            let code = sentCode
-            context.eventLoop.assumeIsolated().execute { session.closed(code: code) }
-        }
+        inactive = true
+        reportClosed()
         context.fireChannelInactive()
+    }
+
+    /// Tells the session the connection is gone, once, and never from inside the call that
+    /// noticed the end (a write that fails under the application's lock must not call back into it).
+    private func reportClosed() {
+        guard !reported, let session, let loop = context?.eventLoop else { return }
+        reported = true
+        self.session = nil
+        let code = sentCode
+        loop.assumeIsolated().execute { session.closed(code: code) }
     }
 
     func channelRead(context: ChannelHandlerContext, data: NIOAny) {
@@ -250,18 +264,22 @@ final class WebSocketConnectionHandler: ChannelInboundHandler {
             control?.writeBuffer(&piece)
             return nil
         }
-        guard var message else { return .protocolError }
+        // Taken out while it grows, so its buffer is never shared (a shared one would be copied
+        // whole for every piece: quadratic in a message of many small fragments).
+        guard var message = self.message.take() else { return .protocolError }
         if message.opcode == FrameWriter.text && !message.compressed {
             let valid = piece.withUnsafeReadableBytes { message.utf8.feed($0) }
             guard valid else { return .invalidPayload }
         }
         if phase == .open {
             if message.parts == nil {
-                message.parts = piece
-            } else {
-                var piece = piece
-                message.parts!.writeBuffer(&piece)
+                // A buffer of its own (not a slice of the read buffer), sized for this frame.
+                let limit = configuration.maxMessageSize + (message.compressed ? 1024 : 0)
+                message.parts = ByteBuffer()
+                message.parts!.reserveCapacity(min(Int(header.length), limit))
             }
+            var piece = piece
+            message.parts!.writeBuffer(&piece)
         }
         self.message = message
         return nil
@@ -307,10 +325,19 @@ final class WebSocketConnectionHandler: ChannelInboundHandler {
     private func handleControl(opcode: UInt8, payload: ByteBuffer) -> TransportCloseCause? {
         switch opcode {
         case FrameWriter.ping:
-            if phase == .open { push(.control(FrameWriter.frame(opcode: FrameWriter.pong, payload: payload))) }
+            guard phase == .open, let context else { break }
+            let pong = FrameWriter.frame(opcode: FrameWriter.pong, payload: payload)
+            if backlog.isEmpty && context.channel.isWritable {
+                write(.control(pong), context: context)
+            } else {
+                // Only the latest ping needs an answer (RFC 6455 §5.5.3): a client that pings
+                // without reading can never queue more than one pong.
+                waitingPong = pong
+            }
         case FrameWriter.pong:
             var payload = payload
-            if payload.readableBytes == 8, let sent = payload.readInteger(as: UInt64.self) {
+            if payload.readableBytes == 8, let sent = payload.readInteger(as: UInt64.self), sent == outstandingPing {
+                outstandingPing = nil
                 let now = (context?.eventLoop.now ?? .now()).uptimeNanoseconds
                 if now >= sent, now - sent < 3_600_000_000_000 { session?.measured(roundTrip: .nanoseconds(Int64(now - sent))) }
             }
@@ -334,7 +361,9 @@ final class WebSocketConnectionHandler: ChannelInboundHandler {
         switch phase {
         case .open:
             phase = .peerClosed
+            _ = budget.stopAccepting()
             stopTimers()
+            armCloseDeadline()  // the echo may never get out (a client with a zero window)
             dropBacklog()  // the client is leaving: what it has not been sent is moot
             budget.release(budget.takePosted().count)
             let echo = FrameWriter.close(code: code ?? 1000, reason: "")
@@ -463,6 +492,10 @@ final class WebSocketConnectionHandler: ChannelInboundHandler {
 
     private func drainBacklog() {
         guard let context else { return }
+        if let pong = waitingPong, context.channel.isWritable {
+            waitingPong = nil
+            write(.control(pong), context: context)
+        }
         while context.channel.isWritable, let item = backlog.popFirst() {
             write(item, context: context)
         }
@@ -514,8 +547,12 @@ final class WebSocketConnectionHandler: ChannelInboundHandler {
         }
         if now >= nextPing {
             nextPing = now + TimeAmount(configuration.pingInterval)
-            push(.control(FrameWriter.frame(opcode: FrameWriter.ping, payload: ByteBuffer(integer: now.uptimeNanoseconds))))
-            flushIfNeeded()
+            // A client that has not taken what waits has no use for a ping (and must not grow the backlog).
+            if backlog.isEmpty && context.channel.isWritable {
+                outstandingPing = now.uptimeNanoseconds
+                push(.control(FrameWriter.frame(opcode: FrameWriter.ping, payload: ByteBuffer(integer: now.uptimeNanoseconds))))
+                flushIfNeeded()
+            }
         }
         scheduleHeartbeat()
     }

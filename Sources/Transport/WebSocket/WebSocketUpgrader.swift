@@ -50,7 +50,9 @@ struct WebSocketUpgrader: NIOTypedHTTPServerProtocolUpgrader {
     }
 }
 
-/// Answers a refused upgrade with its status once the request has been read, then closes.
+/// Answers a refused upgrade with its status as soon as its head is replayed here, then
+/// closes: it never waits for a body (a request that declares one and sends nothing must not
+/// hold the connection).
 final class RefusalResponder: ChannelInboundHandler, RemovableChannelHandler {
     typealias InboundIn = HTTPServerRequestPart
     typealias OutboundOut = HTTPServerResponsePart
@@ -65,7 +67,7 @@ final class RefusalResponder: ChannelInboundHandler, RemovableChannelHandler {
     }
 
     func channelRead(context: ChannelHandlerContext, data: NIOAny) {
-        guard case .end = unwrapInboundIn(data), !answered else { return }
+        guard !answered else { return }
         answered = true
         let body = #"{"error":"\#(status.reasonPhrase)"}"#
         var headers = self.headers
