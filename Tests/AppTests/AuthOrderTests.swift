@@ -6,13 +6,20 @@ import Testing
 /// A token is verified off the event loop; what the client sends meanwhile waits its turn
 /// (ClientHandle's inbox), so the core sees every message in the order it was sent.
 @Suite struct AuthOrderTests {
-    @Test func messagesSentRightBehindAnAuthAreHandledAfterIt() async throws {
+    /// A JWT-mode server and one upgraded raw socket to it.
+    func withSocket(rateLimit: Int, _ body: @Sendable (RawSocket) async throws -> Void) async throws {
         try await withLiveServer({ settings in
             settings.jwt = JWTSettings(secret: Secret(TestTokens.secret))
-            settings.rules.rateLimitPerSecond = 1000
+            settings.rules.rateLimitPerSecond = rateLimit
         }) { port, _, _ in
             let socket = try RawSocket(port: port)
             _ = try await offPool { try socket.upgrade() }
+            try await body(socket)
+        }
+    }
+
+    @Test func messagesSentRightBehindAnAuthAreHandledAfterIt() async throws {
+        try await withSocket(rateLimit: 1000) { socket in
             // One write: the auth, then requests that need it, before any verdict can exist.
             let auth = #"{"type":"auth","payload":{"token":"\#(TestTokens.token())"},"ts":1}"#
             try socket.sendTexts([auth] + Array(repeating: #"{"type":"list_rooms","ts":2}"#, count: 5))
@@ -27,12 +34,7 @@ import Testing
     }
 
     @Test func aClientFloodingWhileItsTokenIsCheckedIsClosedAsRateLimited() async throws {
-        try await withLiveServer({ settings in
-            settings.jwt = JWTSettings(secret: Secret(TestTokens.secret))
-            settings.rules.rateLimitPerSecond = 100_000
-        }) { port, _, _ in
-            let socket = try RawSocket(port: port)
-            _ = try await offPool { try socket.upgrade() }
+        try await withSocket(rateLimit: 100_000) { socket in
             // More than the inbox holds, in one write right behind the auth: all read before
             // the verdict can come back to the event loop.
             let auth = #"{"type":"auth","payload":{"token":"\#(TestTokens.token())"},"ts":1}"#

@@ -61,10 +61,11 @@ struct FrameReader: Sendable {
             guard buffer.readableBytes > 0 else { return nil }
             let count = Int(min(remaining, UInt64(buffer.readableBytes)))
             if let mask {
-                buffer.withUnsafeMutableReadableBytes { bytes in
-                    let key = [mask.0, mask.1, mask.2, mask.3]
-                    for index in 0..<count {
-                        bytes[index] ^= key[(offset + index) & 3]
+                withUnsafeBytes(of: mask) { key in
+                    buffer.withUnsafeMutableReadableBytes { bytes in
+                        for index in 0..<count {
+                            bytes[index] ^= key[(offset + index) & 3]
+                        }
                     }
                 }
             }
