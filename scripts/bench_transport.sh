@@ -20,8 +20,10 @@ RESULTS=${RESULTS:-bench/results/transport}
 PORT=${PORT:-39200}
 PARTY_RUNS=${PARTY_RUNS:-3}
 ONLY=${ONLY:-"idle deflate big storm ratio party"}
+QUIET_WAIT=${QUIET_WAIT:-180}  # longest wait (s) for a quiet machine before each run; 0 = don't wait
 mkdir -p "$RESULTS"
 LOGS=$(mktemp -d)
+source scripts/lib/quiet.sh
 
 PIDS=()
 cleanup() { for pid in "${PIDS[@]:-}"; do [[ -n "$pid" ]] && kill "$pid" 2>/dev/null || true; done; }
@@ -43,12 +45,13 @@ start_server() {
 }
 stop_server() { kill "$SERVER_PID" 2>/dev/null || true; wait "$SERVER_PID" 2>/dev/null || true; }
 
-# run LABEL NAME owp-bench-arguments…: one fresh server, one run; its /metrics at the end is kept.
+# run LABEL NAME owp-bench-arguments…: one fresh server, once the machine is quiet, one run; its
+# /metrics at the end is kept.
 run() {
   local label=$1 name=$2; shift 2
   local bin; bin=$([[ $label == before ]] && echo "$OLD" || echo "$NEW")
   start_server "$bin"
-  sleep 1
+  wait_quiet "$QUIET_WAIT" bench_transport
   echo "== $label $name: $*" >&2
   "$BENCH" "$@" --url "ws://127.0.0.1:$PORT/ws" --label "$label $name" --json "$RESULTS/$label-$name.json" \
     --markdown "$RESULTS/$label-$name.md" --progress 0 --allow-errors >/dev/null || echo "$label $name failed" >&2

@@ -141,25 +141,7 @@ proc_alive() {
   [[ ${rest%% *} != Z ]]
 }
 
-# A shared machine skews everything: before each run wait (up to QUIET_WAIT s) until the CPUs
-# are at least 90 % idle over 2 s.
-cpu_busy() {
-  local a b c d e f g h t1 i1 t2 i2
-  read -r _ a b c d e f g h _ </proc/stat; t1=$((a + b + c + d + e + f + g + h)); i1=$((d + e))
-  sleep 2
-  read -r _ a b c d e f g h _ </proc/stat; t2=$((a + b + c + d + e + f + g + h)); i2=$((d + e))
-  echo $((100 * ((t2 - t1) - (i2 - i1)) / (t2 - t1)))
-}
-wait_quiet() {
-  ((QUIET_WAIT > 0)) || return 0
-  local busy waited=0
-  while ((waited < QUIET_WAIT)); do
-    busy=$(cpu_busy); waited=$((waited + 2))
-    ((busy <= 10)) && return 0
-    echo "peer_bench: waiting for a quiet machine (CPU busy $busy %)" >&2
-  done
-  echo "peer_bench: the machine is still busy; running anyway (see load_average_at_start)" >&2
-}
+source scripts/lib/quiet.sh
 
 # --- which servers ---------------------------------------------------------------------------
 RUN_SERVERS=()
@@ -214,7 +196,7 @@ for offered in $RATES; do
     log="$SCRATCH/logs/$name-$offered.log"
     rm -f "$out"
     start_server "$name" "$port" "$log"
-    wait_quiet
+    wait_quiet "$QUIET_WAIT" peer_bench
     echo "== $name: $rooms rooms x $MEMBERS ($((rooms * PER_ROOM)) deliveries/s offered), $TARGET dialect, $URL" >&2
     t0=$(date +%s.%N); c0=$(cpu_ticks "$SERVER_PID")
     status=0

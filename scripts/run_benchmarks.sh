@@ -47,24 +47,7 @@ start_server() {
   echo "server on $port did not start" >&2
   exit 1
 }
-# The machine may be shared (builds, other tests): before each run wait, up to 3 minutes, until
-# the CPUs are at least 90 % idle over 2 s; the reports also record /proc/loadavg.
-cpu_busy() {
-  local a b c d e f g h t1 i1 t2 i2
-  read -r _ a b c d e f g h _ </proc/stat; t1=$((a + b + c + d + e + f + g + h)); i1=$((d + e))
-  sleep 2
-  read -r _ a b c d e f g h _ </proc/stat; t2=$((a + b + c + d + e + f + g + h)); i2=$((d + e))
-  echo $((100 * ((t2 - t1) - (i2 - i1)) / (t2 - t1)))
-}
-wait_quiet() {
-  local busy
-  for _ in $(seq 90); do
-    busy=$(cpu_busy)
-    [[ $busy -le 10 ]] && return 0
-    echo "waiting for a quiet machine (CPU busy $busy %)" >&2
-  done
-  echo "the machine is still busy; running anyway" >&2
-}
+source scripts/lib/quiet.sh
 stop_server() { kill "$1" 2>/dev/null || true; wait "$1" 2>/dev/null || true; }
 
 {
@@ -79,23 +62,23 @@ for scenario in $ONLY; do
   case $scenario in
   connections)
     start_server "$PORT"
-    wait_quiet
+    wait_quiet 180 run_benchmarks
     "$BIN/owp-bench" connections --url "ws://127.0.0.1:$PORT/ws" --count 10000 --room-size 10 --ramp 500 --concurrency 64 --hold 20 \
       --label "10000 connections in 1000 rooms" --json "$RESULTS/connections-10000.json" --markdown "$RESULTS/connections-10000.md" --progress 5 --allow-errors || echo "connections failed" >&2
     stop_server "$SERVER_PID"
     start_server "$PORT"
-    wait_quiet
+    wait_quiet 180 run_benchmarks
     "$BIN/owp-bench" connections --url "ws://127.0.0.1:$PORT/ws" --count 10000 --room-size 0 --ramp 1000 --hold 10 \
       --label "10000 connections in the lobby" --json "$RESULTS/connections-10000-lobby.json" --markdown "$RESULTS/connections-10000-lobby.md" --progress 5 --allow-errors || echo "connections (lobby) failed" >&2
     stop_server "$SERVER_PID"
     start_server "$PORT"
-    wait_quiet
+    wait_quiet 180 run_benchmarks
     "$BIN/owp-bench" connections --url "ws://127.0.0.1:$PORT/ws" --count 5000 --room-size 0 --ramp 20000 --concurrency 256 --hold 3 \
       --label "5000 connections, unthrottled ramp" --json "$RESULTS/connections-5000-maxrate.json" --markdown "$RESULTS/connections-5000-maxrate.md" --progress 5 --allow-errors || echo "connections (max rate) failed" >&2
     stop_server "$SERVER_PID"
     # The same 10 000 with HummingbirdWSClient (it sends an Origin header), to compare the generator's cost.
     start_server "$PORT" --allowed-origins '*'
-    wait_quiet
+    wait_quiet 180 run_benchmarks
     "$BIN/owp-bench" connections --client hummingbird --url "ws://127.0.0.1:$PORT/ws" --count 10000 --room-size 0 --ramp 1000 --hold 10 \
       --label "10000 connections, HummingbirdWSClient" --json "$RESULTS/connections-10000-hbclient.json" --markdown "$RESULTS/connections-10000-hbclient.md" --progress 5 --allow-errors || echo "connections (HummingbirdWSClient) failed" >&2
     stop_server "$SERVER_PID"
@@ -103,7 +86,7 @@ for scenario in $ONLY; do
   party)
     for rooms in $PARTY_SIZES; do
       start_server "$PORT"
-      wait_quiet
+      wait_quiet 180 run_benchmarks
     "$BIN/owp-bench" party --url "ws://127.0.0.1:$PORT/ws" --rooms "$rooms" --members 10 --duration "$PARTY_DURATION" --warmup 5 \
         --ramp 500 --setup-concurrency 16 --label "$rooms rooms x 10" \
         --json "$RESULTS/party-$rooms.json" --markdown "$RESULTS/party-$rooms.md" --progress 10 --allow-errors || echo "party $rooms failed" >&2
@@ -116,7 +99,7 @@ for scenario in $ONLY; do
       main_pid=$SERVER_PID
       start_server "$CEILING_PORT" --fanout-ceiling
       ceiling_pid=$SERVER_PID
-      wait_quiet
+      wait_quiet 180 run_benchmarks
     "$BIN/owp-bench" fanout --url "ws://127.0.0.1:$PORT/ws" --ceiling "ws://127.0.0.1:$CEILING_PORT/ws" --rooms "$rooms" --members 20 \
         --rate 25 --duration 20 --warmup 3 --label "$rooms rooms x 20" \
         --json "$RESULTS/fanout-$rooms.json" --markdown "$RESULTS/fanout-$rooms.md" --progress 5 --allow-errors || echo "fanout $rooms failed" >&2
