@@ -14,7 +14,9 @@ extension MetricLabels {
         barrierCauses: BarrierReleaseCause.allCases.map(\.rawValue),
         statuses: ParticipantStatus.allCases.map(\.rawValue),
         refusalReasons: RefusalReason.allCases.map(\.rawValue),
-        closeReasons: CloseReasons.all
+        closeReasons: CloseReasons.all,
+        resumeWays: ResumeWay.allCases.map(\.rawValue),
+        resumeResults: ResumeResult.allCases.map(\.rawValue)
     )
 }
 

@@ -15,10 +15,13 @@ struct RoomView: Encodable, Sendable, Equatable {
         var rttMs: Double?
         /// Worst of the last 8 round trips, ms.
         var rttRecentMaxMs: UInt64?
+        /// Present while the member's connection is gone and it may still resume (PROTOCOL.md §13):
+        /// seconds since it went away.
+        var awaySeconds: Double?
 
         enum CodingKeys: String, CodingKey {
             case clientID = "client_id", userID = "user_id", name, isHost = "is_host", ready, status
-            case rttMs = "rtt_ms", rttRecentMaxMs = "rtt_recent_max_ms"
+            case rttMs = "rtt_ms", rttRecentMaxMs = "rtt_recent_max_ms", awaySeconds = "away_seconds"
         }
     }
 
@@ -58,7 +61,8 @@ struct RoomView: Encodable, Sendable, Equatable {
             return Member(
                 clientID: client, userID: session?.userID ?? "", name: session?.name ?? "", isHost: client == room.hostID,
                 ready: room.ready.contains(client), status: room.statuses[client]?.rawValue,
-                rttMs: session?.smoothedRTT, rttRecentMaxMs: session?.recentMaxRTT)
+                rttMs: session?.smoothedRTT, rttRecentMaxMs: session?.recentMaxRTT,
+                awaySeconds: session?.awaySince.map { Double(now > $0 ? now - $0 : 0) / 1000 })
         }
     }
 }

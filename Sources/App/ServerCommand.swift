@@ -24,6 +24,7 @@ struct ServerCommand: AsyncParsableCommand {
 
     @OptionGroup(title: "Server") var server: ServerOptions
     @OptionGroup(title: "Sync rules") var sync: SyncOptions
+    @OptionGroup(title: "Sessions (PROTOCOL.md §13)") var sessions: SessionOptions
     @OptionGroup(title: "Transport and limits") var transport: TransportOptions
     @OptionGroup(title: "Authentication (JWT mode: set JWT_SECRET)") var auth: AuthOptions
     @OptionGroup(title: "Admin API (off unless ADMIN_PORT is set)") var admin: AdminOptions
@@ -87,6 +88,9 @@ struct ServerCommand: AsyncParsableCommand {
         let mode = try env.value(sync.playScheduleMode, "PLAY_SCHEDULE_MODE", default: rules.playScheduleMode.rawValue) { PlayScheduleMode(rawValue: $0) != nil }
         rules.playScheduleMode = PlayScheduleMode(rawValue: mode) ?? .fixed
         rules.guestPlaybackControl = try env.flag(sync.guestPlaybackControl, "GUEST_PLAYBACK_CONTROL", default: rules.guestPlaybackControl)
+        rules.resumeGraceMs = UInt64(
+            try env.value(sessions.resumeGraceSeconds, "RESUME_GRACE_SECONDS", default: Int(rules.resumeGraceMs / 1000)) { (0...86_400).contains($0) }) * 1000
+        rules.resumeByUserID = try env.flag(sessions.resumeByUserId, "RESUME_BY_USER_ID", default: rules.resumeByUserID)
         settings.rules = rules
 
         var transportSettings = settings.transport

@@ -32,6 +32,13 @@ struct SyncOptions: ParsableArguments {
     @Option(help: "Guests may play/pause: true|false [GUEST_PLAYBACK_CONTROL] (default \(defaults.rules.guestPlaybackControl))") var guestPlaybackControl: String?
 }
 
+struct SessionOptions: ParsableArguments {
+    @Option(help: "Seconds a member whose connection dropped keeps its seat, resumable; 0 = leave at once [RESUME_GRACE_SECONDS] (default \(defaults.rules.resumeGraceMs / 1000))")
+    var resumeGraceSeconds: Int?
+    @Option(help: "Open mode: an auth naming a user_id resumes that user's away seat: true|false [RESUME_BY_USER_ID] (default \(defaults.rules.resumeByUserID))")
+    var resumeByUserId: String?
+}
+
 struct TransportOptions: ParsableArguments {
     @Option(help: "Largest inbound message, bytes [MAX_MESSAGE_SIZE] (default \(defaults.transport.maxMessageSize))") var maxMessageSize: Int?
     @Option(help: "Outbound queue per connection, messages [OUTBOUND_QUEUE_SIZE] (default \(defaults.transport.outboundQueueCapacity))") var outboundQueueSize: Int?

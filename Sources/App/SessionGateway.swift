@@ -10,6 +10,11 @@ import WatchPartyCore
 
 /// Connects the transport to the pure core: the one place where the ``Party`` state lives.
 ///
+/// The core addresses sessions (PROTOCOL.md §13); the gateway keeps which connection carries
+/// each one now (``Carrier``). A resume moves a session to another connection (a
+/// ``Handover``): the connection greeted with a fresh id carries the old session from then
+/// on, and a connection that was taken over is closed with 4001 and heard no more.
+///
 /// Every input (connect, message, disconnect, timer) takes the lock, reads the clock, runs the
 /// core and *posts* the resulting messages, not yet encoded, to the recipients' connections
 /// before the lock is released, so every client sees messages in exactly the order the core
@@ -19,9 +24,16 @@ import WatchPartyCore
 /// timers are event-loop callbacks that run an input. Everything the core reports becomes
 /// metrics and log lines here; lines whose rate a client controls go through a ``LogThrottle``.
 final class SessionGateway: ConnectionAcceptor {
+    /// The connection carrying a session, and the handle that feeds its input to the core.
+    private struct Carrier {
+        let connection: Connection
+        let handle: ClientHandle
+    }
+
     private struct State {
         var party: Party
-        var connections: [ClientID: Connection] = [:]
+        /// Attached sessions only: an away session has none.
+        var carriers: [ClientID: Carrier] = [:]
         /// The last time handed to the core; time never runs backwards for it.
         var lastNow: ServerTime = 0
         /// Deepest outbound queue of any connection that closed since the previous scrape.
@@ -63,11 +75,12 @@ final class SessionGateway: ConnectionAcceptor {
         let id = UUID().uuidString.lowercased()
         metrics.connectionOpened()
         logger.info("Connection opened", metadata: ["client_id": .string(id), "remote": .string(connection.remoteAddress ?? "?")])
+        let handle = ClientHandle(id: id, gateway: self, connection: connection)
         apply { state, now in
-            state.connections[id] = connection
+            state.carriers[id] = Carrier(connection: connection, handle: handle)
             return state.party.connect(id, now: now)
         }
-        return ClientHandle(id: id, gateway: self, connection: connection)
+        return handle
     }
 
     func refused(reason: RefusalReason, client: String, origin: String?) {
@@ -152,19 +165,23 @@ final class SessionGateway: ConnectionAcceptor {
         metrics.messageHandled(type: "binary", seconds: Self.seconds(since: readAt))
     }
 
-    func disconnected(_ client: ClientID, code: UInt16?) {
+    /// `handle`'s connection ended. `seat`: the session it carried, `nil` if that session was
+    /// taken over by another connection (it lives on there; nothing reaches the core).
+    func disconnected(_ handle: ClientHandle, seat: ClientID?, code: UInt16?) {
         metrics.connectionClosed(code: code)
         let reason = CloseReasons.reason(for: code)
         logger.info("Connection closed", metadata: [
-            "client_id": .string(client), "code": code.map { .stringConvertible($0) } ?? .string("client"), "reason": .string(reason),
+            "client_id": .string(seat ?? handle.greetedAs), "code": code.map { .stringConvertible($0) } ?? .string("client"), "reason": .string(reason),
         ])
+        guard let seat else { return }
         apply { state, now in
-            if let connection = state.connections.removeValue(forKey: client) {
-                state.closedQueuePeak = max(state.closedQueuePeak, connection.takeQueuePeak())
-            }
-            return state.party.disconnect(client, now: now)
+            // Only the connection that still carries the seat ends it (a handover may have moved it since).
+            guard let carrier = state.carriers[seat], carrier.handle === handle else { return Outcome() }
+            state.carriers[seat] = nil
+            state.closedQueuePeak = max(state.closedQueuePeak, carrier.connection.takeQueuePeak())
+            return state.party.disconnect(seat, now: now)
         }
-        cancelTimers(of: client)
+        cancelTimers(of: seat)
     }
 
     /// A ping's round trip to `client`: exported, and kept for the core (adaptive scheduling).
@@ -174,6 +191,11 @@ final class SessionGateway: ConnectionAcceptor {
         metrics.roundTrip(seconds: rtt.seconds)
         let milliseconds = UInt64(max(0, (rtt.seconds * 1000).rounded()))
         roundTrips.withLock { $0.add(milliseconds, for: client) }
+    }
+
+    /// The probe of `probe.session`'s connection ended (on the claimant's event loop).
+    private func settle(_ probe: ProbeRequest, answered: Bool) {
+        apply { state, now in state.party.settleProbe(of: probe.session, for: probe.claimant, answered: answered, now: now) }
     }
 
     func fire(_ timer: TimerRequest) {
@@ -202,10 +224,10 @@ final class SessionGateway: ConnectionAcceptor {
     @discardableResult
     func closeAllConnections(_ cause: CloseCause) -> Int {
         state.withLock { state in
-            for connection in state.connections.values {
-                connection.close(code: cause.code, reason: cause.text)
+            for carrier in state.carriers.values {
+                carrier.connection.close(code: cause.code, reason: cause.text)
             }
-            return state.connections.count
+            return state.carriers.count
         }
     }
 
@@ -213,10 +235,10 @@ final class SessionGateway: ConnectionAcceptor {
     @discardableResult
     func terminateAllConnections() -> Int {
         state.withLock { state in
-            for connection in state.connections.values {
-                connection.terminate()
+            for carrier in state.carriers.values {
+                carrier.connection.terminate()
             }
-            return state.connections.count
+            return state.carriers.count
         }
     }
 
@@ -234,13 +256,14 @@ final class SessionGateway: ConnectionAcceptor {
         return found
     }
 
-    /// Closes `client`'s connection with 4007 (the usual departure rules follow); false if there is none.
+    /// Closes `client`'s connection with 4007 and it departs at once, no grace (an away
+    /// session departs now); false if there is no such session.
     func disconnectByOperator(_ client: ClientID) -> Bool {
-        let cause = CloseCause.disconnectedByOperator
-        let found = state.withLock { state -> Bool in
-            guard let connection = state.connections[client] else { return false }
-            connection.close(code: cause.code, reason: cause.text)
-            return true
+        var found = false
+        apply { state, now in
+            guard let outcome = state.party.disconnectByOperator(client, now: now) else { return Outcome() }
+            found = true
+            return outcome
         }
         if found { logger.notice("Client disconnected by operator", metadata: ["client_id": .string(client)]) }
         return found
@@ -259,7 +282,9 @@ final class SessionGateway: ConnectionAcceptor {
     // MARK: Inspection (metrics, health, tests)
 
     var roomCount: Int { state.withLock { $0.party.rooms.count } }
-    var connectionCount: Int { state.withLock { $0.connections.count } }
+    var connectionCount: Int { state.withLock { $0.carriers.count } }
+    /// Sessions away from a connection, resumable (PROTOCOL.md §13).
+    var awayCount: Int { state.withLock { $0.party.sessions.values.count { !$0.isAttached } } }
 
     func metricsSnapshot(traffic: TrafficCounters? = nil, budget: TCPConnectionBudget? = nil) -> MetricsRegistry.Snapshot {
         state.withLock { state in
@@ -269,11 +294,11 @@ final class SessionGateway: ConnectionAcceptor {
                     statuses[room.statuses[member]?.rawValue ?? MetricLabels.noStatus, default: 0] += 1
                 }
             }
-            let openPeak = state.connections.values.map { $0.takeQueuePeak() }.max() ?? 0
+            let openPeak = state.carriers.values.map { $0.connection.takeQueuePeak() }.max() ?? 0
             defer { state.closedQueuePeak = 0 }
             return MetricsRegistry.Snapshot(
                 roomsActive: state.party.rooms.count,
-                authenticatedConnections: state.party.sessions.values.filter(\.authenticated).count,
+                authenticatedConnections: state.party.sessions.values.count { $0.authenticated && $0.isAttached },
                 participantsByStatus: statuses,
                 roomSizes: state.party.rooms.values.map(\.members.count),
                 queuePeakDepth: max(openPeak, state.closedQueuePeak),
@@ -283,7 +308,8 @@ final class SessionGateway: ConnectionAcceptor {
                 tcpConnectionLimit: budget?.limit ?? 0,
                 tcpAcceptPauses: budget?.pauses ?? 0,
                 requestHeadTimeouts: budget?.headerTimeoutCount ?? 0,
-                requestBodiesTooLarge: budget?.bodyTooLargeCount ?? 0
+                requestBodiesTooLarge: budget?.bodyTooLargeCount ?? 0,
+                sessionsAway: state.party.sessions.values.count { !$0.isAttached }
             )
         }
     }
@@ -303,6 +329,8 @@ final class SessionGateway: ConnectionAcceptor {
         var messages: [(type: String, text: OutboundText, recipients: Int)] = []
         var connections: [ObjectIdentifier: Connection] = [:]
         var overflowed: [ClientID] = []
+        /// Probes to send: the suspect's connection (if it still has one) and the claimant's.
+        var probes: [(probe: ProbeRequest, suspect: Connection?, claimant: Connection?)] = []
     }
 
     private func apply(_ body: (inout State, ServerTime) -> Outcome) {
@@ -315,12 +343,15 @@ final class SessionGateway: ConnectionAcceptor {
             state.lastNow = now
             let outcome = body(&state, now)
             var posted = Posted()
+            for handover in outcome.handovers {
+                Self.apply(handover, to: &state)
+            }
             for delivery in outcome.deliveries {
                 let message = delivery.message
                 let text = OutboundText { message.encodedJSON() }
                 var count = 0
                 for recipient in delivery.recipients {
-                    guard let connection = state.connections[recipient] else { continue }
+                    guard let connection = state.carriers[recipient]?.connection else { continue }  // away: nothing is queued
                     switch connection.post(text) {
                     case .queued:
                         count += 1
@@ -334,7 +365,10 @@ final class SessionGateway: ConnectionAcceptor {
                 posted.messages.append((message.type, text, count))
             }
             for close in outcome.closes {
-                state.connections[close.client]?.close(code: close.code, reason: close.reason)
+                state.carriers[close.client]?.connection.close(code: close.code, reason: close.reason)
+            }
+            for probe in outcome.probes {
+                posted.probes.append((probe, state.carriers[probe.session]?.connection, state.carriers[probe.claimant]?.connection))
             }
             return (outcome, posted)
         }
@@ -351,12 +385,48 @@ final class SessionGateway: ConnectionAcceptor {
                 logError(code, delivery.message)
             }
         }
+        for handover in outcome.handovers {
+            // The greeting id's timers are the new connection's no more; the session's grace is over.
+            cancelTimers(of: handover.carrier)
+            cancelTimer(.resumeGrace(session: handover.session, awaySince: 0))
+        }
         for timer in outcome.timers {
             schedule(timer)
+        }
+        for (probe, suspect, claimant) in posted.probes {
+            sendProbe(probe, suspect: suspect, claimant: claimant)
         }
         for event in outcome.events {
             record(event)
         }
+    }
+
+    /// Moves a session to the connection greeted as `handover.carrier`; the connection that
+    /// still carried it, if any, is closed with 4001 and its handle hears nothing more.
+    private static func apply(_ handover: Handover, to state: inout State) {
+        if let old = state.carriers[handover.session] {
+            old.handle.detach()
+            let cause = CloseCause.sessionTakenOver
+            old.connection.close(code: cause.code, reason: cause.text)
+            state.closedQueuePeak = max(state.closedQueuePeak, old.connection.takeQueuePeak())
+        }
+        guard let carrier = state.carriers.removeValue(forKey: handover.carrier) else {
+            state.carriers[handover.session] = nil
+            return
+        }
+        carrier.handle.rebind(to: handover.session)
+        state.carriers[handover.session] = carrier
+    }
+
+    /// Pings the suspect connection and settles the probe on the claimant's event loop, where
+    /// the claimant's own input runs (so its handle changes seat between two of its messages).
+    private func sendProbe(_ probe: ProbeRequest, suspect: Connection?, claimant: Connection?) {
+        guard let claimant else { return }  // the claimant is gone: nothing to settle
+        let settle: @Sendable (Bool) -> Void = { [weak self] answered in
+            claimant.onEventLoop { [weak self] in self?.settle(probe, answered: answered) }
+        }
+        guard let suspect else { return settle(false) }
+        suspect.probe(within: .milliseconds(Int64(probe.withinMs)), answered: settle)
     }
 
     private func schedule(_ timer: TimerRequest) {
@@ -383,8 +453,11 @@ final class SessionGateway: ConnectionAcceptor {
     /// The key a timer is kept under: a session's expiry is one slot whatever its `expiresAt`
     /// (the core ignores all but the newest anyway).
     private static func slot(of key: TimerKey) -> TimerKey {
-        if case .sessionExpiry(let client, _) = key { return .sessionExpiry(client: client, expiresAt: 0) }
-        return key
+        switch key {
+        case .sessionExpiry(let client, _): .sessionExpiry(client: client, expiresAt: 0)
+        case .resumeGrace(let session, _): .resumeGrace(session: session, awaySince: 0)
+        default: key
+        }
     }
 
     /// Cancels the timers that only concern `client` (its auth deadline, its token's expiry).
@@ -440,6 +513,18 @@ final class SessionGateway: ConnectionAcceptor {
             metrics.playScheduled(leadSeconds: Double(lead) / 1000)
         case .participantStatus:
             break  // statuses are read at scrape time; timer lateness is measured precisely in `fire`
+        case .sessionAway(let client, let room):
+            logger.info("Session away", metadata: ["client_id": .string(client), "room_id": .string(room)])
+        case .resume(let way, let result, let client, let carrier, let room):
+            metrics.sessionResume(way: way.rawValue, result: result.rawValue)
+            var metadata: Logger.Metadata = ["client_id": .string(client), "way": .string(way.rawValue), "result": .string(result.rawValue)]
+            if carrier != client { metadata["connection_client_id"] = .string(carrier) }
+            if let room { metadata["room_id"] = .string(room) }
+            // A client controls how often it tries: throttled like authentication lines.
+            throttled(.authentication, .info, result == .refused ? "Resume refused" : "Session resumed", metadata)
+        case .graceExpired(let client, let room):
+            metrics.sessionGraceExpired()
+            logger.info("Session grace expired", metadata: ["client_id": .string(client), "room_id": .string(room)])
         }
     }
 
@@ -469,24 +554,44 @@ final class SessionGateway: ConnectionAcceptor {
 /// ``heldLimit``; a client that sends more in that time is flooding and is closed with
 /// 4002); once the connection is gone, nothing it sent is handled any more.
 final class ClientHandle: ConnectionSession {
-    let id: ClientID
+    /// The id the connection was greeted with (its session's, until a resume moves it).
+    let greetedAs: ClientID
     let gateway: SessionGateway
     let connection: Connection
 
     private struct Inbox {
+        /// The session this connection carries now; `nil` once another connection took it over.
+        var seat: ClientID?
         var verifying = false
         var held: Deque<(text: String, readAt: UInt64)> = []
         var closed = false
     }
 
     /// Uncontended (only the connection's event loop touches it); a lock so the handle is `Sendable`.
-    private let inbox = Mutex(Inbox())
+    private let inbox: Mutex<Inbox>
     static let heldLimit = 64
 
     init(id: ClientID, gateway: SessionGateway, connection: Connection) {
-        self.id = id
+        self.greetedAs = id
         self.gateway = gateway
         self.connection = connection
+        self.inbox = Mutex(Inbox(seat: id))
+    }
+
+    /// The session this connection carries now (`nil`: taken over elsewhere).
+    var seat: ClientID? { inbox.withLock { $0.seat } }
+
+    /// A resume moved `session` to this connection (called under the gateway's lock).
+    func rebind(to session: ClientID) {
+        inbox.withLock { $0.seat = session }
+    }
+
+    /// Another connection took this one's session over: nothing it sends reaches the core.
+    func detach() {
+        inbox.withLock { inbox in
+            inbox.seat = nil
+            inbox.held.removeAll()
+        }
     }
 
     func received(text: String, readAt: UInt64) {
@@ -505,22 +610,30 @@ final class ClientHandle: ConnectionSession {
         }
     }
 
-    func received(binary: [UInt8], readAt: UInt64) { gateway.receivedBinary(binary.count, from: id, readAt: readAt) }
-
-    func closed(code: UInt16?) {
-        inbox.withLock { inbox in
-            inbox.closed = true
-            inbox.held.removeAll()
-        }
-        gateway.disconnected(id, code: code)
+    func received(binary: [UInt8], readAt: UInt64) {
+        guard let seat else { return }
+        gateway.receivedBinary(binary.count, from: seat, readAt: readAt)
     }
 
-    func measured(roundTrip: Duration) { gateway.recordRoundTrip(id, roundTrip) }
+    func closed(code: UInt16?) {
+        let seat = inbox.withLock { inbox -> ClientID? in
+            inbox.closed = true
+            inbox.held.removeAll()
+            return inbox.seat
+        }
+        gateway.disconnected(self, seat: seat, code: code)
+    }
+
+    func measured(roundTrip: Duration) {
+        guard let seat else { return }
+        gateway.recordRoundTrip(seat, roundTrip)
+    }
 
     /// Hands one message to the gateway; true if it started a verification.
     @discardableResult
     private func take(_ text: String, readAt: UInt64) -> Bool {
-        let intake = gateway.receive(text, from: id, readAt: readAt) { [self] verified in
+        guard let seat else { return false }
+        let intake = gateway.receive(text, from: seat, readAt: readAt) { [self] verified in
             connection.onEventLoop { self.resume(verified) }
         }
         guard intake == .verifying else { return false }
@@ -530,8 +643,8 @@ final class ClientHandle: ConnectionSession {
 
     /// Back on the event loop with a verdict: the auth, then what waited for it, in order.
     private func resume(_ verified: SessionGateway.Verified) {
-        guard !inbox.withLock({ $0.closed }) else { return }
-        gateway.verified(verified, from: id)
+        guard let seat = inbox.withLock({ $0.closed ? nil : $0.seat }) else { return }
+        gateway.verified(verified, from: seat)
         while let next = inbox.withLock({ inbox -> (text: String, readAt: UInt64)? in
             guard let first = inbox.held.popFirst() else {
                 inbox.verifying = false

@@ -21,7 +21,7 @@ struct SessionServer {
     init(settings: ServerSettings, logger: Logger, clock: any ServerClock = WallClock()) {
         self.settings = settings
         self.logger = logger
-        let party = Party(rules: settings.rules, roomIDs: RandomRoomIDs(), authRequired: settings.jwt != nil)
+        let party = Party(rules: settings.rules, roomIDs: RandomRoomIDs(), tokens: SecureResumeTokens(), authRequired: settings.jwt != nil)
         self.gateway = SessionGateway(party: party, clock: clock, metrics: metrics, logger: logger, verifier: settings.jwt.map(JWTVerifier.init))
         var transportConfiguration = settings.transport
         if settings.echoConformance {

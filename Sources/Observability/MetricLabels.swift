@@ -27,11 +27,17 @@ public struct MetricLabels: Sendable {
     public var refusalReasons: [String]
     /// Every way a connection ends; codes are unique, and `code == nil` is the client's own close.
     public var closeReasons: [CloseReason]
+    /// How a session was found for a resume, and what came of it (PROTOCOL.md §13).
+    public var resumeWays: [String]
+    public var resumeResults: [String]
 
     public init(
         clientTypes: [String], serverTypes: [String], errorCodes: [String], roomCloseReasons: [String],
-        stateResults: [String], barrierCauses: [String], statuses: [String], refusalReasons: [String], closeReasons: [CloseReason]
+        stateResults: [String], barrierCauses: [String], statuses: [String], refusalReasons: [String], closeReasons: [CloseReason],
+        resumeWays: [String], resumeResults: [String]
     ) {
+        self.resumeWays = resumeWays
+        self.resumeResults = resumeResults
         self.clientTypes = clientTypes
         self.serverTypes = serverTypes
         self.errorCodes = errorCodes

@@ -41,6 +41,17 @@ extension MetricsRegistry {
         errorsSent[code].increment()
     }
 
+    // MARK: Sessions
+
+    /// A resume attempt (PROTOCOL.md §13): `way` and `result` from the closed sets of ``MetricLabels``.
+    public func sessionResume(way: String, result: String) {
+        sessionResumes["\(way)/\(result)"].increment()
+    }
+
+    public func sessionGraceExpired() {
+        sessionGracesExpired.increment()
+    }
+
     // MARK: Rooms and sync
 
     public func roomCreated() {
@@ -116,12 +127,15 @@ extension MetricsRegistry {
         public var tcpAcceptPauses: Int
         public var requestHeadTimeouts: Int
         public var requestBodiesTooLarge: Int
+        /// Room members away from their connection, resumable.
+        public var sessionsAway: Int
 
         public init(
             roomsActive: Int, authenticatedConnections: Int, participantsByStatus: [String: Int], roomSizes: [Int], queuePeakDepth: Int,
             wireBytesReceived: Int, wireBytesSent: Int, tcpConnections: Int, tcpConnectionLimit: Int, tcpAcceptPauses: Int, requestHeadTimeouts: Int,
-            requestBodiesTooLarge: Int
+            requestBodiesTooLarge: Int, sessionsAway: Int = 0
         ) {
+            self.sessionsAway = sessionsAway
             self.tcpConnections = tcpConnections
             self.tcpConnectionLimit = tcpConnectionLimit
             self.tcpAcceptPauses = tcpAcceptPauses
@@ -141,6 +155,7 @@ extension MetricsRegistry {
     public func exposition(_ snapshot: Snapshot) -> String {
         roomsActive.set(to: Double(snapshot.roomsActive))
         connectionsAuthenticated.set(to: Double(snapshot.authenticatedConnections))
+        sessionsAway.set(to: Double(snapshot.sessionsAway))
         for status in participantStatusLabels {
             participantsByStatus[status].set(to: Double(snapshot.participantsByStatus[status] ?? 0))
         }

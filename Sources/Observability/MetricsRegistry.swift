@@ -24,6 +24,10 @@ public final class MetricsRegistry: Sendable {
     let tcpAcceptPauses: MonotonicCounter
     let requestHeadTimeouts: MonotonicCounter
     let requestBodiesTooLarge: MonotonicCounter
+    // Sessions (PROTOCOL.md §13)
+    let sessionsAway: Gauge
+    let sessionResumes: Labeled<Counter>
+    let sessionGracesExpired: Counter
     // Rooms
     let roomsActive: Gauge
     let roomsCreated: Counter
@@ -103,6 +107,16 @@ public final class MetricsRegistry: Sendable {
             counter("owp_request_head_timeouts_total", "Connections closed because their request head did not arrive in time."))
         requestBodiesTooLarge = MonotonicCounter(
             counter("owp_request_bodies_too_large_total", "HTTP connections closed because a request body passed the bound."))
+
+        sessionsAway = gauge("owp_sessions_away", "Room members whose connection ended and who may still resume (within RESUME_GRACE_SECONDS), read at scrape.")
+        let resumes = MetricNameDescriptor(
+            metricName: "owp_session_resumes_total", unitName: "",
+            helpText: "Resume attempts, by way (token: a resume message; identity: an auth as the same user) and result.")
+        sessionResumes = Labeled(
+            labels.resumeWays.flatMap { way in labels.resumeResults.map { result in ("\(way)/\(result)", [("way", way), ("result", result)]) } },
+            other: ("other", [("way", "other"), ("result", "other")])
+        ) { registry.makeCounter(descriptor: resumes, labels: $0) }
+        sessionGracesExpired = counter("owp_session_graces_expired_total", "Away sessions whose grace ran out without a resume (they then left their room).")
 
         roomsActive = gauge("owp_rooms_active", "Rooms currently open.")
         roomsCreated = counter("owp_rooms_created_total", "Rooms created since start.")

@@ -47,7 +47,7 @@ public struct SyncSimulation {
         var rules = rules
         rules.playScheduleMode = scenario.mode
         rules.rateLimitPerSecond = 1_000
-        party = Party(rules: rules, roomIDs: FixedRoomID())
+        party = Party(rules: rules, roomIDs: FixedRoomID(), tokens: CountingResumeTokens())
     }
 
     // MARK: Clocks and links

@@ -265,6 +265,13 @@ public final class Connection: Sendable {
         later { $0.closeRequested(code: code, reason: reason) }
     }
 
+    /// Probes a connection suspected of being half-open: a WebSocket ping now, and `answered`
+    /// called `within` later (on the connection's event loop) with whether anything arrived
+    /// from the peer since; `false` at once if the connection is no longer open.
+    public func probe(within: TimeAmount, answered: @escaping @Sendable (Bool) -> Void) {
+        onLoop { $0.probe(within: within, answered: answered) }
+    }
+
     /// Runs `body` on the connection's event loop, where its session is called (at once when
     /// already there): work finished elsewhere comes back here to keep the session's order.
     public func onEventLoop(_ body: @escaping @Sendable () -> Void) {

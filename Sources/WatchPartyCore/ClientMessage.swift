@@ -13,6 +13,8 @@ public enum ClientMessageType: String, Sendable, CaseIterable, Hashable {
     case chatMessage = "chat_message"
     case participantStatus = "participant_status"
     case clientLog = "client_log"
+    /// Resume an away (or half-open) session by its token (PROTOCOL.md §13).
+    case resume
 }
 
 /// A decoded client envelope (PROTOCOL.md §2): the type, the addressed room and the payload.

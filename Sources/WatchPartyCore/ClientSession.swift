@@ -1,4 +1,12 @@
-/// What the core knows about one connection.
+/// A member's seat (PROTOCOL.md §13): its client id, identity, room and what its current
+/// connection has told the server.
+///
+/// A session outlives its connection: when the connection ends without a departure, a
+/// session in a room is *away* (``awaySince``) until a new connection resumes it or the grace
+/// runs out. Identity (``id``, ``userID``, ``name``) and the room belong to the seat; the rest
+/// (authentication, rate window, round trips, features) is about the connection carrying it
+/// and comes from the new connection on a resume. Role, readiness and status are kept by the
+/// ``Room``.
 public struct ClientSession: Sendable, Equatable {
     public let id: ClientID
     public var userID: String
@@ -10,6 +18,19 @@ public struct ClientSession: Sendable, Equatable {
     public var expiresAt: ServerTime?
     /// The server asked for this connection to be closed; its further input is ignored.
     public var closing = false
+    /// Set when the connection is closed for a reason that must also end the seat (an
+    /// operator's disconnect): the departure rules run at once, no grace.
+    public var departsOnClose = false
+    /// When the session's connection ended while it was in a room; `nil` while attached.
+    public internal(set) var awaySince: ServerTime?
+    /// The digest of the session's current resume token (the token itself is never kept).
+    public internal(set) var resumeDigest: ResumeDigest?
+    /// Open mode: the client named its own `user_id` (what `RESUME_BY_USER_ID` goes by).
+    public internal(set) var claimedUserID = false
+    /// The session whose connection is being probed for this one (PROTOCOL.md §13).
+    public internal(set) var probing: ClientID?
+    /// True while a connection carries the session.
+    public var isAttached: Bool { awaySince == nil }
     /// Round trips measured by the server's WebSocket pings, newest last (at most 8).
     public internal(set) var recentRTTs: [UInt64] = []
     /// Exponentially smoothed round trip (α = 1/8), in milliseconds.

@@ -18,6 +18,8 @@ public enum CloseCause: String, Sendable, Hashable, CaseIterable {
     case protocolVersionUnsupported = "protocol_version"
     /// An operator disconnected the client through the admin API.
     case disconnectedByOperator = "operator"
+    /// A new connection resumed this connection's session (PROTOCOL.md §13).
+    case sessionTakenOver = "session_taken_over"
 
     public var code: UInt16 {
         switch self {
@@ -27,6 +29,7 @@ public enum CloseCause: String, Sendable, Hashable, CaseIterable {
         case .authenticationExpired: 4005
         case .protocolVersionUnsupported: 4006
         case .disconnectedByOperator: 4007
+        case .sessionTakenOver: 4001
         }
     }
 
@@ -39,6 +42,7 @@ public enum CloseCause: String, Sendable, Hashable, CaseIterable {
         case .authenticationExpired: ErrorCode.authenticationExpired.message
         case .protocolVersionUnsupported: ErrorCode.protocolVersionUnsupported.message
         case .disconnectedByOperator: "Disconnected by operator"
+        case .sessionTakenOver: "Session resumed elsewhere"
         }
     }
 

@@ -37,6 +37,25 @@ public enum BarrierReleaseCause: String, Sendable, Hashable, CaseIterable {
     case timeout
 }
 
+/// How a new connection found the session it resumes (PROTOCOL.md §13).
+public enum ResumeWay: String, Sendable, Hashable, CaseIterable {
+    /// A `resume` message with the session's token.
+    case token
+    /// An `auth` as the same verified user (JWT `sub`; open mode with `RESUME_BY_USER_ID`).
+    case identity
+}
+
+/// What came of a resume attempt.
+public enum ResumeResult: String, Sendable, Hashable, CaseIterable {
+    /// An away session is back.
+    case resumed
+    /// The session was still attached (a half-open connection): that connection was closed with 4001.
+    case takenOver = "taken_over"
+    /// Nothing to resume: RESUME_FAILED for a token; for an identity, the other connection
+    /// answered its probe (a live second tab) or is no longer there.
+    case refused
+}
+
 /// Things worth counting that happened in the core. The observability layer turns them into
 /// metrics and logs; the core itself imports nothing of either.
 public enum DomainEvent: Sendable, Equatable {
@@ -58,4 +77,11 @@ public enum DomainEvent: Sendable, Equatable {
     case clientLog(client: ClientID, category: String, message: String)
     /// A `client_log` line over the connection's budget was dropped.
     case clientLogDropped
+    /// A session in `room` lost its connection and is away, resumable, until its grace ends.
+    case sessionAway(client: ClientID, room: RoomID)
+    /// A resume attempt; `client` is the session's id, `carrier` the id the new connection was
+    /// greeted with (the two are equal for a refusal); `room` the session's room, if any.
+    case resume(way: ResumeWay, result: ResumeResult, client: ClientID, carrier: ClientID, room: RoomID?)
+    /// An away session's grace ran out: it departed from `room`.
+    case graceExpired(client: ClientID, room: RoomID)
 }

@@ -21,6 +21,7 @@ public enum ErrorCode: String, Sendable, CaseIterable, Hashable {
     case chatMessageEmpty = "CHAT_MESSAGE_EMPTY"
     case chatMessageTooLong = "CHAT_MESSAGE_TOO_LONG"
     case serverShuttingDown = "SERVER_SHUTTING_DOWN"
+    case resumeFailed = "RESUME_FAILED"
 
     /// The human-readable message older clients display.
     public var message: String {
@@ -46,6 +47,7 @@ public enum ErrorCode: String, Sendable, CaseIterable, Hashable {
         case .chatMessageEmpty: "Chat message cannot be empty"
         case .chatMessageTooLong: "Chat message too long (max 500 characters)"
         case .serverShuttingDown: "Server is shutting down"
+        case .resumeFailed: "Session cannot be resumed"
         }
     }
 }

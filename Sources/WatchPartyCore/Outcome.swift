@@ -39,6 +39,32 @@ public enum TimerKey: Sendable, Equatable, Hashable {
     case authTimeout(client: ClientID)
     /// JWT mode: the session's token expires (a later `auth` moves `expiresAt`, making this one stale).
     case sessionExpiry(client: ClientID, expiresAt: ServerTime)
+    /// The end of an away session's grace (stale once it resumed, even if it went away again).
+    case resumeGrace(session: ClientID, awaySince: ServerTime)
+}
+
+/// A session moves to another connection (PROTOCOL.md §13).
+///
+/// The connection that was opened as `carrier` (and greeted with that id) carries `session`
+/// from now on; the id `carrier` is gone. If `session` was still attached to a connection,
+/// that connection is closed with 4001 (``CloseCause/sessionTakenOver``) and nothing it
+/// sends afterwards reaches the core. The shell applies handovers before the deliveries of
+/// the same outcome, which are addressed to `session`.
+public struct Handover: Sendable, Equatable {
+    public var session: ClientID
+    public var carrier: ClientID
+    /// The session was attached (a half-open or superseded connection) rather than away.
+    public var tookOver: Bool
+}
+
+/// A connection the core suspects of being half-open: the shell pings it at once and, after
+/// `withinMs`, reports with ``Party/settleProbe(of:for:answered:now:)`` whether anything
+/// arrived from it since (a connection already gone has not answered).
+public struct ProbeRequest: Sendable, Equatable {
+    public var session: ClientID
+    /// The new connection of the same user that would take the session over.
+    public var claimant: ClientID
+    public var withinMs: UInt64
 }
 
 /// Everything one input to the core produced, in order.
@@ -47,6 +73,9 @@ public struct Outcome: Sendable, Equatable {
     public var closes: [CloseRequest] = []
     public var timers: [TimerRequest] = []
     public var events: [DomainEvent] = []
+    /// Sessions that changed connection; applied before ``deliveries``.
+    public var handovers: [Handover] = []
+    public var probes: [ProbeRequest] = []
 
     public init() {}
 

@@ -23,7 +23,7 @@ extension Party {
 
     /// Keeps the lobby index (authenticated connections in no room) exact for `client`.
     mutating func refreshLobby(_ client: ClientID) {
-        if let session = sessions[client], session.authenticated, session.roomID == nil {
+        if let session = sessions[client], session.authenticated, session.isAttached, session.roomID == nil {
             lobbyClients.insert(client)
         } else {
             lobbyClients.remove(client)
@@ -49,7 +49,7 @@ extension Party {
             }
         }
         let alreadyIncluded = Set(recipients)
-        for client in change.leftRoom where sessions[client]?.authenticated == true && !alreadyIncluded.contains(client) {
+        for client in change.leftRoom where sessions[client].map({ $0.authenticated && $0.isAttached }) == true && !alreadyIncluded.contains(client) {
             recipients.append(client)
         }
         // Most inputs change no room: build the list only when someone will get it.

@@ -98,7 +98,7 @@ extension Party {
     /// A scheduled play to every member, the host included (PROTOCOL.md §7).
     private mutating func schedulePlay(in roomID: RoomID, position: Double, positionAsOf: ServerTime, requestedBy: ClientID, releaseAt now: ServerTime, out: inout Outcome) {
         guard var room = rooms[roomID] else { return }
-        let lead = rules.playLead(recentMaxRTTs: room.members.map { sessions[$0]?.recentMaxRTT })
+        let lead = rules.playLead(recentMaxRTTs: room.presentMembers.map { sessions[$0]?.recentMaxRTT })
         let target = now + lead
         out.events.append(.playScheduled(leadMs: lead))
         room.playback = Playback(position: position, playState: .playing, asOf: positionAsOf)

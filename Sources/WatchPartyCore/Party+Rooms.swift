@@ -82,6 +82,7 @@ extension Party {
         lobby.roomsChanged = true
         room.members.removeAll { $0 == client }
         room.ready.remove(client)
+        room.away.remove(client)
         room.statuses[client] = nil
 
         if room.members.isEmpty {
@@ -99,7 +100,8 @@ extension Party {
             }
             return
         }
-        guard let heir = room.members.first(where: { sessions[$0]?.features.contains(.hostTransfer) == true }) else {
+        // The heir is present: an away member cannot act as host (PROTOCOL.md §13).
+        guard let heir = room.presentMembers.first(where: { sessions[$0]?.features.contains(.hostTransfer) == true }) else {
             rooms[roomID] = room
             closeRoom(roomID, reason: .hostLeft, now: now, out: &out, lobby: &lobby)
             return
@@ -118,6 +120,8 @@ extension Party {
         guard let room = rooms.removeValue(forKey: roomID) else { return }
         for member in room.members {
             setRoom(of: member, to: nil)
+            // An away member has nothing left to resume.
+            if room.away.contains(member) { forget(member) }
         }
         if let message = reason.memberMessage {
             out.send(.roomClosed(reason: message), to: room.members, room: roomID, now: now)

@@ -23,7 +23,10 @@ extension Party {
             }
         } else {
             // Open mode: the client names itself; a token is ignored.
-            session.userID = Sanitizer.name(payload?["user_id"]?.string) ?? session.userID
+            if let claimed = Sanitizer.name(payload?["user_id"]?.string) {
+                session.userID = claimed
+                session.claimedUserID = true
+            }
             session.name = Sanitizer.name(payload?["user_name"]?.string) ?? session.name
         }
         session.authenticated = true
@@ -37,7 +40,11 @@ extension Party {
         sessions[client] = session
         refreshLobby(client)
         out.send(.authSuccess(userName: session.name, protocolVersion: version, features: features), to: [client], client: client, now: now)
-        if !wasAuthenticated && session.roomID == nil {
+        // The same user's away seat, if there is exactly one, is this connection's now (§13).
+        var lobby = LobbyChange()
+        let resumed = session.roomID == nil && resumeByIdentity(client, now: now, out: &out, lobby: &lobby)
+        flushLobby(lobby, now: now, out: &out)
+        if !resumed && !wasAuthenticated && session.roomID == nil {
             out.send(.roomList(roomSummaries()), to: [client], now: now)
         }
     }

@@ -28,6 +28,9 @@ public struct Party: Sendable {
     public internal(set) var draining = false
 
     var roomIDs: any RoomIDSource
+    var tokens: any ResumeTokenMinter
+    /// Every live resume token's digest, to the session it resumes (PROTOCOL.md §13).
+    var resumeIndex: [ResumeDigest: ClientID] = [:]
     /// JWT mode: connections must `auth` with a valid token before anything else.
     public let authRequired: Bool
     var roomSequence: UInt64 = 0
@@ -37,9 +40,10 @@ public struct Party: Sendable {
     var lobbyWindowEnd: ServerTime?
     var lobbyFlushPending = false
 
-    public init(rules: PartyRules = PartyRules(), roomIDs: any RoomIDSource, authRequired: Bool = false) {
+    public init(rules: PartyRules = PartyRules(), roomIDs: any RoomIDSource, tokens: any ResumeTokenMinter, authRequired: Bool = false) {
         self.rules = rules
         self.roomIDs = roomIDs
+        self.tokens = tokens
         self.authRequired = authRequired
     }
 
@@ -47,14 +51,16 @@ public struct Party: Sendable {
 
     // MARK: Entry points
 
-    /// A connection opened: greet it and, in open mode, show it the lobby.
+    /// A connection opened: a fresh session, greeted with its id and resume token and, in
+    /// open mode, shown the lobby.
     public mutating func connect(_ client: ClientID, now: ServerTime) -> Outcome {
         var out = Outcome()
         var session = ClientSession(id: client, userID: "anonymous", name: "Anonymous", authenticated: !authRequired, connectedAt: now)
         session.logAllowance = rules.clientLogBurst
+        let token = issueToken(to: &session)
         sessions[client] = session
         refreshLobby(client)
-        out.send(.clientHello(clientID: client), to: [client], client: client, now: now)
+        out.send(.clientHello(clientID: client, resumeToken: token), to: [client], client: client, now: now)
         if authRequired {
             out.timers.append(TimerRequest(key: .authTimeout(client: client), due: now + rules.authTimeoutMs))
         } else {
@@ -63,14 +69,19 @@ public struct Party: Sendable {
         return out
     }
 
-    /// A connection went away (closed, failed or timed out): it leaves its room as with `leave_room`.
+    /// The connection carrying `client` went away (closed, failed or timed out). A session in
+    /// a room becomes away for ``PartyRules/resumeGraceMs`` (PROTOCOL.md §13); otherwise, or
+    /// with no grace, it leaves its room as with `leave_room` and is gone.
     public mutating func disconnect(_ client: ClientID, now: ServerTime) -> Outcome {
         var out = Outcome()
-        guard sessions[client] != nil else { return out }
+        guard let session = sessions[client], session.isAttached else { return out }
+        if let roomID = session.roomID, rooms[roomID] != nil, rules.resumeGraceMs > 0, !session.departsOnClose {
+            goAway(client, from: roomID, now: now, out: &out)
+            return out
+        }
         var lobby = LobbyChange()
         departFromRoom(client, now: now, out: &out, lobby: &lobby)
-        sessions[client] = nil
-        refreshLobby(client)
+        forget(client)
         lobby.leftRoom.removeAll { $0 == client }
         flushLobby(lobby, now: now, out: &out)
         return out
@@ -126,8 +137,16 @@ public struct Party: Sendable {
             guard let session = sessions[client], !session.authenticated, !session.closing else { return out }
             endSession(client, .authenticationTimeout, now: now, out: &out)
         case .sessionExpiry(let client, let expiresAt):
-            guard let session = sessions[client], session.expiresAt == expiresAt, !session.closing else { return out }
+            guard let session = sessions[client], session.isAttached, session.expiresAt == expiresAt, !session.closing else { return out }
             endSession(client, .authenticationExpired, now: now, out: &out)
+        case .resumeGrace(let client, let awaySince):
+            guard let session = sessions[client], session.awaySince == awaySince, let roomID = session.roomID else { return out }
+            out.events.append(.graceExpired(client: client, room: roomID))
+            var lobby = LobbyChange()
+            departFromRoom(client, now: now, out: &out, lobby: &lobby)
+            forget(client)
+            lobby.leftRoom.removeAll { $0 == client }
+            flushLobby(lobby, now: now, out: &out)
         }
         return out
     }
@@ -168,6 +187,25 @@ public struct Party: Sendable {
         return out
     }
 
+    /// An operator disconnects `client` (admin API): its connection is closed with 4007 and it
+    /// departs at once, no grace; an away session departs now. `nil` when there is no such session.
+    public mutating func disconnectByOperator(_ client: ClientID, now: ServerTime) -> Outcome? {
+        guard let session = sessions[client] else { return nil }
+        var out = Outcome()
+        if session.isAttached {
+            sessions[client]?.departsOnClose = true
+            sessions[client]?.closing = true
+            out.closes.append(CloseRequest(client: client, cause: .disconnectedByOperator))
+        } else {
+            var lobby = LobbyChange()
+            departFromRoom(client, now: now, out: &out, lobby: &lobby)
+            forget(client)
+            lobby.leftRoom.removeAll { $0 == client }
+            flushLobby(lobby, now: now, out: &out)
+        }
+        return out
+    }
+
     /// Until authenticated, only these are served (PROTOCOL.md §4).
     static let servedBeforeAuth: Set<ClientMessageType> = [.auth, .ping, .clientLog]
 
@@ -190,6 +228,7 @@ public struct Party: Sendable {
         case .chatMessage: try chat(from: client, room: message.room, payload: message.payload, now: now, out: &out)
         case .participantStatus: participantStatus(from: client, room: message.room, payload: message.payload, now: now, out: &out)
         case .clientLog: clientLog(from: client, payload: message.payload, now: now, out: &out)
+        case .resume: try resume(byTokenFrom: client, payload: message.payload, now: now, out: &out, lobby: &lobby)
         }
     }
 

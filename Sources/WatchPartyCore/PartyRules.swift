@@ -44,6 +44,15 @@ public struct PartyRules: Sendable, Equatable {
     public var clientLogPerSecond: Double = 2
     /// JWT mode: time to a first successful `auth` (`AUTH_TIMEOUT_SECONDS`).
     public var authTimeoutMs: UInt64 = 10_000
+    /// How long a session in a room stays away after its connection ends, resumable, before
+    /// the departure rules run (`RESUME_GRACE_SECONDS`; 0 = depart at once, PROTOCOL.md §13).
+    public var resumeGraceMs: UInt64 = 30_000
+    /// Open mode: an `auth` naming a `user_id` resumes that user's away session
+    /// (`RESUME_BY_USER_ID`). Off by default: in open mode the id is unverified.
+    public var resumeByUserID = false
+    /// How long a connection suspected of being half-open has to answer a probe before a new
+    /// connection of the same user takes its session over (PROTOCOL.md §13: 2 s).
+    public var resumeProbeMs: UInt64 = 2000
 
     /// How a scheduled play's lead time is chosen (`PLAY_SCHEDULE_MODE`).
     public var playScheduleMode: PlayScheduleMode = .fixed

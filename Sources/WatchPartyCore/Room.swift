@@ -1,6 +1,6 @@
 /// A watch-party room: a plain value, changed only by ``Party``.
 ///
-/// Invariants (checked by the fuzz tests): `hostID` is a member, `ready` ⊆ `members`, and
+/// Invariants (checked by the fuzz tests): `hostID` is a member, `ready` ⊆ `members`, `away` ⊆ `members`, and
 /// `members` is never empty while the room exists.
 public struct Room: Sendable, Equatable {
     public let id: RoomID
@@ -10,6 +10,9 @@ public struct Room: Sendable, Equatable {
     /// Members in join order.
     public var members: [ClientID]
     public var ready: Set<ClientID>
+    /// Members whose connection ended and who may still resume (PROTOCOL.md §13): listed and
+    /// counted, but not holding the ready barrier and sent nothing. `away` ⊆ `members`.
+    public var away: Set<ClientID> = []
     public var playback: Playback
     public var pendingPlay: PendingPlay?
     /// Execution time of the last scheduled command (for `room_state.target_server_ts` and the cooldown).
@@ -29,7 +32,11 @@ public struct Room: Sendable, Equatable {
     /// When the room was created (its age, in the admin API).
     public let createdAt: ServerTime
 
-    public var allReady: Bool { members.allSatisfy(ready.contains) }
+    /// Every present member is ready: an away member does not hold the barrier (PROTOCOL.md §13).
+    public var allReady: Bool { members.allSatisfy { ready.contains($0) || away.contains($0) } }
+
+    /// Members with a connection, in join order.
+    public var presentMembers: [ClientID] { away.isEmpty ? members : members.filter { !away.contains($0) } }
 
     public func isMember(_ client: ClientID) -> Bool { members.contains(client) }
 

@@ -72,7 +72,9 @@ public struct PlayerEventPayload: Sendable, Equatable {
 
 /// Every kind of server message, with its payload.
 public enum ServerPayload: Sendable, Equatable {
-    case clientHello(clientID: String)
+    /// `resumeToken`: the token that resumes this session (PROTOCOL.md §13); `resumed`: this
+    /// hello answers a resume (the id is the resumed session's).
+    case clientHello(clientID: String, resumeToken: String? = nil, resumed: Bool = false)
     case authSuccess(userName: String, protocolVersion: Int?, features: [String]?)
     case roomList([RoomSummary])
     case roomState(RoomStatePayload)
@@ -192,8 +194,10 @@ private struct Fields: Encodable {
 extension ServerPayload {
     fileprivate func encodeBody<K: CodingKey>(into container: inout KeyedEncodingContainer<K>, forKey key: K) throws {
         switch self {
-        case .clientHello(let id):
-            try container.encode(Fields([("client_id", id)]), forKey: key)
+        case .clientHello(let id, let token, let resumed):
+            var fields: [(String, (any Encodable & Sendable)?)] = [("client_id", id), ("resume_token", token)]
+            if resumed { fields.append(("resumed", true)) }
+            try container.encode(Fields(fields), forKey: key)
         case .authSuccess(let userName, let version, let features):
             var fields: [(String, (any Encodable & Sendable)?)] = [("user_name", userName)]
             if let version { fields.append(("protocol_version", version)) }

@@ -6,7 +6,10 @@ import Testing
 /// 1 000 connect → create/join → disconnect cycles over real sockets leave nothing behind.
 @Suite struct ChurnTests {
     @Test func thousandCyclesLeaveNoConnectionsNoRoomsAndNoMemoryGrowth() async throws {
-        try await withLiveServer({ $0.rules.rateLimitPerSecond = 1_000 }) { port, server, _ in
+        try await withLiveServer({
+            $0.rules.rateLimitPerSecond = 1_000
+            $0.rules.resumeGraceMs = 0  // §5's immediate departures: a closed host takes its room with it
+        }) { port, server, _ in
             func cycle() async throws {
                 let host = try await LiveClient(port: port)
                 try await host.send(["type": "create_room", "payload": ["name": "churn"]])

@@ -164,6 +164,7 @@ import Transport
             // the answering client's pongs.
             $0.transport.pingInterval = .milliseconds(250)
             $0.transport.idleTimeout = .seconds(2)
+            $0.rules.resumeGraceMs = 0  // §5: an idle close is a departure at once
         }) { port, server, _ in
             let answering = try await LiveClient(port: port)  // answers pings automatically
             let silent = try RawSocket(port: port)

@@ -1,4 +1,5 @@
 import Testing
+import SyncSimulator
 
 @testable import WatchPartyCore
 
@@ -19,7 +20,7 @@ import Testing
     }
 
     @Test func theCoreKeepsTheLastEightRoundTripsAndASmoothedValue() throws {
-        var party = Party(roomIDs: RandomRoomIDs())
+        var party = Party(roomIDs: RandomRoomIDs(), tokens: CountingResumeTokens())
         _ = party.connect("c", now: 1)
         for rtt: UInt64 in [500, 10, 10, 10, 10, 10, 10, 10, 10] {
             party.recordRoundTrip("c", milliseconds: rtt)

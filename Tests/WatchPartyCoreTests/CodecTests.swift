@@ -107,7 +107,7 @@ import Testing
         #expect(
             names == [
                 "auth", "ping", "list_rooms", "create_room", "join_room", "leave_room", "close_room", "ready", "player_event",
-                "state_update", "chat_message", "participant_status", "client_log",
+                "state_update", "chat_message", "participant_status", "client_log", "resume",
             ])
     }
 
@@ -221,6 +221,7 @@ import Testing
         (.chatMessageEmpty, "CHAT_MESSAGE_EMPTY", "Chat message cannot be empty"),
         (.chatMessageTooLong, "CHAT_MESSAGE_TOO_LONG", "Chat message too long (max 500 characters)"),
         (.serverShuttingDown, "SERVER_SHUTTING_DOWN", "Server is shutting down"),
+        (.resumeFailed, "RESUME_FAILED", "Session cannot be resumed"),
     ]
 
     @Test func errorTableCoversEveryCode() {

@@ -12,8 +12,9 @@ import Testing
         let hello = h.inbox("c-1")[0]
         #expect(hello.client == "c-1")
         #expect(hello.room == nil)
-        #expect(hello.payloadKeys == ["client_id"])
+        #expect(hello.payloadKeys == ["client_id", "resume_token"])
         #expect(hello.string("client_id") == "c-1")
+        #expect(hello.string("resume_token") == "token-1")
         #expect(hello.ts == t0)
         #expect(hello.serverTs == t0)
         let list = h.inbox("c-1")[1]

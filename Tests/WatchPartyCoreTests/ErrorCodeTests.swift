@@ -123,6 +123,11 @@ import Testing
             h.party.beginDrain()
             h.send("x", "create_room")
             return h
+        case .resumeFailed:
+            let h = Harness()
+            h.connect("x")
+            h.send("x", "resume", payload: ["token": "token-999"])
+            return h
         }
     }
 

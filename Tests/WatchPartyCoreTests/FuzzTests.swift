@@ -38,11 +38,15 @@ import SyncSimulator
         var rules = PartyRules()
         rules.maxClientsPerRoom = 4
         rules.rateLimitPerSecond = 1_000
-        var party = Party(rules: rules, roomIDs: SequentialRoomIDs())
+        var party = Party(rules: rules, roomIDs: SequentialRoomIDs(), tokens: CountingResumeTokens())
         var now: ServerTime = t0
         var timers: [TimerRequest] = []
+        // Eight users; each connection gets a fresh id, as the shell gives one (PROTOCOL.md §4),
+        // and a resume moves a session to the connection that resumed it (§13).
         let clients = (0..<8).map { "client-\($0)" }
-        var connected = Set<ClientID>()
+        var carried: [ClientID?] = Array(repeating: nil, count: clients.count)
+        var connections = 0
+        var tokens: [String] = []
         var stats = FuzzStats()
 
         for step in 0..<steps {
@@ -53,22 +57,27 @@ import SyncSimulator
             timers.removeAll { $0.due <= now }
             for timer in due { outcomes.append(party.fire(timer.key, now: now)) }
 
-            let client = clients[Int(rng.next(upTo: UInt64(clients.count)))]
+            let slot = Int(rng.next(upTo: UInt64(clients.count)))
             let roll = rng.next(upTo: 100)
-            if !connected.contains(client) || roll < 2 {
-                if connected.contains(client) {
+            if carried[slot] == nil || roll < 2 {
+                if let client = carried[slot] {
                     outcomes.append(party.disconnect(client, now: now))
-                    connected.remove(client)
+                    carried[slot] = nil
                 } else {
+                    connections += 1
+                    let client = "\(clients[slot])#\(connections)"
                     outcomes.append(party.connect(client, now: now))
-                    connected.insert(client)
+                    carried[slot] = client
                 }
-            } else {
+            } else if let client = carried[slot] {
                 // Mostly the sender's own room, else another live room, else one that does not exist.
                 let own = party.sessions[client]?.roomID
                 let others = party.rooms.keys.sorted()  // never dictionary order: it changes per process
                 let room: RoomID = if let own, rng.chance(65) { own } else if !others.isEmpty, rng.chance(70) { rng.pick(others) } else { "missing-room" }
-                let text = FuzzMessages.make(&rng, room: room, clients: clients)
+                let text =
+                    rng.chance(4)
+                    ? #"{"type":"resume","payload":{"token":"\#(tokens.isEmpty || rng.chance(20) ? "token-0" : rng.pick(tokens))"},"ts":1}"#
+                    : FuzzMessages.make(&rng, room: room, clients: clients)
                 stats.sent += 1
                 switch ClientMessageDecoder.decode(text) {
                 case .success(let message): outcomes.append(party.receive(message, from: client, now: now))
@@ -78,9 +87,19 @@ import SyncSimulator
                 }
             }
 
-            for outcome in outcomes {
+            var index = 0
+            while index < outcomes.count {
+                let outcome = outcomes[index]
+                index += 1
                 timers += outcome.timers
+                for handover in outcome.handovers {
+                    stats.digest("handover \(handover.carrier) -> \(handover.session)")
+                    // A connection that still carried the session is closed by the shell (4001), unheard.
+                    if let old = carried.firstIndex(of: handover.session) { carried[old] = nil }
+                    if let new = carried.firstIndex(of: handover.carrier) { carried[new] = handover.session }
+                }
                 for delivery in outcome.deliveries {
+                    if case .clientHello(_, let token?, _) = delivery.message.payload { tokens = Array((tokens + [token]).suffix(16)) }
                     stats.digest(delivery.message.encodedJSON())
                     stats.digest(delivery.recipients.joined(separator: ","))
                     #expect(FuzzStats.documentedTypes.contains(delivery.message.type), "step \(step): undocumented \(delivery.message.type)")
@@ -94,7 +113,8 @@ import SyncSimulator
                 }
                 for close in outcome.closes {
                     stats.digest("close \(close.client) \(close.code)")
-                    connected.remove(close.client)
+                    guard let closed = carried.firstIndex(of: close.client) else { continue }
+                    carried[closed] = nil
                     outcomes.append(party.disconnect(close.client, now: now))
                 }
             }
@@ -108,6 +128,10 @@ import SyncSimulator
             #expect(!room.members.isEmpty, "step \(step): empty room \(id)")
             #expect(room.members.contains(room.hostID), "step \(step): host of \(id) is not a member")
             #expect(room.ready.isSubset(of: Set(room.members)), "step \(step): ready ⊄ members in \(id)")
+            #expect(room.away.isSubset(of: Set(room.members)), "step \(step): away ⊄ members in \(id)")
+            for member in room.members {
+                #expect(party.sessions[member]?.isAttached == !room.away.contains(member), "step \(step): \(member)'s presence disagrees with \(id)")
+            }
             #expect(Set(room.members).count == room.members.count, "step \(step): duplicate member in \(id)")
             #expect(room.members.count <= party.rules.maxClientsPerRoom)
             for member in room.members {

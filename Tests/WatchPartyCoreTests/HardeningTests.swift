@@ -108,7 +108,7 @@ import Testing
     @Test func anExpiredHostLeavesItsRoomOnlyWhenDisconnected() {
         var verifier = StubVerifier()
         verifier.lifetimeMs = 1_000
-        let h = Harness(verifier: verifier)
+        let h = Harness(rules: .immediateDeparture, verifier: verifier)
         h.connect("host")
         h.send("host", "auth", payload: ["token": "good-alice"])
         let room = h.createRoom("host")

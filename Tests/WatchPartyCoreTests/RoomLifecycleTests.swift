@@ -494,7 +494,7 @@ import Testing
     // MARK: disconnect
 
     @Test func guestDisconnectIsLikeLeave() throws {
-        let h = Harness()
+        let h = Harness(rules: .immediateDeparture)
         let room = h.room(guests: ["g1", "g2"])
         h.connect("l")
         h.clear()
@@ -508,7 +508,7 @@ import Testing
     }
 
     @Test func hostDisconnectClosesOrTransfers() throws {
-        let h = Harness()
+        let h = Harness(rules: .immediateDeparture)
         let closing = h.room(host: "h1", guests: ["g1"])
         h.disconnect("h1")
         #expect(h.types("g1") == ["room_closed", "room_list"])

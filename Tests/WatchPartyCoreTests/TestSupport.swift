@@ -1,5 +1,6 @@
 import Foundation
 import Testing
+import SyncSimulator
 
 @testable import WatchPartyCore
 
@@ -30,6 +31,15 @@ struct StubVerifier {
     func verify(token: String, now: ServerTime) -> TokenVerdict {
         guard let user = users[token] else { return .invalid }
         return .valid(userID: user.userID, name: user.name, expiresAt: now + lifetimeMs)
+    }
+}
+
+extension PartyRules {
+    /// `RESUME_GRACE_SECONDS=0`: a dropped connection departs at once (§5's rules, before §13).
+    static var immediateDeparture: PartyRules {
+        var rules = PartyRules()
+        rules.resumeGraceMs = 0
+        return rules
     }
 }
 
@@ -125,6 +135,15 @@ final class Harness {
     /// Every timer ever requested.
     private(set) var requested: [TimerRequest] = []
     private(set) var fired: [TimerRequest] = []
+    /// Which connection carries each session now (PROTOCOL.md §13), by the name it was
+    /// connected under: a handover moves a session to another connection's inbox.
+    private(set) var carriers: [ClientID: String] = [:]
+    /// Sessions whose connection is gone (disconnected, or taken over): nothing reaches them.
+    private(set) var detached: Set<ClientID> = []
+    /// Connections closed by a takeover (4001), in order.
+    private(set) var takenOver: [String] = []
+    /// Messages addressed to a session no connection carries (an away member).
+    private(set) var undelivered: [(session: ClientID, message: Wire)] = []
 
     let verifier: StubVerifier?
 
@@ -133,7 +152,7 @@ final class Harness {
     init(rules: PartyRules = PartyRules(), verifier: StubVerifier? = nil, start: ServerTime = t0, coalesceLobby: Bool = false) {
         var rules = rules
         if !coalesceLobby { rules.lobbyCoalesceMs = 0 }
-        party = Party(rules: rules, roomIDs: SequentialRoomIDs(), authRequired: verifier != nil)
+        party = Party(rules: rules, roomIDs: SequentialRoomIDs(), tokens: CountingResumeTokens(), authRequired: verifier != nil)
         self.verifier = verifier
         now = start
     }
@@ -144,13 +163,30 @@ final class Harness {
 
     @discardableResult
     func connect(_ client: ClientID) -> Outcome {
-        record(party.connect(client, now: now))
+        carriers[client] = client
+        detached.remove(client)
+        return record(party.connect(client, now: now))
     }
 
+    /// The connection carrying `client` ends (the session's id, whichever connection carries it).
     @discardableResult
     func disconnect(_ client: ClientID) -> Outcome {
-        record(party.disconnect(client, now: now))
+        let outcome = record(party.disconnect(client, now: now))
+        carriers[client] = nil
+        detached.insert(client)
+        return outcome
     }
+
+    /// Settles a probe the core asked for, as the shell does once its time is up.
+    @discardableResult
+    func settleProbe(of session: ClientID, for claimant: ClientID, answered: Bool) -> Outcome {
+        record(party.settleProbe(of: session, for: claimant, answered: answered, now: now))
+    }
+
+    /// Probes asked for so far.
+    var probes: [ProbeRequest] { outcomes.flatMap(\.probes) }
+    /// Handovers so far.
+    var handovers: [Handover] { outcomes.flatMap(\.handovers) }
 
     /// Sends raw text as `client`: decoded like the shell does, rejected when it does not decode.
     @discardableResult
@@ -287,10 +323,21 @@ final class Harness {
     @discardableResult
     private func record(_ outcome: Outcome) -> Outcome {
         outcomes.append(outcome)
+        for handover in outcome.handovers {
+            if let old = carriers[handover.session] { takenOver.append(old) }
+            carriers[handover.session] = carriers[handover.carrier] ?? handover.carrier
+            carriers[handover.carrier] = nil
+            detached.insert(handover.carrier)
+            detached.remove(handover.session)
+        }
         for delivery in outcome.deliveries {
             let wire = Wire(delivery.message)
             for recipient in delivery.recipients {
-                inboxes[recipient, default: []].append(wire)
+                if detached.contains(recipient) {
+                    undelivered.append((recipient, wire))
+                } else {
+                    inboxes[carriers[recipient] ?? recipient, default: []].append(wire)
+                }
             }
         }
         events += outcome.events

@@ -441,6 +441,24 @@ final class WebSocketConnectionHandler: ChannelInboundHandler {
         armCloseDeadline()
     }
 
+    /// Asks whether the peer is still there: a ping now (its pong is a round trip like a
+    /// heartbeat's), then, `within` later, `answered` says whether anything at all was read
+    /// from the socket since. A connection that is not open answers `false` at once.
+    func probe(within: TimeAmount, answered: @escaping @Sendable (Bool) -> Void) {
+        guard phase == .open, let context else {
+            answered(false)
+            return
+        }
+        let sentAt = context.eventLoop.now
+        outstandingPing = sentAt.uptimeNanoseconds
+        push(.control(FrameWriter.frame(opcode: FrameWriter.ping, payload: ByteBuffer(integer: sentAt.uptimeNanoseconds))))
+        flushIfNeeded()
+        context.eventLoop.assumeIsolated().scheduleTask(in: within) { [weak self] in
+            guard let self else { return answered(false) }
+            answered(self.phase == .open && self.lastRead > sentAt)
+        }
+    }
+
     /// Too many messages waited: what has not reached the socket is dropped and the client is
     /// told why (4003) behind what the socket already holds.
     func overflowed() {

@@ -1,0 +1,167 @@
+/// Sessions that outlive their connections: away, grace, resume by token or identity, and the
+/// takeover of a half-open connection (PROTOCOL.md §13).
+extension Party {
+    // MARK: Away
+
+    /// `client`'s connection ended without a departure: it stays a member of `roomID`, away.
+    /// The others see only its status go to `null`; it no longer holds the ready barrier.
+    mutating func goAway(_ client: ClientID, from roomID: RoomID, now: ServerTime, out: inout Outcome) {
+        sessions[client]?.awaySince = now
+        sessions[client]?.closing = false
+        rooms[roomID]?.away.insert(client)
+        refreshLobby(client)
+        out.events.append(.sessionAway(client: client, room: roomID))
+        out.timers.append(TimerRequest(key: .resumeGrace(session: client, awaySince: now), due: now + rules.resumeGraceMs))
+        setStatus(nil, of: client, in: roomID, now: now, out: &out)
+        if let room = rooms[roomID], room.pendingPlay != nil, room.allReady {
+            releasePendingPlay(in: roomID, cause: .allReady, now: now, due: now, out: &out)
+        }
+    }
+
+    /// Removes a session that is over, and its token with it.
+    mutating func forget(_ client: ClientID) {
+        if let digest = sessions[client]?.resumeDigest, resumeIndex[digest] == client {
+            resumeIndex[digest] = nil
+        }
+        sessions[client] = nil
+        refreshLobby(client)
+    }
+
+    /// Gives `session` a new resume token (the old one stops working) and returns it, for the
+    /// client's `client_hello`.
+    mutating func issueToken(to session: inout ClientSession) -> String {
+        if let old = session.resumeDigest, resumeIndex[old] == session.id {
+            resumeIndex[old] = nil
+        }
+        let minted = tokens.mint()
+        session.resumeDigest = minted.digest
+        resumeIndex[minted.digest] = session.id
+        return minted.token
+    }
+
+    // MARK: Resume by token
+
+    /// Longest token looked at; anything longer cannot be one of ours.
+    static let resumeTokenLimit = 256
+
+    /// `resume {token}`: the token's session, away or still attached, moves to this connection.
+    /// In JWT mode only a connection authenticated as the session's user may take it (the
+    /// `auth` check itself is the general rule that only `auth`, `ping` and `client_log` are
+    /// served before one).
+    mutating func resume(byTokenFrom claimant: ClientID, payload: JSONValue?, now: ServerTime, out: inout Outcome, lobby: inout LobbyChange) throws(ProtocolError) {
+        guard let token = payload?["token"]?.string, !token.isEmpty, token.utf8.count <= Self.resumeTokenLimit else {
+            throw refuseResume(claimant, way: .token, out: &out)
+        }
+        let digest = tokens.digest(of: token)
+        guard let target = resumeIndex[digest], target != claimant,
+            let seat = sessions[target], let stored = seat.resumeDigest, stored.matches(digest),
+            let carrier = sessions[claimant], !authRequired || carrier.userID == seat.userID
+        else {
+            throw refuseResume(claimant, way: .token, out: &out)
+        }
+        hand(target, to: claimant, way: .token, now: now, out: &out, lobby: &lobby)
+    }
+
+    private func refuseResume(_ claimant: ClientID, way: ResumeWay, out: inout Outcome) -> ProtocolError {
+        out.events.append(.resume(way: way, result: .refused, client: claimant, carrier: claimant, room: nil))
+        return ProtocolError(.resumeFailed)
+    }
+
+    // MARK: Resume by identity
+
+    /// After a successful `auth` of a connection in no room: the same user's one away session
+    /// is resumed; with none away but exactly one attached in a room, that connection is
+    /// probed (it may be half-open). Returns whether a session was resumed.
+    mutating func resumeByIdentity(_ claimant: ClientID, now: ServerTime, out: inout Outcome, lobby: inout LobbyChange) -> Bool {
+        guard rules.resumeGraceMs > 0, let carrier = sessions[claimant], carrier.roomID == nil, carrier.probing == nil,
+            authRequired || (rules.resumeByUserID && carrier.claimedUserID)
+        else { return false }
+        let same = sessions.values.filter { $0.id != claimant && $0.roomID != nil && $0.userID == carrier.userID && (authRequired || $0.claimedUserID) }
+        let away = same.filter { !$0.isAttached }
+        if away.count == 1 {
+            hand(away[0].id, to: claimant, way: .identity, now: now, out: &out, lobby: &lobby)
+            return true
+        }
+        if away.isEmpty, same.count == 1 {
+            let suspect = same[0].id
+            sessions[claimant]?.probing = suspect
+            out.probes.append(ProbeRequest(session: suspect, claimant: claimant, withinMs: rules.resumeProbeMs))
+        }
+        return false
+    }
+
+    /// The probe of `session`'s connection for `claimant` ended: `answered` says whether
+    /// anything arrived from that connection since the probe was sent. Silent → the
+    /// connection is taken to be dead (4001) and `claimant` resumes the session; answered →
+    /// it is a live second connection of the same user and nothing is taken over.
+    public mutating func settleProbe(of session: ClientID, for claimant: ClientID, answered: Bool, now: ServerTime) -> Outcome {
+        var out = Outcome()
+        guard var carrier = sessions[claimant], carrier.probing == session else { return out }
+        carrier.probing = nil
+        sessions[claimant] = carrier
+        guard !carrier.closing, carrier.roomID == nil, let seat = sessions[session], seat.userID == carrier.userID, seat.roomID != nil,
+            !(seat.isAttached && answered)
+        else {
+            out.events.append(.resume(way: .identity, result: .refused, client: claimant, carrier: claimant, room: nil))
+            return out
+        }
+        var lobby = LobbyChange()
+        hand(session, to: claimant, way: .identity, now: now, out: &out, lobby: &lobby)
+        flushLobby(lobby, now: now, out: &out)
+        return out
+    }
+
+    // MARK: The handover
+
+    /// `target`'s seat moves to the connection greeted as `claimant`, which is gone as a
+    /// session of its own. The seat keeps its id, room, role, readiness and status; what is
+    /// about the connection (authentication, token expiry, rate window, round trips, declared
+    /// features) comes from the new one. Its token is rotated, and the client is sent, in
+    /// order: `client_hello {resumed: true}`, `room_state`, `participant_list`,
+    /// `participant_statuses` (and, in a playing room, the due play a late joiner gets). The
+    /// others are told nothing.
+    mutating func hand(_ target: ClientID, to claimant: ClientID, way: ResumeWay, now: ServerTime, out: inout Outcome, lobby: inout LobbyChange) {
+        if sessions[claimant]?.roomID != nil {
+            // Taking up the seat is moving elsewhere: a departure from the room it is in.
+            departFromRoom(claimant, now: now, out: &out, lobby: &lobby)
+            lobby.leftRoom.removeAll { $0 == claimant }
+        }
+        guard var seat = sessions[target], let carrier = sessions[claimant] else { return }
+        let tookOver = seat.isAttached
+        seat.authenticated = carrier.authenticated
+        seat.expiresAt = carrier.expiresAt
+        if authRequired { seat.name = carrier.name }  // the fresh token's name
+        if !carrier.features.isEmpty { seat.features = carrier.features }
+        seat.closing = false
+        seat.departsOnClose = false
+        seat.awaySince = nil
+        seat.probing = nil
+        seat.recentRTTs = carrier.recentRTTs
+        seat.smoothedRTT = carrier.smoothedRTT
+        seat.rateWindowStart = carrier.rateWindowStart
+        seat.rateCount = carrier.rateCount
+        seat.logAllowance = carrier.logAllowance
+        seat.logAllowanceAt = carrier.logAllowanceAt
+        forget(claimant)
+        let token = issueToken(to: &seat)
+        sessions[target] = seat
+        refreshLobby(target)
+
+        out.handovers.append(Handover(session: target, carrier: claimant, tookOver: tookOver))
+        out.events.append(.resume(way: way, result: tookOver ? .takenOver : .resumed, client: target, carrier: claimant, room: seat.roomID))
+        if let expiresAt = seat.expiresAt {
+            out.timers.append(TimerRequest(key: .sessionExpiry(client: target, expiresAt: expiresAt), due: expiresAt))
+        }
+        out.send(.clientHello(clientID: target, resumeToken: token, resumed: true), to: [target], client: target, now: now)
+        guard let roomID = seat.roomID, var room = rooms[roomID] else {
+            lobby.leftRoom.append(target)  // a seat in no room: the lobby's list
+            return
+        }
+        room.away.remove(target)
+        rooms[roomID] = room
+        out.send(.roomState(roomState(room, now: now)), to: [target], room: roomID, now: now)
+        out.send(participantList(room), to: [target], room: roomID, now: now)
+        out.send(.participantStatuses(room.orderedStatuses), to: [target], room: roomID, now: now)
+        sendDuePlay(room, to: target, now: now, out: &out)
+    }
+}
