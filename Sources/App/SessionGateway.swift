@@ -343,10 +343,13 @@ final class SessionGateway: ConnectionAcceptor {
             state.lastNow = now
             let outcome = body(&state, now)
             var posted = Posted()
-            for handover in outcome.handovers {
-                Self.apply(handover, to: &state)
-            }
-            for delivery in outcome.deliveries {
+            // A handover takes effect between the deliveries it came between (an auth_success
+            // goes to the connection's first id, the resumed session's messages after it).
+            var handovers = outcome.handovers[...]
+            for (index, delivery) in outcome.deliveries.enumerated() {
+                while let handover = handovers.first, handover.afterDeliveries <= index {
+                    Self.apply(handovers.removeFirst(), to: &state)
+                }
                 let message = delivery.message
                 let text = OutboundText { message.encodedJSON() }
                 var count = 0
@@ -363,6 +366,9 @@ final class SessionGateway: ConnectionAcceptor {
                     }
                 }
                 posted.messages.append((message.type, text, count))
+            }
+            for handover in handovers {
+                Self.apply(handover, to: &state)
             }
             for close in outcome.closes {
                 state.carriers[close.client]?.connection.close(code: close.code, reason: close.reason)

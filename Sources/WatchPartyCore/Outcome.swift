@@ -48,13 +48,23 @@ public enum TimerKey: Sendable, Equatable, Hashable {
 /// The connection that was opened as `carrier` (and greeted with that id) carries `session`
 /// from now on; the id `carrier` is gone. If `session` was still attached to a connection,
 /// that connection is closed with 4001 (``CloseCause/sessionTakenOver``) and nothing it
-/// sends afterwards reaches the core. The shell applies handovers before the deliveries of
-/// the same outcome, which are addressed to `session`.
+/// sends afterwards reaches the core. Effects keep their order: the shell delivers the
+/// outcome's first ``afterDeliveries`` deliveries (an `auth_success` to `carrier`, say), then
+/// applies the handover, then the rest (addressed to `session`).
 public struct Handover: Sendable, Equatable {
     public var session: ClientID
     public var carrier: ClientID
     /// The session was attached (a half-open or superseded connection) rather than away.
     public var tookOver: Bool
+    /// How many of the outcome's deliveries come before this handover.
+    public var afterDeliveries: Int
+
+    public init(session: ClientID, carrier: ClientID, tookOver: Bool, afterDeliveries: Int = 0) {
+        self.session = session
+        self.carrier = carrier
+        self.tookOver = tookOver
+        self.afterDeliveries = afterDeliveries
+    }
 }
 
 /// A connection the core suspects of being half-open: the shell pings it at once and, after
@@ -73,7 +83,7 @@ public struct Outcome: Sendable, Equatable {
     public var closes: [CloseRequest] = []
     public var timers: [TimerRequest] = []
     public var events: [DomainEvent] = []
-    /// Sessions that changed connection; applied before ``deliveries``.
+    /// Sessions that changed connection, each between two ``deliveries`` (``Handover/afterDeliveries``).
     public var handovers: [Handover] = []
     public var probes: [ProbeRequest] = []
 

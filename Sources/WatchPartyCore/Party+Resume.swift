@@ -147,7 +147,7 @@ extension Party {
         sessions[target] = seat
         refreshLobby(target)
 
-        out.handovers.append(Handover(session: target, carrier: claimant, tookOver: tookOver))
+        out.handovers.append(Handover(session: target, carrier: claimant, tookOver: tookOver, afterDeliveries: out.deliveries.count))
         out.events.append(.resume(way: way, result: tookOver ? .takenOver : .resumed, client: target, carrier: claimant, room: seat.roomID))
         if let expiresAt = seat.expiresAt {
             out.timers.append(TimerRequest(key: .sessionExpiry(client: target, expiresAt: expiresAt), due: expiresAt))

@@ -177,6 +177,12 @@ final class Harness {
         return outcome
     }
 
+    /// An operator disconnects `client` (admin API); `nil` when there is no such session.
+    @discardableResult
+    func disconnectByOperator(_ client: ClientID) -> Outcome? {
+        party.disconnectByOperator(client, now: now).map { record($0) }
+    }
+
     /// Settles a probe the core asked for, as the shell does once its time is up.
     @discardableResult
     func settleProbe(of session: ClientID, for claimant: ClientID, answered: Bool) -> Outcome {
@@ -323,14 +329,19 @@ final class Harness {
     @discardableResult
     private func record(_ outcome: Outcome) -> Outcome {
         outcomes.append(outcome)
-        for handover in outcome.handovers {
-            if let old = carriers[handover.session] { takenOver.append(old) }
-            carriers[handover.session] = carriers[handover.carrier] ?? handover.carrier
-            carriers[handover.carrier] = nil
-            detached.insert(handover.carrier)
-            detached.remove(handover.session)
+        var pending = outcome.handovers[...]
+        func handOver(upTo index: Int) {
+            while let handover = pending.first, handover.afterDeliveries <= index {
+                pending.removeFirst()
+                if let old = carriers[handover.session] { takenOver.append(old) }
+                carriers[handover.session] = carriers[handover.carrier] ?? handover.carrier
+                carriers[handover.carrier] = nil
+                detached.insert(handover.carrier)
+                detached.remove(handover.session)
+            }
         }
-        for delivery in outcome.deliveries {
+        for (index, delivery) in outcome.deliveries.enumerated() {
+            handOver(upTo: index)
             let wire = Wire(delivery.message)
             for recipient in delivery.recipients {
                 if detached.contains(recipient) {
@@ -340,6 +351,7 @@ final class Harness {
                 }
             }
         }
+        handOver(upTo: outcome.deliveries.count)
         events += outcome.events
         closes += outcome.closes
         armed += outcome.timers
