@@ -15,9 +15,9 @@ import WatchPartyCore
 /// ``Handover``): the connection greeted with a fresh id carries the old session from then
 /// on, and a connection that was taken over is closed with 4001 and heard no more.
 ///
-/// Every input (connect, message, disconnect, timer) takes the lock, reads the clock, runs the
-/// core and *posts* the resulting messages, not yet encoded, to the recipients' connections
-/// before the lock is released, so every client sees messages in exactly the order the core
+/// The state itself is the ``PartyStore``'s. Every input (connect, message, disconnect, timer)
+/// is one store update: it reads the clock, runs the core and *posts* the resulting messages,
+/// not yet encoded, to the recipients' connections before the update ends, so every client sees messages in exactly the order the core
 /// produced them. Posting never blocks (bounded per-connection backlogs); encoding (once per
 /// message) and the writes happen after the lock, on the connections' event loops. Round
 /// trips and timers never take the lock on their own: samples wait until the next input,
@@ -30,8 +30,9 @@ final class SessionGateway: ConnectionAcceptor {
         let handle: ClientHandle
     }
 
+    /// Which connection carries which session, and the gateway's own bookkeeping; changed
+    /// only inside a store update (so in the core's order), read under its own lock.
     private struct State {
-        var party: Party
         /// Attached sessions only: an away session has none.
         var carriers: [ClientID: Carrier] = [:]
         /// The last time handed to the core; time never runs backwards for it.
@@ -40,7 +41,8 @@ final class SessionGateway: ConnectionAcceptor {
         var closedQueuePeak = 0
     }
 
-    private let state: Mutex<State>
+    private let store: any PartyStore
+    private let state = Mutex(State())
     /// Round trips measured since the core last took them (see ``recordRoundTrip(_:_:)``).
     private let roundTrips = Mutex(PendingRoundTrips())
     /// Every armed timer, an event-loop scheduled callback (no task), kept by its reason so
@@ -57,11 +59,11 @@ final class SessionGateway: ConnectionAcceptor {
     private let verifier: JWTVerifier?
 
     init(
-        party: Party, clock: any ServerClock, metrics: MetricsRegistry, logger: Logger, verifier: JWTVerifier? = nil, throttle: LogThrottle = LogThrottle(),
+        store: any PartyStore, clock: any ServerClock, metrics: MetricsRegistry, logger: Logger, verifier: JWTVerifier? = nil, throttle: LogThrottle = LogThrottle(),
         timerLoops: any EventLoopGroup = MultiThreadedEventLoopGroup.singleton
     ) {
         self.timerLoops = timerLoops
-        self.state = Mutex(State(party: party))
+        self.store = store
         self.clock = clock
         self.metrics = metrics
         self.logger = logger
@@ -76,9 +78,9 @@ final class SessionGateway: ConnectionAcceptor {
         metrics.connectionOpened()
         logger.info("Connection opened", metadata: ["client_id": .string(id), "remote": .string(connection.remoteAddress ?? "?")])
         let handle = ClientHandle(id: id, gateway: self, connection: connection)
-        apply { state, now in
+        apply { party, state, now in
             state.carriers[id] = Carrier(connection: connection, handle: handle)
-            return state.party.connect(id, now: now)
+            return party.connect(id, now: now)
         }
         return handle
     }
@@ -143,10 +145,10 @@ final class SessionGateway: ConnectionAcceptor {
     private func handle(_ decoded: Result<ClientMessage, ProtocolError>, from client: ClientID, verdict: TokenVerdict?, readAt: UInt64) {
         let type = Self.type(of: decoded)
         logger.debug("Message received", metadata: ["client_id": .string(client), "type": .string(type)])
-        apply { state, now in
+        apply { party, _, now in
             switch decoded {
-            case .success(let message): state.party.receive(message, from: client, now: now, verdict: verdict)
-            case .failure(let error): state.party.reject(client, error.code, now: now)
+            case .success(let message): party.receive(message, from: client, now: now, verdict: verdict)
+            case .failure(let error): party.reject(client, error.code, now: now)
             }
         }
         metrics.messageHandled(type: type, seconds: Self.seconds(since: readAt))
@@ -161,7 +163,7 @@ final class SessionGateway: ConnectionAcceptor {
 
     func receivedBinary(_ bytes: Int, from client: ClientID, readAt: UInt64) {
         metrics.messageReceived(type: "binary", bytes: bytes)
-        apply { state, now in state.party.receiveBinary(from: client, now: now) }
+        apply { party, _, now in party.receiveBinary(from: client, now: now) }
         metrics.messageHandled(type: "binary", seconds: Self.seconds(since: readAt))
     }
 
@@ -174,12 +176,12 @@ final class SessionGateway: ConnectionAcceptor {
             "client_id": .string(seat ?? handle.greetedAs), "code": code.map { .stringConvertible($0) } ?? .string("client"), "reason": .string(reason),
         ])
         guard let seat else { return }
-        apply { state, now in
+        apply { party, state, now in
             // Only the connection that still carries the seat ends it (a handover may have moved it since).
             guard let carrier = state.carriers[seat], carrier.handle === handle else { return Outcome() }
             state.carriers[seat] = nil
             state.closedQueuePeak = max(state.closedQueuePeak, carrier.connection.takeQueuePeak())
-            return state.party.disconnect(seat, now: now)
+            return party.disconnect(seat, now: now)
         }
         cancelTimers(of: seat)
     }
@@ -195,11 +197,11 @@ final class SessionGateway: ConnectionAcceptor {
 
     /// The probe of `probe.session`'s connection ended (on the claimant's event loop).
     private func settle(_ probe: ProbeRequest, answered: Bool) {
-        apply { state, now in state.party.settleProbe(of: probe.session, for: probe.claimant, answered: answered, now: now) }
+        apply { party, _, now in party.settleProbe(of: probe.session, for: probe.claimant, answered: answered, now: now) }
     }
 
     func fire(_ timer: TimerRequest) {
-        apply { state, now in state.party.fire(timer.key, now: now) }
+        apply { party, _, now in party.fire(timer.key, now: now) }
         // Measured after the handler ran, with sub-millisecond precision: timer delay + handling.
         let lateness = (clock.preciseNow() - Double(timer.due)) / 1000
         metrics.scheduledRelease(latenessSeconds: lateness)
@@ -209,14 +211,17 @@ final class SessionGateway: ConnectionAcceptor {
 
     /// From now on create and join are refused with SERVER_SHUTTING_DOWN.
     func beginDrain() {
-        state.withLock { $0.party.beginDrain() }
+        apply { party, _, _ in
+            party.beginDrain()
+            return Outcome()
+        }
     }
 
     /// Closes every room ("Server shutting down"); returns how many there were.
     @discardableResult
     func closeAllRooms() -> Int {
         let count = roomCount
-        apply { state, now in state.party.closeAllRooms(now: now) }
+        apply { party, _, now in party.closeAllRooms(now: now) }
         return count
     }
 
@@ -247,8 +252,8 @@ final class SessionGateway: ConnectionAcceptor {
     /// Closes `room` for every member ("Room closed by the server operator"); false if there is none.
     func closeRoomByOperator(_ room: RoomID) -> Bool {
         var found = false
-        apply { state, now in
-            guard let outcome = state.party.closeRoomByOperator(room, now: now) else { return Outcome() }
+        apply { party, _, now in
+            guard let outcome = party.closeRoomByOperator(room, now: now) else { return Outcome() }
             found = true
             return outcome
         }
@@ -260,8 +265,8 @@ final class SessionGateway: ConnectionAcceptor {
     /// session departs now); false if there is no such session.
     func disconnectByOperator(_ client: ClientID) -> Bool {
         var found = false
-        apply { state, now in
-            guard let outcome = state.party.disconnectByOperator(client, now: now) else { return Outcome() }
+        apply { party, _, now in
+            guard let outcome = party.disconnectByOperator(client, now: now) else { return Outcome() }
             found = true
             return outcome
         }
@@ -271,37 +276,41 @@ final class SessionGateway: ConnectionAcceptor {
 
     /// What the admin API shows: every room, or one, as of now.
     func inspect(room: RoomID? = nil) -> [RoomView] {
-        state.withLock { state in
-            takeRoundTrips(into: &state)
-            let now = max(clock.now(), state.lastNow)
-            let rooms = room.map { id in state.party.rooms[id].map { [$0] } ?? [] } ?? state.party.rooms.values.sorted { $0.sequence < $1.sequence }
-            return rooms.map { RoomView($0, party: state.party, now: now) }
-        }
+        let lastNow = state.withLock { $0.lastNow }
+        // An update, not a read: the round trips measured since the last input are folded in first.
+        return store.update { party in
+            takeRoundTrips(into: &party)
+            let now = max(clock.now(), lastNow)
+            let rooms = room.map { id in party.rooms[id].map { [$0] } ?? [] } ?? party.rooms.values.sorted { $0.sequence < $1.sequence }
+            return (Outcome(), rooms.map { RoomView($0, party: party, now: now) })
+        }.extra
     }
 
     // MARK: Inspection (metrics, health, tests)
 
-    var roomCount: Int { state.withLock { $0.party.rooms.count } }
+    var roomCount: Int { store.read { $0.rooms.count } }
     var connectionCount: Int { state.withLock { $0.carriers.count } }
     /// Sessions away from a connection, resumable (PROTOCOL.md §13).
-    var awayCount: Int { state.withLock { $0.party.sessions.values.count { !$0.isAttached } } }
+    var awayCount: Int { store.read { $0.sessions.values.count { !$0.isAttached } } }
 
     func metricsSnapshot(traffic: TrafficCounters? = nil, budget: TCPConnectionBudget? = nil) -> MetricsRegistry.Snapshot {
-        state.withLock { state in
+        let (openPeak, closedPeak) = state.withLock { state in
+            defer { state.closedQueuePeak = 0 }
+            return (state.carriers.values.map { $0.connection.takeQueuePeak() }.max() ?? 0, state.closedQueuePeak)
+        }
+        return store.read { party in
             var statuses: [String: Int] = [:]
-            for room in state.party.rooms.values {
+            for room in party.rooms.values {
                 for member in room.members {
                     statuses[room.statuses[member]?.rawValue ?? MetricLabels.noStatus, default: 0] += 1
                 }
             }
-            let openPeak = state.carriers.values.map { $0.connection.takeQueuePeak() }.max() ?? 0
-            defer { state.closedQueuePeak = 0 }
             return MetricsRegistry.Snapshot(
-                roomsActive: state.party.rooms.count,
-                authenticatedConnections: state.party.sessions.values.count { $0.authenticated && $0.isAttached },
+                roomsActive: party.rooms.count,
+                authenticatedConnections: party.sessions.values.count { $0.authenticated && $0.isAttached },
                 participantsByStatus: statuses,
-                roomSizes: state.party.rooms.values.map(\.members.count),
-                queuePeakDepth: max(openPeak, state.closedQueuePeak),
+                roomSizes: party.rooms.values.map(\.members.count),
+                queuePeakDepth: max(openPeak, closedPeak),
                 wireBytesReceived: traffic?.receivedBytes ?? 0,
                 wireBytesSent: traffic?.sentBytes ?? 0,
                 tcpConnections: budget?.openConnections ?? 0,
@@ -309,18 +318,18 @@ final class SessionGateway: ConnectionAcceptor {
                 tcpAcceptPauses: budget?.pauses ?? 0,
                 requestHeadTimeouts: budget?.headerTimeoutCount ?? 0,
                 requestBodiesTooLarge: budget?.bodyTooLargeCount ?? 0,
-                sessionsAway: state.party.sessions.values.count { !$0.isAttached }
+                sessionsAway: party.sessions.values.count { !$0.isAttached }
             )
         }
     }
 
     // MARK: The one path every change takes
 
-    /// Hands the core the round trips measured since it last took them (under the party's lock).
-    private func takeRoundTrips(into state: inout State) {
+    /// Hands the core the round trips measured since it last took them (inside a store update).
+    private func takeRoundTrips(into party: inout Party) {
         let samples = roundTrips.withLock { $0.take() }
         for (client, rtts) in samples {
-            for rtt in rtts { state.party.recordRoundTrip(client, milliseconds: rtt) }
+            for rtt in rtts { party.recordRoundTrip(client, milliseconds: rtt) }
         }
     }
 
@@ -333,15 +342,15 @@ final class SessionGateway: ConnectionAcceptor {
         var probes: [(probe: ProbeRequest, suspect: Connection?, claimant: Connection?)] = []
     }
 
-    private func apply(_ body: (inout State, ServerTime) -> Outcome) {
-        // Under the lock only the core and the posting: each message is handed, not yet encoded,
-        // to its recipients' connections, so every client's order is the core's order. Encoding
-        // (by the first connection to write it) and the writes come after the lock.
-        let (outcome, posted) = state.withLock { state -> (Outcome, Posted) in
-            takeRoundTrips(into: &state)
+    private func apply(_ body: (inout Party, inout State, ServerTime) -> Outcome) {
+        // Inside the update only the core and the posting: each message is handed, not yet
+        // encoded, to its recipients' connections, so every client's order is the core's order.
+        // Encoding (by the first connection to write it) and the writes come after it.
+        let (outcome, posted) = store.update { party in state.withLock { state -> (outcome: Outcome, extra: Posted) in
+            takeRoundTrips(into: &party)
             let now = max(clock.now(), state.lastNow)
             state.lastNow = now
-            let outcome = body(&state, now)
+            let outcome = body(&party, &state, now)
             var posted = Posted()
             // A handover takes effect between the deliveries it came between (an auth_success
             // goes to the connection's first id, the resumed session's messages after it).
@@ -377,7 +386,7 @@ final class SessionGateway: ConnectionAcceptor {
                 posted.probes.append((probe, state.carriers[probe.session]?.connection, state.carriers[probe.claimant]?.connection))
             }
             return (outcome, posted)
-        }
+        } }
         Connection.deliver(posted.connections.values)
         for (type, text, count) in posted.messages where count > 0 {
             metrics.messagesSent(type: type, count: count, bytes: text.byteCount)

@@ -22,7 +22,7 @@ struct SessionServer {
         self.settings = settings
         self.logger = logger
         let party = Party(rules: settings.rules, roomIDs: RandomRoomIDs(), tokens: SecureResumeTokens(), authRequired: settings.jwt != nil)
-        self.gateway = SessionGateway(party: party, clock: clock, metrics: metrics, logger: logger, verifier: settings.jwt.map(JWTVerifier.init))
+        self.gateway = SessionGateway(store: InMemoryPartyStore(party), clock: clock, metrics: metrics, logger: logger, verifier: settings.jwt.map(JWTVerifier.init))
         var transportConfiguration = settings.transport
         if settings.echoConformance {
             // Autobahn's client answers a ping even in the middle of a frame it is sending in

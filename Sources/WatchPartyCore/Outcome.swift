@@ -86,6 +86,8 @@ public struct Outcome: Sendable, Equatable {
     /// Sessions that changed connection, each between two ``deliveries`` (``Handover/afterDeliveries``).
     public var handovers: [Handover] = []
     public var probes: [ProbeRequest] = []
+    /// The rooms and sessions this input touched (filled in by ``Party`` as the input ends).
+    public var changes = StateChanges()
 
     public init() {}
 

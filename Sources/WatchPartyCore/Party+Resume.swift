@@ -96,19 +96,19 @@ extension Party {
     /// it is a live second connection of the same user and nothing is taken over.
     public mutating func settleProbe(of session: ClientID, for claimant: ClientID, answered: Bool, now: ServerTime) -> Outcome {
         var out = Outcome()
-        guard var carrier = sessions[claimant], carrier.probing == session else { return out }
+        guard var carrier = sessions[claimant], carrier.probing == session else { return finish(out) }
         carrier.probing = nil
         sessions[claimant] = carrier
         guard !carrier.closing, carrier.roomID == nil, let seat = sessions[session], seat.userID == carrier.userID, seat.roomID != nil,
             !(seat.isAttached && answered)
         else {
             out.events.append(.resume(way: .identity, result: .refused, client: claimant, carrier: claimant, room: nil))
-            return out
+            return finish(out)
         }
         var lobby = LobbyChange()
         hand(session, to: claimant, way: .identity, now: now, out: &out, lobby: &lobby)
         flushLobby(lobby, now: now, out: &out)
-        return out
+        return finish(out)
     }
 
     // MARK: The handover

@@ -22,8 +22,8 @@ public enum TokenVerdict: Sendable, Equatable {
 /// Every change to rooms and sessions passes through these entry points.
 public struct Party: Sendable {
     public let rules: PartyRules
-    public internal(set) var sessions: [ClientID: ClientSession] = [:]
-    public internal(set) var rooms: [RoomID: Room] = [:]
+    public internal(set) var sessions = TrackedTable<ClientID, ClientSession>()
+    public internal(set) var rooms = TrackedTable<RoomID, Room>()
     /// Set once a drain begins: create and join are refused (PROTOCOL.md §11).
     public internal(set) var draining = false
 
@@ -66,7 +66,7 @@ public struct Party: Sendable {
         } else {
             out.send(.roomList(roomSummaries()), to: [client], now: now)
         }
-        return out
+        return finish(out)
     }
 
     /// The connection carrying `client` went away (closed, failed or timed out). A session in
@@ -74,26 +74,26 @@ public struct Party: Sendable {
     /// with no grace, it leaves its room as with `leave_room` and is gone.
     public mutating func disconnect(_ client: ClientID, now: ServerTime) -> Outcome {
         var out = Outcome()
-        guard let session = sessions[client], session.isAttached else { return out }
+        guard let session = sessions[client], session.isAttached else { return finish(out) }
         if let roomID = session.roomID, rooms[roomID] != nil, rules.resumeGraceMs > 0, !session.departsOnClose {
             goAway(client, from: roomID, now: now, out: &out)
-            return out
+            return finish(out)
         }
         var lobby = LobbyChange()
         departFromRoom(client, now: now, out: &out, lobby: &lobby)
         forget(client)
         lobby.leftRoom.removeAll { $0 == client }
         flushLobby(lobby, now: now, out: &out)
-        return out
+        return finish(out)
     }
 
     /// A text frame that failed to decode, or a binary frame: the documented error, nothing else.
     public mutating func reject(_ client: ClientID, _ code: ErrorCode, now: ServerTime) -> Outcome {
         var out = Outcome()
-        guard let session = sessions[client], !session.closing else { return out }
-        guard withinRateLimit(client, counted: true, now: now, out: &out) else { return out }
+        guard let session = sessions[client], !session.closing else { return finish(out) }
+        guard withinRateLimit(client, counted: true, now: now, out: &out) else { return finish(out) }
         out.error(code, to: client, room: nil, now: now)
-        return out
+        return finish(out)
     }
 
     /// A binary frame: the protocol has none (UNSUPPORTED_MESSAGE_FORMAT, PROTOCOL.md §1).
@@ -105,12 +105,12 @@ public struct Party: Sendable {
     /// shell's verification of that token.
     public mutating func receive(_ message: ClientMessage, from client: ClientID, now: ServerTime, verdict: TokenVerdict? = nil) -> Outcome {
         var out = Outcome()
-        guard let session = sessions[client], !session.closing else { return out }
-        guard withinRateLimit(client, counted: message.type != .clientLog, now: now, out: &out) else { return out }
+        guard let session = sessions[client], !session.closing else { return finish(out) }
+        guard withinRateLimit(client, counted: message.type != .clientLog, now: now, out: &out) else { return finish(out) }
         var lobby = LobbyChange()
         if !session.authenticated && !Self.servedBeforeAuth.contains(message.type) {
             out.error(.authenticationRequired, to: client, room: message.room, now: now)
-            return out
+            return finish(out)
         }
         do {
             try dispatch(message, from: client, now: now, verdict: verdict, out: &out, lobby: &lobby)
@@ -118,7 +118,7 @@ public struct Party: Sendable {
             out.error(error.code, to: client, room: message.room, now: now)
         }
         flushLobby(lobby, now: now, out: &out)
-        return out
+        return finish(out)
     }
 
     /// A timer armed by an earlier ``Outcome`` fired.
@@ -126,7 +126,7 @@ public struct Party: Sendable {
         var out = Outcome()
         switch key {
         case .readyWait(let roomID, let generation):
-            guard let room = rooms[roomID], let pending = room.pendingPlay, pending.generation == generation else { return out }
+            guard let room = rooms[roomID], let pending = room.pendingPlay, pending.generation == generation else { return finish(out) }
             let due = pending.createdAt + rules.maxReadyWaitMs
             releasePendingPlay(in: roomID, cause: .timeout, now: now, due: due, out: &out)
         case .statusFlush(let roomID):
@@ -134,13 +134,13 @@ public struct Party: Sendable {
         case .lobbyFlush:
             fireLobbyFlush(now: now, out: &out)
         case .authTimeout(let client):
-            guard let session = sessions[client], !session.authenticated, !session.closing else { return out }
+            guard let session = sessions[client], !session.authenticated, !session.closing else { return finish(out) }
             endSession(client, .authenticationTimeout, now: now, out: &out)
         case .sessionExpiry(let client, let expiresAt):
-            guard let session = sessions[client], session.isAttached, session.expiresAt == expiresAt, !session.closing else { return out }
+            guard let session = sessions[client], session.isAttached, session.expiresAt == expiresAt, !session.closing else { return finish(out) }
             endSession(client, .authenticationExpired, now: now, out: &out)
         case .resumeGrace(let client, let awaySince):
-            guard let session = sessions[client], session.awaySince == awaySince, let roomID = session.roomID else { return out }
+            guard let session = sessions[client], session.awaySince == awaySince, let roomID = session.roomID else { return finish(out) }
             out.events.append(.graceExpired(client: client, room: roomID))
             var lobby = LobbyChange()
             departFromRoom(client, now: now, out: &out, lobby: &lobby)
@@ -148,7 +148,7 @@ public struct Party: Sendable {
             lobby.leftRoom.removeAll { $0 == client }
             flushLobby(lobby, now: now, out: &out)
         }
-        return out
+        return finish(out)
     }
 
     /// A round trip to `client` measured by the transport's ping (input to adaptive scheduling).
@@ -173,7 +173,7 @@ public struct Party: Sendable {
             closeRoom(roomID, reason: .shutdown, now: now, out: &out, lobby: &lobby)
         }
         flushLobby(lobby, now: now, out: &out)
-        return out
+        return finish(out)
     }
 
     /// An operator closes a room (admin API): every member gets `room_closed` "Room closed by
@@ -184,7 +184,7 @@ public struct Party: Sendable {
         var lobby = LobbyChange()
         closeRoom(roomID, reason: .closedByOperator, now: now, out: &out, lobby: &lobby)
         flushLobby(lobby, now: now, out: &out)
-        return out
+        return finish(out)
     }
 
     /// An operator disconnects `client` (admin API): its connection is closed with 4007 and it
@@ -203,7 +203,15 @@ public struct Party: Sendable {
             lobby.leftRoom.removeAll { $0 == client }
             flushLobby(lobby, now: now, out: &out)
         }
-        return out
+        return finish(out)
+    }
+
+    /// Stamps an entry point's outcome with the rooms and sessions it touched (and any a
+    /// ``recordRoundTrip(_:milliseconds:)`` touched since the previous input).
+    mutating func finish(_ outcome: Outcome) -> Outcome {
+        var outcome = outcome
+        outcome.changes = StateChanges(rooms: rooms.takeTouched(), sessions: sessions.takeTouched())
+        return outcome
     }
 
     /// Until authenticated, only these are served (PROTOCOL.md §4).

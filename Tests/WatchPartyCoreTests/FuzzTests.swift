@@ -51,6 +51,8 @@ import SyncSimulator
 
         for step in 0..<steps {
             now += rng.next(upTo: 400)
+            let roomsBefore = party.rooms.storage
+            let sessionsBefore = party.sessions.storage
             var outcomes: [Outcome] = []
             // Due timers first, as the shell would fire them.
             let due = timers.filter { $0.due <= now }
@@ -119,6 +121,12 @@ import SyncSimulator
                 }
             }
             try Self.checkInvariants(party, step: step)
+            // A store persists exactly what the outcomes say changed: nothing may be missed.
+            let reported = outcomes.reduce(into: StateChanges()) { $0.rooms.formUnion($1.changes.rooms); $0.sessions.formUnion($1.changes.sessions) }
+            let changedRooms = Set(roomsBefore.keys).union(party.rooms.keys).filter { roomsBefore[$0] != party.rooms[$0] }
+            let changedSessions = Set(sessionsBefore.keys).union(party.sessions.keys).filter { sessionsBefore[$0] != party.sessions[$0] }
+            #expect(changedRooms.isSubset(of: reported.rooms), "step \(step): rooms changed but not reported: \(changedRooms.subtracting(reported.rooms))")
+            #expect(changedSessions.isSubset(of: reported.sessions), "step \(step): sessions changed but not reported: \(changedSessions.subtracting(reported.sessions))")
         }
         return stats
     }
