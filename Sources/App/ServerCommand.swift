@@ -91,6 +91,7 @@ struct ServerCommand: AsyncParsableCommand {
         rules.resumeGraceMs = UInt64(
             try env.value(sessions.resumeGraceSeconds, "RESUME_GRACE_SECONDS", default: Int(rules.resumeGraceMs / 1000)) { (0...86_400).contains($0) }) * 1000
         rules.resumeByUserID = try env.flag(sessions.resumeByUserId, "RESUME_BY_USER_ID", default: rules.resumeByUserID)
+        rules.maxAwaySessions = try env.value(sessions.maxAwaySessions, "MAX_AWAY_SESSIONS", default: rules.maxAwaySessions) { (1...10_000_000).contains($0) }
         settings.rules = rules
 
         var transportSettings = settings.transport

@@ -37,6 +37,8 @@ struct SessionOptions: ParsableArguments {
     var resumeGraceSeconds: Int?
     @Option(help: "Open mode: an auth naming a user_id resumes that user's away seat: true|false [RESUME_BY_USER_ID] (default \(defaults.rules.resumeByUserID))")
     var resumeByUserId: String?
+    @Option(help: "Members away at once, resumable; past it the one away longest leaves [MAX_AWAY_SESSIONS] (default \(defaults.rules.maxAwaySessions))")
+    var maxAwaySessions: Int?
 }
 
 struct TransportOptions: ParsableArguments {

@@ -291,7 +291,7 @@ final class SessionGateway: ConnectionAcceptor {
     var roomCount: Int { store.read { $0.rooms.count } }
     var connectionCount: Int { state.withLock { $0.carriers.count } }
     /// Sessions away from a connection, resumable (PROTOCOL.md §13).
-    var awayCount: Int { store.read { $0.sessions.values.count { !$0.isAttached } } }
+    var awayCount: Int { store.read { $0.awayCount } }
 
     func metricsSnapshot(traffic: TrafficCounters? = nil, budget: TCPConnectionBudget? = nil) -> MetricsRegistry.Snapshot {
         let (openPeak, closedPeak) = state.withLock { state in
@@ -318,7 +318,7 @@ final class SessionGateway: ConnectionAcceptor {
                 tcpAcceptPauses: budget?.pauses ?? 0,
                 requestHeadTimeouts: budget?.headerTimeoutCount ?? 0,
                 requestBodiesTooLarge: budget?.bodyTooLargeCount ?? 0,
-                sessionsAway: party.sessions.values.count { !$0.isAttached }
+                sessionsAway: party.awayCount
             )
         }
     }
@@ -537,9 +537,13 @@ final class SessionGateway: ConnectionAcceptor {
             if let room { metadata["room_id"] = .string(room) }
             // A client controls how often it tries: throttled like authentication lines.
             throttled(.authentication, .info, result == .refused ? "Resume refused" : "Session resumed", metadata)
-        case .graceExpired(let client, let room):
+        case .graceExpired(let client, let room, let early):
             metrics.sessionGraceExpired()
-            logger.info("Session grace expired", metadata: ["client_id": .string(client), "room_id": .string(room)])
+            if early {
+                throttled(.refusal, .warning, "Session grace cut short: MAX_AWAY_SESSIONS reached", ["client_id": .string(client), "room_id": .string(room)])
+            } else {
+                logger.info("Session grace expired", metadata: ["client_id": .string(client), "room_id": .string(room)])
+            }
         }
     }
 

@@ -14,7 +14,7 @@ struct BenchCommand: AsyncParsableCommand {
             load from one address, e.g.: owp-server --port 3000 --max-connections 20000 --max-connections-per-ip 20000 \
             --log-level warning. For --ceiling, start a second one with --fanout-ceiling on another port.
             """,
-        subcommands: [Party.self, Fanout.self, Connections.self]
+        subcommands: [Party.self, Fanout.self, Connections.self, Resume.self]
     )
 }
 
@@ -185,6 +185,32 @@ struct Connections: AsyncParsableCommand {
     }
 }
 
+struct Resume: AsyncParsableCommand {
+    static let configuration = CommandConfiguration(
+        abstract: "R rooms × M members all lose their connection at once (TCP reset); after a delay every one reconnects and resumes its seat (PROTOCOL.md §13).")
+    @OptionGroup var common: CommonOptions
+    @Option(help: "Rooms") var rooms = 100
+    @Option(help: "Members per room, the host included") var members = 10
+    @Option(help: "Seconds between the drop and the first reconnect (the upstream clients' first back-off is 1 s)") var delay: Double = 1
+    @Option(help: "Reconnects per second") var ramp: Double = 2000
+    @Option(help: "Reconnects in flight at most") var concurrency = 256
+
+    func run() async throws {
+        var options = ResumeOptions()
+        options.rooms = rooms
+        options.members = members
+        options.delay = delay
+        options.rampPerSecond = ramp
+        options.concurrency = concurrency
+        let parameters = ["rooms": "\(rooms)", "members": "\(members)", "delay_s": "\(delay)", "ramp_per_s": "\(ramp)", "concurrency": "\(concurrency)"]
+        try await execute(scenario: "resume", common: common, parameters: parameters) { [options] makeHarness in
+            let url = try ServerURL(common.url)
+            let result = try await ResumeScenario(harness: makeHarness(url), options: options).run()
+            return (result, nil, nil, Targets.resume(result))
+        }
+    }
+}
+
 /// The published targets (2 cores, generator on the same machine).
 enum Targets {
     static let rssMiB = 200.0
@@ -215,6 +241,12 @@ enum Targets {
         let measured = String(
             format: "%.0f / %.0f delivered/s = %.1f %%", result.metrics["delivered_per_second"] ?? 0, ceiling.metrics["delivered_per_second"] ?? 0, value * 100)
         return [TargetCheck(name: "fanout vs ceiling", target: "≥ 50 % of the ceiling", measured: measured, met: value >= 0.5)]
+    }
+
+    static func resume(_ result: RunResult) -> [TargetCheck] {
+        let members = Int(result.metrics["members"] ?? 0)
+        let back = Int(result.metrics["seats_back"] ?? 0)
+        return [TargetCheck(name: "dropped members back in their seat", target: "\(members)", measured: "\(back)", met: members > 0 && back == members)]
     }
 
     static func connections(_ result: RunResult) -> [TargetCheck] {

@@ -29,6 +29,8 @@ final class BenchSocket: ChannelInboundHandler, @unchecked Sendable {
     /// Set when the server compresses with context takeover (else the thread's shared inflater is used).
     var ownInflater: Inflater?
     private(set) var serverCloseCode: UInt16?
+    /// The first `client_hello` the server sent (its `client` and `resume_token`: PROTOCOL.md §13).
+    private(set) var greeting: ByteBuffer?
     private var sentClose = false
     private let closedPromise: EventLoopPromise<Void>
 
@@ -127,6 +129,7 @@ final class BenchSocket: ChannelInboundHandler, @unchecked Sendable {
                 context.close(promise: nil)
                 return
             }
+            if greeting == nil, JSONScan.type(of: message) == "client_hello" { greeting = message }
             if let onText {
                 onText(message)
             } else {

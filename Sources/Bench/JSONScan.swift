@@ -122,6 +122,7 @@ struct JSONKey: Sendable, ExpressibleByStringLiteral {
     static let text: JSONKey = "text"
     static let room: JSONKey = "room"
     static let client: JSONKey = "client"
+    static let resumeToken: JSONKey = "resume_token"
     static let action: JSONKey = "action"
     static let position: JSONKey = "position"
     static let serverTS: JSONKey = "server_ts"

@@ -110,6 +110,8 @@ enum Series: String, CaseIterable, Sendable {
     case fanout = "fanout_delivery"
     /// TCP connect + WebSocket upgrade.
     case handshake
+    /// A dropped member's way back: connect, `resume` with its token, its room's `room_state`.
+    case resume
 }
 
 /// HDR histograms (µs, 3 significant digits, up to 10 minutes), one per series. One recorder per

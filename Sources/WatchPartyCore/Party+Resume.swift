@@ -5,8 +5,18 @@ extension Party {
 
     /// `client`'s connection ended without a departure: it stays a member of `roomID`, away.
     /// The others see only its status go to `null`; it no longer holds the ready barrier.
+    /// Away sessions are bounded (``PartyRules/maxAwaySessions``): at the bound, the one away
+    /// longest departs now, as if its grace had ended.
     mutating func goAway(_ client: ClientID, from roomID: RoomID, now: ServerTime, out: inout Outcome) {
+        if awayCount >= rules.maxAwaySessions { evictOldestAway(now: now, out: &out) }
         sessions[client]?.awaySince = now
+        awayCount += 1
+        awayQueue.append((client, now))
+        if awayQueue.count - awayHead > 2 * awayCount + 1024 {
+            // Mostly resumed or departed entries: keep only the sessions still away as queued.
+            awayQueue = awayQueue[awayHead...].filter { sessions[$0.client]?.awaySince == $0.since }
+            awayHead = 0
+        }
         sessions[client]?.closing = false
         rooms[roomID]?.away.insert(client)
         refreshLobby(client)
@@ -18,8 +28,35 @@ extension Party {
         }
     }
 
+    /// The away session that went away first (and is still away) departs now.
+    private mutating func evictOldestAway(now: ServerTime, out: inout Outcome) {
+        while awayHead < awayQueue.count {
+            let (client, since) = awayQueue[awayHead]
+            awayHead += 1
+            guard sessions[client]?.awaySince == since, let roomID = sessions[client]?.roomID else { continue }
+            out.events.append(.graceExpired(client: client, room: roomID, early: true))
+            departAway(client, now: now, out: &out)
+            break
+        }
+        if awayHead > 1024 && awayHead * 2 > awayQueue.count {
+            awayQueue.removeFirst(awayHead)
+            awayHead = 0
+        }
+    }
+
+    /// An away session leaves its room by §5's departure rules and is gone (its grace ended,
+    /// it was evicted, or an operator removed it).
+    mutating func departAway(_ client: ClientID, now: ServerTime, out: inout Outcome) {
+        var lobby = LobbyChange()
+        departFromRoom(client, now: now, out: &out, lobby: &lobby)
+        forget(client)
+        lobby.leftRoom.removeAll { $0 == client }
+        flushLobby(lobby, now: now, out: &out)
+    }
+
     /// Removes a session that is over, and its token with it.
     mutating func forget(_ client: ClientID) {
+        if sessions[client]?.awaySince != nil { awayCount -= 1 }
         if let digest = sessions[client]?.resumeDigest, resumeIndex[digest] == client {
             resumeIndex[digest] = nil
         }
@@ -134,6 +171,7 @@ extension Party {
         if !carrier.features.isEmpty { seat.features = carrier.features }
         seat.closing = false
         seat.departsOnClose = false
+        if seat.awaySince != nil { awayCount -= 1 }
         seat.awaySince = nil
         seat.probing = nil
         seat.recentRTTs = carrier.recentRTTs

@@ -31,6 +31,12 @@ public struct Party: Sendable {
     var tokens: any ResumeTokenMinter
     /// Every live resume token's digest, to the session it resumes (PROTOCOL.md §13).
     var resumeIndex: [ResumeDigest: ClientID] = [:]
+    /// Sessions away now (kept by ``goAway(_:from:now:out:)``, ``forget(_:)`` and the handover).
+    public internal(set) var awayCount = 0
+    /// Away sessions in the order they went away, oldest first from ``awayHead``; entries of
+    /// sessions no longer away (resumed, departed) are skipped when met and compacted away.
+    var awayQueue: [(client: ClientID, since: ServerTime)] = []
+    var awayHead = 0
     /// JWT mode: connections must `auth` with a valid token before anything else.
     public let authRequired: Bool
     var roomSequence: UInt64 = 0
@@ -141,12 +147,8 @@ public struct Party: Sendable {
             endSession(client, .authenticationExpired, now: now, out: &out)
         case .resumeGrace(let client, let awaySince):
             guard let session = sessions[client], session.awaySince == awaySince, let roomID = session.roomID else { return finish(out) }
-            out.events.append(.graceExpired(client: client, room: roomID))
-            var lobby = LobbyChange()
-            departFromRoom(client, now: now, out: &out, lobby: &lobby)
-            forget(client)
-            lobby.leftRoom.removeAll { $0 == client }
-            flushLobby(lobby, now: now, out: &out)
+            out.events.append(.graceExpired(client: client, room: roomID, early: false))
+            departAway(client, now: now, out: &out)
         }
         return finish(out)
     }
@@ -197,11 +199,7 @@ public struct Party: Sendable {
             sessions[client]?.closing = true
             out.closes.append(CloseRequest(client: client, cause: .disconnectedByOperator))
         } else {
-            var lobby = LobbyChange()
-            departFromRoom(client, now: now, out: &out, lobby: &lobby)
-            forget(client)
-            lobby.leftRoom.removeAll { $0 == client }
-            flushLobby(lobby, now: now, out: &out)
+            departAway(client, now: now, out: &out)
         }
         return finish(out)
     }

@@ -50,6 +50,9 @@ public struct PartyRules: Sendable, Equatable {
     /// Open mode: an `auth` naming a `user_id` resumes that user's away session
     /// (`RESUME_BY_USER_ID`). Off by default: in open mode the id is unverified.
     public var resumeByUserID = false
+    /// Sessions away at once (`MAX_AWAY_SESSIONS`): past it, the one away longest departs
+    /// early. Bounds what dropping connections can leave behind, whatever their rate.
+    public var maxAwaySessions: Int = 10_000
     /// How long a connection suspected of being half-open has to answer a probe before a new
     /// connection of the same user takes its session over (PROTOCOL.md §13: 2 s).
     public var resumeProbeMs: UInt64 = 2000

@@ -39,6 +39,26 @@ import Testing
         }
     }
 
+    @Test func everyDroppedMemberResumesItsSeat() async throws {
+        try await withBenchServer { port in
+            let harness = try Harness(url: ServerURL("ws://127.0.0.1:\(port)/ws"), group: MultiThreadedEventLoopGroup.singleton)
+            var options = ResumeOptions()
+            options.rooms = 2
+            options.members = 3
+            options.delay = 0.1
+            let result = try await ResumeScenario(harness: harness, options: options).run()
+            #expect(result.errorTotal == 0, "errors: \(result.errors)")
+            #expect(result.metrics["members"] == 6)
+            #expect(result.metrics["seats_back"] == 6)
+            #expect(result.metrics["server_sessions_away_after_drop"] == 6, "the server saw every drop")
+            #expect(result.metrics["server_sessions_away_after_resume"] == 0)
+            #expect(result.metrics["server_resumes_token_resumed"] == 6)
+            #expect(result.metrics["server_rooms_active_after_resume"] == 2, "no room closed")
+            #expect(result.latency["resume"]?.count == 6)
+            #expect(Targets.resume(result).map(\.met) == [true])
+        }
+    }
+
     @Test func fanoutAndCeilingDeliverWithoutErrors() async throws {
         var options = FanoutOptions()
         options.rooms = 1

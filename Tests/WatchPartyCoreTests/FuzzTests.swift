@@ -146,7 +146,9 @@ import SyncSimulator
                 #expect(party.sessions[member]?.roomID == id, "step \(step): \(member) in \(id) but its session says \(String(describing: party.sessions[member]?.roomID))")
             }
         }
+        #expect(party.awayCount == party.sessions.values.count { !$0.isAttached }, "step \(step): the away count drifted")
         for session in party.sessions.values {
+            #expect(session.isAttached || session.roomID != nil, "step \(step): \(session.id) is away in no room")
             if let roomID = session.roomID {
                 let room = try #require(party.rooms[roomID], "step \(step): \(session.id) points at a missing room")
                 #expect(room.members.contains(session.id))

@@ -54,7 +54,7 @@ import Testing
         #expect(h.inbox("h")[0].client == "g1")
         #expect(h.party.rooms[room]?.members == ["h", "g2"])
         #expect(h.party.sessions["g1"] == nil)
-        #expect(h.events.contains(.graceExpired(client: "g1", room: room)))
+        #expect(h.events.contains(.graceExpired(client: "g1", room: room, early: false)))
     }
 
     @Test func aSessionInNoRoomIsGoneAtOnce() throws {
@@ -400,6 +400,28 @@ import Testing
         h.disconnect("g1")
         h.send("h", "leave_room")
         #expect(h.party.rooms[room]?.hostID == "g2")
+    }
+
+    @Test func awaySessionsAreBoundedAndTheOldestGoesFirst() throws {
+        var rules = PartyRules()
+        rules.maxAwaySessions = 2
+        let h = Harness(rules: rules)
+        let room = h.room(guests: ["g1", "g2", "g3"])
+        h.disconnect("g1")
+        h.advance(by: 10)
+        h.disconnect("g2")
+        h.advance(by: 10)
+        // g1 came back and went again: it is now the newest, not the oldest.
+        h.connect("g1b")
+        h.send("g1b", "resume", payload: ["token": "token-2"])
+        h.disconnect("g1")
+        #expect(h.party.awayCount == 2)
+        h.clear()
+        h.disconnect("g3")
+        #expect(h.party.awayCount == 2, "the bound holds")
+        #expect(h.events.contains(.graceExpired(client: "g2", room: room, early: true)), "g2 is the one away longest")
+        #expect(h.party.rooms[room]?.members == ["h", "g1", "g3"])
+        #expect(h.types("h").first == "client_left")
     }
 
     @Test func anOperatorDisconnectDepartsAtOnce() throws {
