@@ -27,8 +27,13 @@ public struct ClientSession: Sendable, Equatable {
     public internal(set) var resumeDigest: ResumeDigest?
     /// Open mode: the client named its own `user_id` (what `RESUME_BY_USER_ID` goes by).
     public internal(set) var claimedUserID = false
+    /// JWT mode: `userID` is a verified token's `sub`.
+    public internal(set) var verifiedUserID = false
     /// The session whose connection is being probed for this one (PROTOCOL.md §13).
     public internal(set) var probing: ClientID?
+    /// What a resume by identity goes by: the verified `sub` (JWT mode) or a claimed `user_id`
+    /// (open mode); `nil` for the open-mode default `anonymous`.
+    public var identity: String? { verifiedUserID || claimedUserID ? userID : nil }
     /// True while a connection carries the session.
     public var isAttached: Bool { awaySince == nil }
     /// Round trips measured by the server's WebSocket pings, newest last (at most 8).

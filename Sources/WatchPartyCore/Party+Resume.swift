@@ -54,9 +54,16 @@ extension Party {
         flushLobby(lobby, now: now, out: &out)
     }
 
+    /// Takes `client` out of `identity`'s entry in ``sessionsByUser`` (and drops an emptied entry).
+    mutating func unindex(_ client: ClientID, from identity: String) {
+        sessionsByUser[identity]?.remove(client)
+        if sessionsByUser[identity]?.isEmpty == true { sessionsByUser[identity] = nil }
+    }
+
     /// Removes a session that is over, and its token with it.
     mutating func forget(_ client: ClientID) {
         if sessions[client]?.awaySince != nil { awayCount -= 1 }
+        if let identity = sessions[client]?.identity { unindex(client, from: identity) }
         if let digest = sessions[client]?.resumeDigest, resumeIndex[digest] == client {
             resumeIndex[digest] = nil
         }
@@ -113,7 +120,8 @@ extension Party {
         guard rules.resumeGraceMs > 0, let carrier = sessions[claimant], carrier.roomID == nil, carrier.probing == nil,
             authRequired || (rules.resumeByUserID && carrier.claimedUserID)
         else { return false }
-        let same = sessions.values.filter { $0.id != claimant && $0.roomID != nil && $0.userID == carrier.userID && (authRequired || $0.claimedUserID) }
+        guard let identity = carrier.identity else { return false }
+        let same = (sessionsByUser[identity] ?? []).sorted().compactMap { sessions[$0] }.filter { $0.id != claimant && $0.roomID != nil && (authRequired || $0.claimedUserID) }
         let away = same.filter { !$0.isAttached }
         if away.count == 1 {
             hand(away[0].id, to: claimant, way: .identity, now: now, out: &out, lobby: &lobby)

@@ -15,6 +15,7 @@ extension Party {
             guard let token = payload?["token"]?.string, !token.isEmpty else { throw ProtocolError(.authenticationRequired) }
             guard case .valid(let userID, let name, let expiresAt)? = verdict else { throw ProtocolError(.authenticationFailed) }
             session.userID = userID
+            session.verifiedUserID = true
             session.name = Sanitizer.name(name) ?? session.name
             // A fresh token moves the session's end; the timer of the old one becomes stale.
             session.expiresAt = expiresAt
@@ -36,6 +37,10 @@ extension Party {
             let supported = declared.compactMap { $0.string.flatMap(ClientFeature.init(rawValue:)) }
             session.features = Set(supported)
             features = ClientFeature.allCases.filter(session.features.contains).map(\.rawValue)
+        }
+        if session.identity != sessions[client]?.identity {
+            if let old = sessions[client]?.identity { unindex(client, from: old) }
+            if let new = session.identity { sessionsByUser[new, default: []].insert(client) }
         }
         sessions[client] = session
         refreshLobby(client)

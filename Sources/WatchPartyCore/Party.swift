@@ -37,6 +37,9 @@ public struct Party: Sendable {
     /// sessions no longer away (resumed, departed) are skipped when met and compacted away.
     var awayQueue: [(client: ClientID, since: ServerTime)] = []
     var awayHead = 0
+    /// Sessions by the identity a resume by identity goes by (a JWT `sub`; in open mode a
+    /// claimed `user_id`), so an `auth` finds its user's sessions without a scan.
+    var sessionsByUser: [String: Set<ClientID>] = [:]
     /// JWT mode: connections must `auth` with a valid token before anything else.
     public let authRequired: Bool
     var roomSequence: UInt64 = 0

@@ -14,9 +14,10 @@ import SyncSimulator
     @Test("100 000 fuzzed inputs through codec and core, seed 0x0DD5EED5")
     func fuzzedInputsKeepEveryInvariant() throws {
         let stats = try Self.run(seed: Self.seed, steps: Self.steps)
-        print("fuzz: \(stats.sent) messages (\(stats.undecodable) undecodable), seed \(String(Self.seed, radix: 16)), digest \(String(stats.digest, radix: 16)), errors by code: \(stats.errors.map { "\($0.key.rawValue)=\($0.value)" }.sorted().joined(separator: " "))")
+        print("fuzz: \(stats.sent) messages (\(stats.undecodable) undecodable), seed \(String(Self.seed, radix: 16)), digest \(String(stats.digest, radix: 16)), handovers \(stats.handovers), errors by code: \(stats.errors.map { "\($0.key.rawValue)=\($0.value)" }.sorted().joined(separator: " "))")
         #expect(stats.sent > 90_000)
         #expect(stats.errors.count >= 12, "the generator reaches most error paths")
+        #expect(stats.handovers["resumed"] ?? 0 > 100 && stats.handovers["taken over"] ?? 0 > 10, "resumes and takeovers happen: \(stats.handovers)")
     }
 
     /// A failure is only worth something if its seed reproduces it: the same seed gives the same
@@ -38,6 +39,7 @@ import SyncSimulator
         var rules = PartyRules()
         rules.maxClientsPerRoom = 4
         rules.rateLimitPerSecond = 1_000
+        rules.resumeByUserID = true  // every fuzzed user is "fuzz-user": identity resumes and probes happen
         var party = Party(rules: rules, roomIDs: SequentialRoomIDs(), tokens: CountingResumeTokens())
         var now: ServerTime = t0
         var timers: [TimerRequest] = []
@@ -47,6 +49,7 @@ import SyncSimulator
         var carried: [ClientID?] = Array(repeating: nil, count: clients.count)
         var connections = 0
         var tokens: [String] = []
+        var probes: [(due: ServerTime, probe: ProbeRequest)] = []
         var stats = FuzzStats()
 
         for step in 0..<steps {
@@ -54,21 +57,37 @@ import SyncSimulator
             let roomsBefore = party.rooms.storage
             let sessionsBefore = party.sessions.storage
             var outcomes: [Outcome] = []
+            // As the shell does: a handover moves the session to its new connection at once, so
+            // the next input of this step already comes from the right one.
+            func take(_ outcome: Outcome) {
+                outcomes.append(outcome)
+                for handover in outcome.handovers {
+                    // A connection that still carried the session is closed by the shell (4001), unheard.
+                    if let old = carried.firstIndex(of: handover.session) { carried[old] = nil }
+                    if let new = carried.firstIndex(of: handover.carrier) { carried[new] = handover.session }
+                }
+            }
             // Due timers first, as the shell would fire them.
             let due = timers.filter { $0.due <= now }
             timers.removeAll { $0.due <= now }
-            for timer in due { outcomes.append(party.fire(timer.key, now: now)) }
+            for timer in due { take(party.fire(timer.key, now: now)) }
+            // Probes settle when their time is up, answered or not, as the shell's ping finds.
+            let settled = probes.filter { $0.due <= now }
+            probes.removeAll { $0.due <= now }
+            for entry in settled {
+                take(party.settleProbe(of: entry.probe.session, for: entry.probe.claimant, answered: rng.chance(50), now: now))
+            }
 
             let slot = Int(rng.next(upTo: UInt64(clients.count)))
             let roll = rng.next(upTo: 100)
             if carried[slot] == nil || roll < 2 {
                 if let client = carried[slot] {
-                    outcomes.append(party.disconnect(client, now: now))
+                    take(party.disconnect(client, now: now))
                     carried[slot] = nil
                 } else {
                     connections += 1
                     let client = "\(clients[slot])#\(connections)"
-                    outcomes.append(party.connect(client, now: now))
+                    take(party.connect(client, now: now))
                     carried[slot] = client
                 }
             } else if let client = carried[slot] {
@@ -82,10 +101,10 @@ import SyncSimulator
                     : FuzzMessages.make(&rng, room: room, clients: clients)
                 stats.sent += 1
                 switch ClientMessageDecoder.decode(text) {
-                case .success(let message): outcomes.append(party.receive(message, from: client, now: now))
+                case .success(let message): take(party.receive(message, from: client, now: now))
                 case .failure(let error):
                     stats.undecodable += 1
-                    outcomes.append(party.reject(client, error.code, now: now))
+                    take(party.reject(client, error.code, now: now))
                 }
             }
 
@@ -94,11 +113,10 @@ import SyncSimulator
                 let outcome = outcomes[index]
                 index += 1
                 timers += outcome.timers
+                probes += outcome.probes.map { (now + $0.withinMs, $0) }
                 for handover in outcome.handovers {
                     stats.digest("handover \(handover.carrier) -> \(handover.session)")
-                    // A connection that still carried the session is closed by the shell (4001), unheard.
-                    if let old = carried.firstIndex(of: handover.session) { carried[old] = nil }
-                    if let new = carried.firstIndex(of: handover.carrier) { carried[new] = handover.session }
+                    stats.handovers[handover.tookOver ? "taken over" : "resumed", default: 0] += 1
                 }
                 for delivery in outcome.deliveries {
                     if case .clientHello(_, let token?, _) = delivery.message.payload { tokens = Array((tokens + [token]).suffix(16)) }
@@ -117,7 +135,7 @@ import SyncSimulator
                     stats.digest("close \(close.client) \(close.code)")
                     guard let closed = carried.firstIndex(of: close.client) else { continue }
                     carried[closed] = nil
-                    outcomes.append(party.disconnect(close.client, now: now))
+                    take(party.disconnect(close.client, now: now))
                 }
             }
             try Self.checkInvariants(party, step: step)
@@ -148,6 +166,12 @@ import SyncSimulator
         }
         #expect(party.awayCount == party.sessions.values.count { !$0.isAttached }, "step \(step): the away count drifted")
         for session in party.sessions.values {
+            #expect(session.identity.map { party.sessionsByUser[$0]?.contains(session.id) == true } ?? true, "step \(step): \(session.id) missing from the user index")
+        }
+        for (identity, members) in party.sessionsByUser {
+            #expect(!members.isEmpty && members.allSatisfy { party.sessions[$0]?.identity == identity }, "step \(step): stale user index entry \(identity)")
+        }
+        for session in party.sessions.values {
             #expect(session.isAttached || session.roomID != nil, "step \(step): \(session.id) is away in no room")
             if let roomID = session.roomID {
                 let room = try #require(party.rooms[roomID], "step \(step): \(session.id) points at a missing room")
@@ -159,6 +183,8 @@ import SyncSimulator
 
 struct FuzzStats {
     var sent = 0
+    /// Sessions moved to another connection, by kind.
+    var handovers: [String: Int] = [:]
     var undecodable = 0
     var errors: [ErrorCode: Int] = [:]
     /// FNV-1a over everything the core sent and closed, in order.
@@ -199,7 +225,7 @@ enum FuzzMessages {
         let position = rng.pick([0.0, 1.5, 12.0, 600.25, Double(rng.next(upTo: 7200))])
         var envelope: OrderedFields = ["ts": Int(rng.next(upTo: 2_000_000_000_000))]
         switch rng.next(upTo: 13) {
-        case 0: envelope["type"] = "auth"; envelope["payload"] = ["user_name": "fuzz", "protocol_version": 1, "features": ["host_transfer", "participant_status"]] as OrderedFields
+        case 0: envelope["type"] = "auth"; envelope["payload"] = ["user_name": "fuzz", "user_id": "fuzz-user", "protocol_version": 1, "features": ["host_transfer", "participant_status"]] as OrderedFields
         case 1: envelope["type"] = "ping"; envelope["payload"] = ["client_ts": 1] as OrderedFields
         case 2: envelope["type"] = "list_rooms"
         case 3: envelope["type"] = "create_room"; envelope["payload"] = ["name": "Room", "start_pos": position, "media_id": "0123456789abcdef0123456789abcdef"] as OrderedFields
