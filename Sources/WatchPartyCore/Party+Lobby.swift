@@ -7,7 +7,23 @@ struct LobbyChange {
 }
 
 extension Party {
-    /// Every room, in creation order, as `room_list` shows it.
+    /// Every room, in creation order, as `room_list` shows it: one snapshot (and one encoding)
+    /// until a room is created, closed or changes its member count (``noteRoomsChanged(_:)``).
+    mutating func roomList() -> RoomList {
+        if let cached = roomListCache { return cached }
+        let list = RoomList(roomSummaries())
+        roomListCache = list
+        return list
+    }
+
+    /// The set of rooms or a member count changed: the lobby is told (``flushLobby(_:now:out:)``)
+    /// and the cached list is stale.
+    mutating func noteRoomsChanged(_ lobby: inout LobbyChange) {
+        lobby.roomsChanged = true
+        roomListCache = nil
+    }
+
+    /// Every room, in creation order, built afresh.
     func roomSummaries() -> [RoomSummary] {
         // Summarise first, then sort the small values (sorting Room values copies whole rooms).
         rooms.values.map { ($0.sequence, RoomSummary(id: $0.id, name: $0.name, count: $0.members.count, mediaID: $0.mediaID)) }
@@ -54,7 +70,7 @@ extension Party {
         }
         // Most inputs change no room: build the list only when someone will get it.
         guard !recipients.isEmpty else { return }
-        out.send(.roomList(roomSummaries()), to: recipients, now: now)
+        out.send(.roomList(roomList()), to: recipients, now: now)
     }
 
     /// The end of a coalescing window with a change pending: the lobby gets the current list.
@@ -63,6 +79,6 @@ extension Party {
         lobbyFlushPending = false
         lobbyWindowEnd = now + rules.lobbyCoalesceMs
         guard !lobbyClients.isEmpty else { return }
-        out.send(.roomList(roomSummaries()), to: lobbyClients.sorted(), now: now)
+        out.send(.roomList(roomList()), to: lobbyClients.sorted(), now: now)
     }
 }

@@ -34,7 +34,7 @@ extension Party {
         out.events.append(.roomCreated(room: room.id, host: client))
         out.send(.roomState(roomState(room, now: now)), to: [client], room: room.id, now: now)
         sendParticipants(room, now: now, out: &out)
-        lobby.roomsChanged = true
+        noteRoomsChanged(&lobby)
     }
 
     mutating func joinRoom(_ roomID: RoomID?, by client: ClientID, payload: JSONValue?, now: ServerTime, out: inout Outcome, lobby: inout LobbyChange) throws(ProtocolError) {
@@ -60,7 +60,7 @@ extension Party {
         out.send(.participantsUpdate(count: room.members.count), to: room.members.filter { $0 != client }, room: roomID, now: now)
         sendParticipants(room, now: now, out: &out)
         sendDuePlay(room, to: client, now: now, out: &out)
-        lobby.roomsChanged = true
+        noteRoomsChanged(&lobby)
     }
 
     mutating func leaveRoom(by client: ClientID, now: ServerTime, out: inout Outcome, lobby: inout LobbyChange) throws(ProtocolError) {
@@ -79,7 +79,7 @@ extension Party {
         guard let roomID = sessions[client]?.roomID, var room = rooms[roomID] else { return }
         setRoom(of: client, to: nil)
         lobby.leftRoom.append(client)
-        lobby.roomsChanged = true
+        noteRoomsChanged(&lobby)
         room.members.removeAll { $0 == client }
         room.ready.remove(client)
         room.away.remove(client)
@@ -127,7 +127,7 @@ extension Party {
             out.send(.roomClosed(reason: message), to: room.members, room: roomID, now: now)
         }
         lobby.leftRoom.append(contentsOf: room.members)
-        lobby.roomsChanged = true
+        noteRoomsChanged(&lobby)
         out.events.append(.roomClosed(room: roomID, reason: reason))
     }
 

@@ -50,7 +50,7 @@ extension Party {
         let resumed = session.roomID == nil && resumeByIdentity(client, now: now, out: &out, lobby: &lobby)
         flushLobby(lobby, now: now, out: &out)
         if !resumed && !wasAuthenticated && session.roomID == nil {
-            out.send(.roomList(roomSummaries()), to: [client], now: now)
+            out.send(.roomList(roomList()), to: [client], now: now)
         }
     }
 

@@ -40,6 +40,8 @@ public struct Party: Sendable {
     /// Sessions by the identity a resume by identity goes by (a JWT `sub`; in open mode a
     /// claimed `user_id`), so an `auth` finds its user's sessions without a scan.
     var sessionsByUser: [String: Set<ClientID>] = [:]
+    /// The current `room_list` snapshot, until the rooms change (``roomList()``).
+    var roomListCache: RoomList?
     /// JWT mode: connections must `auth` with a valid token before anything else.
     public let authRequired: Bool
     var roomSequence: UInt64 = 0
@@ -73,7 +75,7 @@ public struct Party: Sendable {
         if authRequired {
             out.timers.append(TimerRequest(key: .authTimeout(client: client), due: now + rules.authTimeoutMs))
         } else {
-            out.send(.roomList(roomSummaries()), to: [client], now: now)
+            out.send(.roomList(roomList()), to: [client], now: now)
         }
         return finish(out)
     }
@@ -226,7 +228,7 @@ public struct Party: Sendable {
         switch message.type {
         case .auth: try authenticate(client, payload: message.payload, verdict: verdict, now: now, out: &out)
         case .ping: out.send(.pong(message.payload), to: [client], room: message.room, now: now)
-        case .listRooms: out.send(.roomList(roomSummaries()), to: [client], now: now)
+        case .listRooms: out.send(.roomList(roomList()), to: [client], now: now)
         case .createRoom: try createRoom(by: client, payload: message.payload, now: now, out: &out, lobby: &lobby)
         case .joinRoom: try joinRoom(message.room, by: client, payload: message.payload, now: now, out: &out, lobby: &lobby)
         case .leaveRoom: try leaveRoom(by: client, now: now, out: &out, lobby: &lobby)

@@ -43,6 +43,25 @@ public struct RoomSummary: Sendable, Equatable, Encodable {
     }
 }
 
+/// The lobby's `room_list` payload, a snapshot shared by every message that carries it, with
+/// its JSON encoded once (``payloadJSON``): a connect storm against a server with a thousand
+/// rooms would otherwise encode the same thousand entries once per connection.
+public final class RoomList: Sendable, Equatable, CustomStringConvertible {
+    public let rooms: [RoomSummary]
+    /// The payload as ``ServerMessage/encodedJSON()`` writes it (an array, keys sorted).
+    let payloadJSON: String
+
+    public init(_ rooms: [RoomSummary]) {
+        self.rooms = rooms
+        // Encoding our own value types cannot fail.
+        payloadJSON = (try? ServerMessage.encoder.encode(rooms)).map { String(decoding: $0, as: UTF8.self) } ?? "[]"
+    }
+
+    public static func == (lhs: RoomList, rhs: RoomList) -> Bool { lhs === rhs || lhs.rooms == rhs.rooms }
+
+    public var description: String { "RoomList(\(rooms))" }
+}
+
 /// A participant as listed in `participant_list`.
 public struct ParticipantEntry: Sendable, Equatable, Encodable {
     public var name: String
@@ -76,7 +95,7 @@ public enum ServerPayload: Sendable, Equatable {
     /// hello answers a resume (the id is the resumed session's).
     case clientHello(clientID: String, resumeToken: String? = nil, resumed: Bool = false)
     case authSuccess(userName: String, protocolVersion: Int?, features: [String]?)
-    case roomList([RoomSummary])
+    case roomList(RoomList)
     case roomState(RoomStatePayload)
     case participantList([ParticipantEntry])
     case participantStatuses([ParticipantStatus?])
@@ -152,13 +171,23 @@ extension ServerMessage: Encodable {
     /// The wire form: one JSON object, encoded once and shared by every recipient.
     /// Keys sorted: one message has one wire form (the encoder's own order changes from run
     /// to run), so runs are reproducible and identical messages compress alike.
-    private static let encoder: JSONEncoder = {
+    static let encoder: JSONEncoder = {
         let encoder = JSONEncoder()
         encoder.outputFormatting = [.sortedKeys]
         return encoder
     }()
 
     public func encodedJSON() -> String {
+        if case .roomList(let list) = payload, room == nil, client == nil {
+            // The list's JSON is encoded once; the envelope around it, as the encoder writes it
+            // (keys sorted; `CodecTests` checks the two forms are the same bytes).
+            return #"{"payload":\#(list.payloadJSON),"server_ts":\#(serverTs),"ts":\#(ts),"type":"room_list"}"#
+        }
+        return encodedJSONByEncoder()
+    }
+
+    /// The wire form as JSONEncoder writes it, for every message.
+    func encodedJSONByEncoder() -> String {
         // Encoding our own value types cannot fail (every Double in them is finite by construction).
         let data = (try? Self.encoder.encode(self)) ?? Data("{}".utf8)
         return String(decoding: data, as: UTF8.self)
@@ -203,8 +232,8 @@ extension ServerPayload {
             if let version { fields.append(("protocol_version", version)) }
             if let features { fields.append(("features", features)) }
             try container.encode(Fields(fields), forKey: key)
-        case .roomList(let rooms):
-            try container.encode(rooms, forKey: key)
+        case .roomList(let list):
+            try container.encode(list.rooms, forKey: key)
         case .roomState(let state):
             try container.encode(
                 Fields([

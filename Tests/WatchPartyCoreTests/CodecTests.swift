@@ -265,9 +265,22 @@ import Testing
         #expect(!wire.keys.contains("client"))
         #expect(wire.keys == ["type", "payload", "ts", "server_ts"])
 
-        let absent = Wire(ServerMessage(ts: 5, payload: .roomList([])))
+        let absent = Wire(ServerMessage(ts: 5, payload: .roomList(RoomList([]))))
         #expect(absent.keys == ["type", "payload", "ts", "server_ts"])
         #expect(absent.payloadArray?.isEmpty == true)
+    }
+
+    /// `room_list` is written from its once-encoded payload; the bytes must be the encoder's.
+    @Test func aRoomListIsWrittenExactlyAsTheEncoderWritesIt() {
+        let names = ["Film night", #"quote " and \ backslash"#, "slash / é 🙂", "\u{0007}bell", String(repeating: "x", count: 100)]
+        for count in [0, 1, 5] {
+            let rooms = (0..<count).map { RoomSummary(id: "room-\($0)", name: names[$0 % names.count], count: $0 + 1, mediaID: $0 % 2 == 0 ? nil : "0123456789abcdef0123456789abcdef") }
+            let message = ServerMessage(ts: 1_732_700_000_123, serverTs: 1_732_700_000_456, payload: .roomList(RoomList(rooms)))
+            #expect(message.encodedJSON() == message.encodedJSONByEncoder(), "\(count) rooms")
+        }
+        // With a room or client (never sent so), the general path is taken.
+        let addressed = ServerMessage(room: "r", ts: 1, payload: .roomList(RoomList([])))
+        #expect(Wire(addressed).room == "r")
     }
 
     @Test func serverTsDefaultsToTsAndCanDiffer() {
@@ -292,7 +305,7 @@ import Testing
         let samples: [(ServerPayload, String)] = [
             (.clientHello(clientID: "c"), "client_hello"),
             (.authSuccess(userName: "u", protocolVersion: nil, features: nil), "auth_success"),
-            (.roomList([]), "room_list"),
+            (.roomList(RoomList([])), "room_list"),
             (.participantList([]), "participant_list"),
             (.participantStatuses([]), "participant_statuses"),
             (.participantsUpdate(count: 1), "participants_update"),

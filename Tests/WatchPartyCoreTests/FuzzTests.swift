@@ -165,6 +165,7 @@ import SyncSimulator
             }
         }
         #expect(party.awayCount == party.sessions.values.count { !$0.isAttached }, "step \(step): the away count drifted")
+        #expect(party.roomListCache.map { $0.rooms == party.roomSummaries() } ?? true, "step \(step): the cached room_list is stale")
         for session in party.sessions.values {
             #expect(session.identity.map { party.sessionsByUser[$0]?.contains(session.id) == true } ?? true, "step \(step): \(session.id) missing from the user index")
         }
