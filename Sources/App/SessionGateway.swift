@@ -8,7 +8,7 @@ import Synchronization
 import Transport
 import WatchPartyCore
 
-/// Connects the transport to the pure core: the one place where the ``Party`` state lives.
+/// Connects the transport to the pure core.
 ///
 /// The core addresses sessions (PROTOCOL.md §13); the gateway keeps which connection carries
 /// each one now (``Carrier``). A resume moves a session to another connection (a
@@ -17,11 +17,12 @@ import WatchPartyCore
 ///
 /// The state itself is the ``PartyStore``'s. Every input (connect, message, disconnect, timer)
 /// is one store update: it reads the clock, runs the core and *posts* the resulting messages,
-/// not yet encoded, to the recipients' connections before the update ends, so every client sees messages in exactly the order the core
-/// produced them. Posting never blocks (bounded per-connection backlogs); encoding (once per
-/// message) and the writes happen after the lock, on the connections' event loops. Round
-/// trips and timers never take the lock on their own: samples wait until the next input,
-/// timers are event-loop callbacks that run an input. Everything the core reports becomes
+/// not yet encoded, to the recipients' connections before the update ends, so every client
+/// sees messages in exactly the order the core produced them. Posting never blocks (bounded
+/// per-connection backlogs); encoding (once per message) and the writes happen after the
+/// update, on the connections' event loops. Round trips and timers never start an update on
+/// their own: samples wait until the next input, timers are event-loop callbacks that run an
+/// input. Locks nest one way only: the store's, then the gateway's own. Everything the core reports becomes
 /// metrics and log lines here; lines whose rate a client controls go through a ``LogThrottle``.
 final class SessionGateway: ConnectionAcceptor {
     /// The connection carrying a session, and the handle that feeds its input to the core.
@@ -586,7 +587,8 @@ final class ClientHandle: ConnectionSession {
         var closed = false
     }
 
-    /// Uncontended (only the connection's event loop touches it); a lock so the handle is `Sendable`.
+    /// Touched by the connection's event loop, and by a handover (``rebind(to:)``, ``detach()``)
+    /// from whichever thread runs the store update: a lock, rarely contended.
     private let inbox: Mutex<Inbox>
     static let heldLimit = 64
 
