@@ -4,7 +4,8 @@ extension Party {
     // MARK: Away
 
     /// `client`'s connection ended without a departure: it stays a member of `roomID`, away.
-    /// The others see only its status go to `null`; it no longer holds the ready barrier.
+    /// The others get only `participant_statuses`, its status `null`; it no longer holds the
+    /// ready barrier.
     /// Away sessions are bounded (``PartyRules/maxAwaySessions``): at the bound, the one away
     /// longest departs now, as if its grace had ended.
     mutating func goAway(_ client: ClientID, from roomID: RoomID, now: ServerTime, out: inout Outcome) {
@@ -22,7 +23,10 @@ extension Party {
         refreshLobby(client)
         out.events.append(.sessionAway(client: client, room: roomID))
         out.timers.append(TimerRequest(key: .resumeGrace(session: client, awaySince: now), due: now + rules.resumeGraceMs))
-        setStatus(nil, of: client, in: roomID, now: now, out: &out)
+        // Its status is null now; the others are told so, whatever it was (§13: they learn of
+        // an absence through participant_statuses and nothing else).
+        rooms[roomID]?.statuses[client] = nil
+        announceStatuses(in: roomID, now: now, out: &out)
         if let room = rooms[roomID], room.pendingPlay != nil, room.allReady {
             releasePendingPlay(in: roomID, cause: .allReady, now: now, due: now, out: &out)
         }
@@ -164,7 +168,7 @@ extension Party {
     /// features) comes from the new one. Its token is rotated, and the client is sent, in
     /// order: `client_hello {resumed: true}`, `room_state`, `participant_list`,
     /// `participant_statuses` (and, in a playing room, the due play a late joiner gets). The
-    /// others are told nothing.
+    /// others get only `participant_statuses` (coalesced like any status change).
     mutating func hand(_ target: ClientID, to claimant: ClientID, way: ResumeWay, now: ServerTime, out: inout Outcome, lobby: inout LobbyChange) {
         if sessions[claimant]?.roomID != nil {
             // Taking up the seat is moving elsewhere: a departure from the room it is in.
@@ -209,5 +213,6 @@ extension Party {
         out.send(participantList(room), to: [target], room: roomID, now: now)
         out.send(.participantStatuses(room.orderedStatuses), to: [target], room: roomID, now: now)
         sendDuePlay(room, to: target, now: now, out: &out)
+        announceStatuses(in: roomID, excluding: target, now: now, out: &out)  // the others: it is back
     }
 }

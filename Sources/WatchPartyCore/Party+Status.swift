@@ -13,8 +13,16 @@ extension Party {
     /// Sets a member's status (`nil`: none, as for an away member) and tells the room, at once
     /// or at the end of the coalescing window; nothing when it does not change.
     mutating func setStatus(_ status: ParticipantStatus?, of client: ClientID, in roomID: RoomID, now: ServerTime, out: inout Outcome) {
-        guard var room = rooms[roomID], room.statuses[client] != status else { return }
-        room.statuses[client] = status
+        guard rooms[roomID]?.statuses[client] != status else { return }
+        rooms[roomID]?.statuses[client] = status
+        announceStatuses(in: roomID, now: now, out: &out)
+    }
+
+    /// `participant_statuses` to the present members (but `excluded`), at once or, inside the
+    /// coalescing window, once when it ends: a status changed, or a member went away or came
+    /// back (PROTOCOL.md §13: that is all the others are told of it).
+    mutating func announceStatuses(in roomID: RoomID, excluding excluded: ClientID? = nil, now: ServerTime, out: inout Outcome) {
+        guard var room = rooms[roomID] else { return }
         if let windowEnd = room.statusWindowEnd, now < windowEnd {
             // Inside the window: merged into one broadcast when it ends.
             if !room.statusFlushPending {
@@ -26,7 +34,7 @@ extension Party {
         }
         room.statusWindowEnd = now + rules.statusCoalesceMs
         rooms[room.id] = room
-        out.send(.participantStatuses(room.orderedStatuses), to: room.presentMembers, room: room.id, now: now)
+        out.send(.participantStatuses(room.orderedStatuses), to: room.presentMembers.filter { $0 != excluded }, room: room.id, now: now)
     }
 
     mutating func flushStatuses(in roomID: RoomID, now: ServerTime, out: inout Outcome) {
