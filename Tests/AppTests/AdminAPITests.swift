@@ -98,6 +98,35 @@ import Testing
     }
 
     /// The real binary: the admin API listens on its own port only, and refuses to start without a token.
+    /// An away member (its connection reset) shows `away_seconds`; disconnecting it departs it now.
+    @Test func anAwayMemberIsShownAndCanBeRemoved() async throws {
+        try await withLiveServer { port, server, _ in
+            let host = try await LiveClient(port: port)
+            _ = try await host.next("room_list")
+            try await host.send(["type": "create_room"])
+            let room = try #require(try await host.next("room_state")["room"] as? String)
+            let guest = try RawSocket(port: port)
+            _ = try await offPool { try guest.upgrade() }
+            try guest.sendText(#"{"type":"join_room","room":"\#(room)","ts":1}"#)
+            let guestID = try #require(try await offPool { try guest.readMessages(through: "room_state") }.first?.client)
+            guest.reset()
+            #expect(try await eventually { server.gateway.awayCount == 1 })
+            try await Self.withAdmin(server) { admin in
+                let (status, body) = try await Self.get(admin, "/admin/rooms/\(room)")
+                #expect(status == .ok)
+                let members = try #require((body as? [String: Any])?["members"] as? [[String: Any]])
+                let away = try #require(members.first { $0["client_id"] as? String == guestID })
+                #expect((away["away_seconds"] as? Double).map { $0 >= 0 && $0 < 10 } == true)
+                #expect(members.first { $0["is_host"] as? Bool == true }?["away_seconds"] == nil, "a present member has none")
+                #expect(try await Self.delete(admin, "/admin/clients/\(guestID)") == .ok)
+            }
+            let left = try await host.next("client_left")
+            #expect(left["client"] as? String == guestID, "no grace left for a removed member")
+            #expect(server.gateway.awayCount == 0)
+            try await host.close()
+        }
+    }
+
     @Test func itHasItsOwnListenerAndNeedsAToken() async throws {
         let refused = try ServerProcess(arguments: [], environment: ["ADMIN_PORT": "0"])
         #expect(try await refused.exitStatus(within: .seconds(10)) != 0)

@@ -17,6 +17,19 @@ import Testing
         #expect(settings.rules.guestPlaybackControl)
         #expect(settings.transport.maxMessageSize == 65_536)
         #expect(settings.transport.outboundQueueCapacity == 100)
+        #expect(settings.rules.resumeGraceMs == 30_000, "RESUME_GRACE_SECONDS defaults to 30 (PROTOCOL.md §13)")
+        #expect(!settings.rules.resumeByUserID)
+        #expect(settings.rules.maxAwaySessions == 10_000)
+    }
+
+    @Test func sessionSettingsAreRead() throws {
+        let env = ["RESUME_GRACE_SECONDS": "0", "RESUME_BY_USER_ID": "true", "MAX_AWAY_SESSIONS": "50"]
+        let settings = try ServerCommand.parse([]).resolve(environment: env)
+        #expect(settings.rules.resumeGraceMs == 0)
+        #expect(settings.rules.resumeByUserID)
+        #expect(settings.rules.maxAwaySessions == 50)
+        let flagged = try ServerCommand.parse(["--resume-grace-seconds", "90"]).resolve(environment: env)
+        #expect(flagged.rules.resumeGraceMs == 90_000)
     }
 
     @Test func environmentIsReadAndFlagsWin() throws {
@@ -33,6 +46,7 @@ import Testing
     @Test(arguments: [
         ["PORT": "abc"], ["PORT": "70000"], ["PORT": "-1"], ["MAX_CLIENTS_PER_ROOM": "0"], ["LOG_LEVEL": "loud"],
         ["GUEST_PLAYBACK_CONTROL": "maybe"], ["POSITION_JITTER_THRESHOLD": "-1"], ["LOG_FORMAT": "xml"],
+        ["RESUME_GRACE_SECONDS": "-1"], ["RESUME_GRACE_SECONDS": "86401"], ["RESUME_BY_USER_ID": "sometimes"], ["MAX_AWAY_SESSIONS": "0"],
     ])
     func badValuesAreRefusedWithTheSettingsName(env: [String: String]) throws {
         let name = try #require(env.keys.first)
