@@ -23,18 +23,30 @@ every 50 ms against one browser clock and interpolated. For each scenario: media
 and the skew of the guest's first presented frame after it started playing. Each page has
 a browser context (a window) of its own. See README.md for the client behaviours.
 
+With --drop-runs N, also (PROTOCOL.md §13, JWT mode, a server of its own with a secret
+made up for the run): host and guest watch; 5 s after the play, the TCP connection of one
+of them (the host, then the guest) is reset through a loopback proxy; its page reconnects
+as both upstream clients do (after 1 s, `auth` with its token, a ping, no rejoin). Reported:
+whether it came back as the same client (and host), what the other page was told, and the
+skew 2–7 s after the drop.
+
 Exit status: 0 when every run was measured, 1 when some run could not be (error, video
 that does not play), 2 on bad arguments or missing tools.
 """
 import argparse
+import base64
+import hashlib
+import hmac
 import http.server
 import json
 import os
 import re
 import shutil
 import signal
+import secrets
 import socket
 import statistics
+import struct
 import subprocess
 import sys
 import tempfile
@@ -191,19 +203,22 @@ def start_web(clip):
 # --- the session server -----------------------------------------------------------------
 
 class SessionServer:
-    def __init__(self, binary, mode, logdir):
+    def __init__(self, binary, mode, logdir, env=None):
         self.binary, self.mode, self.logdir = binary, mode, logdir
+        self.env = env
         self.proc = None
         self.port = None
         self.logfile = None
 
     def start(self):
         self.port = free_port()
-        self.logfile = open(os.path.join(self.logdir, f"server-{self.mode}.log"), "wb")
+        suffix = "-jwt" if self.env else ""
+        self.logfile = open(os.path.join(self.logdir, f"server-{self.mode}{suffix}.log"), "wb")
         self.proc = subprocess.Popen(
             [self.binary, "--host", "127.0.0.1", "--port", str(self.port), "--allowed-origins", "*",
              "--play-schedule-mode", self.mode],
-            stdin=subprocess.DEVNULL, stdout=self.logfile, stderr=subprocess.STDOUT)
+            stdin=subprocess.DEVNULL, stdout=self.logfile, stderr=subprocess.STDOUT,
+            env=dict(os.environ, **self.env) if self.env else None)
         deadline = time.monotonic() + 20
         while time.monotonic() < deadline:
             if self.proc.poll() is not None:
@@ -235,6 +250,84 @@ class SessionServer:
             self.logfile.close()
 
 
+# --- a connection that can be cut ----------------------------------------------------------
+
+class ResettableProxy:
+    """A loopback TCP relay in front of the session server: `reset()` aborts every connection
+    through it with a TCP reset on both sides (SO_LINGER 0), as a lost network or a dead NAT
+    entry does: no close frame, no FIN. New connections keep being relayed."""
+
+    def __init__(self, target_port):
+        self.target_port = target_port
+        self.listener = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
+        self.listener.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+        self.listener.bind(("127.0.0.1", 0))
+        self.listener.listen(16)
+        self.port = self.listener.getsockname()[1]
+        self.lock = threading.Lock()
+        self.pairs = []
+        threading.Thread(target=self._accept, daemon=True).start()
+
+    @property
+    def ws_url(self):
+        return f"ws://127.0.0.1:{self.port}/ws"
+
+    def _accept(self):
+        while True:
+            try:
+                client, _ = self.listener.accept()
+            except OSError:
+                return
+            upstream = socket.create_connection(("127.0.0.1", self.target_port))
+            with self.lock:
+                self.pairs.append((client, upstream))
+            for a, b in ((client, upstream), (upstream, client)):
+                threading.Thread(target=self._pump, args=(a, b), daemon=True).start()
+
+    @staticmethod
+    def _pump(source, sink):
+        try:
+            while True:
+                data = source.recv(65536)
+                if not data:
+                    break
+                sink.sendall(data)
+        except OSError:
+            pass
+        try:
+            sink.shutdown(socket.SHUT_WR)
+        except OSError:
+            pass
+
+    def reset(self):
+        with self.lock:
+            pairs, self.pairs = self.pairs, []
+        for pair in pairs:
+            for sock in pair:
+                try:
+                    sock.setsockopt(socket.SOL_SOCKET, socket.SO_LINGER, struct.pack("ii", 1, 0))
+                    sock.close()
+                except OSError:
+                    pass
+        return len(pairs)
+
+    def close(self):
+        self.reset()
+        self.listener.close()
+
+
+def jwt_token(secret, sub, name):
+    """HS256 with the claims PROTOCOL.md §4 asks for, as Jellyfin's plugin issues them."""
+    def b64(data):
+        return base64.urlsafe_b64encode(data).rstrip(b"=").decode()
+    now = int(time.time())
+    header = b64(json.dumps({"alg": "HS256", "typ": "JWT"}).encode())
+    claims = b64(json.dumps({"sub": sub, "name": name, "aud": "OpenWatchParty", "iss": "Jellyfin",
+                             "iat": now, "exp": now + 3600}).encode())
+    signature = hmac.new(secret.encode(), f"{header}.{claims}".encode(), hashlib.sha256).digest()
+    return f"{header}.{claims}.{b64(signature)}"
+
+
 # --- one run ------------------------------------------------------------------------------
 
 class Pages:
@@ -247,14 +340,14 @@ class Pages:
         self.contexts = []
         self.errors = []
 
-    def open(self, role, name):
+    def open(self, role, name, ws_url=None, extra=None):
         context = self.browser.new_context(viewport={"width": 320, "height": 220})
         self.contexts.append(context)
         page = context.new_page()
         page.on("pageerror", lambda e: self.errors.append(f"{name}: {e}"))
         page.on("console", lambda m: self.errors.append(f"{name}: {m.text}") if m.type == "error" else None)
-        query = urllib.parse.urlencode({"role": role, "behaviour": self.behaviour, "ws": self.ws_url,
-                                        "name": name, "media": MEDIA_ID})
+        query = urllib.parse.urlencode(dict({"role": role, "behaviour": self.behaviour, "ws": ws_url or self.ws_url,
+                                             "name": name, "media": MEDIA_ID}, **(extra or {})))
         page.goto(f"{self.base_url}/index.html?{query}", timeout=15000)
         page.evaluate("harness.init()")
         return page
@@ -317,6 +410,61 @@ def _late_join(pages, observe):
     hd, gd = host.evaluate("harness.dump()"), guest.evaluate("harness.dump()")
     late = sync_metrics.scenario(hd, gd, t_join, observe, ("room_state", "scheduled_play", "late_play"))
     return late, (hd, gd), pages.errors
+
+
+DROP_AFTER_S = 5.0
+GONE = ("client_left", "host_changed", "room_closed", "participants_update")
+
+
+def run_drop(browser, base_url, server, secret, behaviour, who, observe):
+    """Host and guest watch; the connection of `who` is reset; its page reconnects by itself."""
+    pages = Pages(browser, base_url, server.ws_url, behaviour)
+    proxy = ResettableProxy(server.port)
+    try:
+        def extra(sub, name):
+            return {"token": jwt_token(secret, sub, name), "user": sub, "reconnect": "1"}
+        host = pages.open("host", "host", proxy.ws_url if who == "host" else None, extra("jf-host", "host"))
+        host_id = host.evaluate("OWPClient.state.clientId")
+        room = host.evaluate("harness.createRoom()")
+        guest = pages.open("guest", "guest", proxy.ws_url if who == "guest" else None, extra("jf-guest", "guest"))
+        guest.evaluate(f"harness.joinRoom({json.dumps(room)})")
+        guest.evaluate("harness.waitReadySent()")
+        guest_id = guest.evaluate("OWPClient.state.clientId")
+        time.sleep(SETTLE_S)
+        host.evaluate("harness.clickPlay()")
+        time.sleep(DROP_AFTER_S)
+        t_drop = host.evaluate("harness.wall()")
+        cut = proxy.reset()
+        sleep_until(t_drop + observe * 1000 + 200, host)
+        hd, gd = host.evaluate("harness.dump()"), guest.evaluate("harness.dump()")
+        dropped, other = (hd, gd) if who == "host" else (gd, hd)
+        told = sorted({e[2]["type"] for e in other["log"] if e[1] == "recv" and e[0] >= t_drop})
+        resumed_at = [e[0] for e in dropped["log"] if e[1] == "resumed" and e[0] >= t_drop]
+        result = sync_metrics.scenario(hd, gd, t_drop, observe)
+        result.update({
+            "who": who, "connections_cut": cut,
+            "same_id": dropped["clientId"] == (host_id if who == "host" else guest_id),
+            "host_still_host": hd["isHost"] and hd["clientId"] == host_id,
+            "back_after_s": (resumed_at[0] - t_drop) / 1000 if resumed_at else None,
+            "other_was_told": told, "other_saw_a_departure": bool(set(told) & set(GONE)),
+            "same_room": dropped["roomId"] == room,
+        })
+        return result, (hd, gd), pages.errors
+    finally:
+        pages.close()
+        proxy.close()
+
+
+def drop_table(results):
+    lines = ["| client | dropped | back after | same id | host still host | the other was told | skew 2–7 s after the drop: median / max (ms) |",
+             "| --- | --- | ---: | --- | --- | --- | ---: |"]
+    for r in results:
+        w = r["window"]
+        lines.append(f"| {r['behaviour']} | {r['who']} | {r['back_after_s']:.2f} s | {'yes' if r['same_id'] else 'NO'} | "
+                     f"{'yes' if r['host_still_host'] else 'NO'} | {', '.join(r['other_was_told']) or 'nothing'} | "
+                     f"{ms(w['median']) if w else '–'} / {ms(w['max']) if w else '–'} |" if r["back_after_s"] is not None else
+                     f"| {r['behaviour']} | {r['who']} | never | – | – | {', '.join(r['other_was_told'])} | – |")
+    return "\n".join(lines)
 
 
 def problems_of(name, result):
@@ -442,7 +590,7 @@ def tables(results, behaviours, modes, observe):
 def main():
     ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     ap.add_argument("--server", required=True, help="the owp-server binary")
-    ap.add_argument("--runs", type=int, default=3)
+    ap.add_argument("--runs", type=int, default=3, help="runs per behaviour and mode (0: only the --drop-runs)")
     ap.add_argument("--behaviours", default="jan,modular")
     ap.add_argument("--modes", default="fixed,adaptive")
     ap.add_argument("--json", help="write every measurement here")
@@ -450,6 +598,8 @@ def main():
     ap.add_argument("--chromium", default="/usr/bin/chromium")
     ap.add_argument("--no-audio", action="store_true", help="a clip without a sound track")
     ap.add_argument("--keep", help="keep the clip, server logs and raw page dumps in this directory")
+    ap.add_argument("--drop-runs", type=int, default=0,
+                    help="also reset the host's, then a guest's, connection this many times per behaviour (JWT mode)")
     ap.add_argument("--max-minutes", type=float, default=None,
                     help="abort after this long (default: 2 min per run plus 3)")
     args = ap.parse_args()
@@ -457,7 +607,7 @@ def main():
     behaviours = [b.strip() for b in args.behaviours.split(",") if b.strip()]
     modes = [m.strip() for m in args.modes.split(",") if m.strip()]
     bad = [b for b in behaviours if b not in ("jan", "modular")] + [m for m in modes if m not in ("fixed", "adaptive")]
-    if bad or args.runs < 1 or args.observe < sync_metrics.WINDOW[1]:
+    if bad or args.runs < 0 or (args.runs == 0 and args.drop_runs < 1) or args.observe < sync_metrics.WINDOW[1]:
         log(f"bad arguments: {bad or 'runs/observe'}")
         return 2
     for tool, path in (("server", args.server), ("chromium", args.chromium)):
@@ -473,7 +623,7 @@ def main():
         log("playwright not installed (pip install playwright; do not run `playwright install`)")
         return 2
 
-    total_runs = args.runs * len(behaviours) * len(modes)
+    total_runs = args.runs * len(behaviours) * len(modes) + args.drop_runs * len(behaviours)
     limit_s = int(60 * (args.max_minutes if args.max_minutes else 2 * total_runs + 3))
 
     def on_alarm(signum, frame):
@@ -486,7 +636,7 @@ def main():
     if args.keep:
         os.makedirs(args.keep, exist_ok=True)
         dump_dir = args.keep
-    results, failures = [], []
+    results, failures, drops = [], [], []
     httpd = server = browser = None
     started = time.monotonic()
     try:
@@ -496,7 +646,7 @@ def main():
         with sync_playwright() as pw:
             browser = pw.chromium.launch(executable_path=args.chromium, headless=True, args=CHROMIUM_FLAGS)
             log(f"chromium {browser.version}, clip {clip}, page {base_url}")
-            for mode in modes:
+            for mode in (modes if args.runs else []):
                 server = SessionServer(args.server, mode, dump_dir or work)
                 try:
                     server.start()
@@ -521,6 +671,35 @@ def main():
                 finally:
                     server.stop()
                     server = None
+            if args.drop_runs:
+                secret = secrets.token_urlsafe(32)
+                server = SessionServer(args.server, "fixed", dump_dir or work, env={"JWT_SECRET": secret})
+                try:
+                    server.start()
+                    log(f"server {args.server} in JWT mode on {server.ws_url}: connection drops")
+                    for index in range(args.drop_runs):
+                        for behaviour in behaviours:
+                            for who in ("host", "guest"):
+                                try:
+                                    r, dumps, errors = run_drop(browser, base_url, server, secret, behaviour, who, args.observe)
+                                except TimeoutError:
+                                    raise
+                                except Exception as e:
+                                    failures.append(f"drop {who} {behaviour} run {index + 1}: {type(e).__name__}: {e}")
+                                    log("FAILED " + failures[-1])
+                                    continue
+                                r.update({"behaviour": behaviour, "run": index, "page_errors": errors})
+                                drops.append(r)
+                                if dump_dir:
+                                    with open(os.path.join(dump_dir, f"drop-{who}-{behaviour}-{index}.json"), "w") as f:
+                                        json.dump(dumps, f)
+                                if r["back_after_s"] is None or not r["same_id"] or not r["host_still_host"] or r["other_saw_a_departure"]:
+                                    failures.append(f"drop {who} {behaviour} run {index + 1}: not resumed cleanly: {r['other_was_told']}")
+                                log(f"drop {who} {behaviour} run {index + 1}: back after {r['back_after_s']} s, same id {r['same_id']}, "
+                                    f"host still host {r['host_still_host']}, the other was told {r['other_was_told'] or 'nothing'}")
+                finally:
+                    server.stop()
+                    server = None
             browser.close()
             browser = None
     except Exception as e:   # the harness itself could not go on (timeout, server, browser, clip)
@@ -540,6 +719,9 @@ def main():
 
     elapsed = time.monotonic() - started
     print(tables(results, behaviours, modes, args.observe))
+    if drops:
+        print("\nConnection drops (JWT mode): the page reconnects by itself, as both upstream clients do\n")
+        print(drop_table(drops))
     print(f"\n{len(results)} runs measured, {len(failures)} problems, {elapsed:.0f} s "
           f"(server {args.server}, chromium headless, {args.runs} runs per behaviour and mode)")
     for f in failures:
@@ -551,8 +733,8 @@ def main():
         with open(args.json, "w") as f:
             json.dump({"server": args.server, "runs": args.runs, "behaviours": behaviours, "modes": modes,
                        "observe_s": args.observe, "elapsed_s": elapsed, "failures": failures,
-                       "results": results}, f, indent=1)
-    return 1 if failures or not results else 0
+                       "results": results, "drops": [{k: v for k, v in d.items() if k != "grid"} for d in drops]}, f, indent=1)
+    return 1 if failures or not (results or drops) else 0
 
 
 if __name__ == "__main__":

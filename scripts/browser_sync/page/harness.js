@@ -85,7 +85,8 @@
     now: () => ({ wall: wall(), currentTime: video.currentTime, paused: video.paused }),
     dump: () => Object.assign({}, H, {
       role: client.role, behaviour: client.behaviour, stats: client.stats,
-      offsetMs: client.state.offsetMs, clientId: client.state.clientId,
+      offsetMs: client.state.offsetMs, clientId: client.state.clientId, isHost: client.state.isHost,
+      roomId: client.state.roomId,
       rvfc: typeof video.requestVideoFrameCallback === 'function',
       visibility: document.visibilityState,
     }),

@@ -7,8 +7,12 @@
 //                      utils/time,state}.js (the later modular client)
 //
 // Only what moves the video is reproduced (clock sync, commands, state reports, drift
-// correction, the ready gate); UI, chat, reconnection, JWT and Jellyfin navigation are not.
+// correction, the ready gate, and, with reconnect=1, the reconnect both generations do on
+// any close: back-off 1, 2, 4 … 30 s, `auth` again, a ping, and no rejoin: the client still
+// thinks it is in its room); UI, chat and Jellyfin navigation are not.
 // Page parameters: ?role=host|guest&behaviour=jan|modular&ws=ws://…/ws&name=…&media=<32 hex>
+//   [&token=<JWT>&user=<user id>] (JWT mode: `auth` carries the token, name and id, as
+//   Jellyfin's plugin page does) [&reconnect=1]
 (() => {
   'use strict';
 
@@ -18,6 +22,9 @@
   const WS_URL = params.get('ws');
   const USER_NAME = params.get('name') || ROLE;
   const MEDIA_ID = params.get('media') || '00000000000000000000000000000000';
+  const TOKEN = params.get('token') || '';
+  const USER_ID = params.get('user') || '';
+  const RECONNECT = params.get('reconnect') === '1';
 
   // Numbers as the upstream state.js of each generation has them.
   const COMMON = {
@@ -89,17 +96,27 @@
     s.pingTimer = setInterval(sendPing, every);
   };
 
+  let backoffMs = 1000;
   const connect = () => new Promise((resolve, reject) => {
     const ws = new WebSocket(WS_URL);
     s.ws = ws;
     ws.onopen = () => {
-      // Both generations identify themselves (open mode: a name only), then ping at once.
-      rawSend({ type: 'auth', payload: { user_name: USER_NAME }, ts: nowMs() });
+      // Both generations identify themselves (open mode: a name only; JWT: the token, with
+      // name and id), then ping at once.
+      const payload = TOKEN ? { token: TOKEN, user_name: USER_NAME, user_id: USER_ID } : { user_name: USER_NAME };
+      rawSend({ type: 'auth', payload, ts: nowMs() });
       sendPing();
       schedulePings();
+      backoffMs = 1000;
     };
     ws.onerror = () => reject(new Error('websocket error'));
-    ws.onclose = (e) => log('ws_closed', { code: e.code, reason: e.reason });
+    ws.onclose = (e) => {
+      log('ws_closed', { code: e.code, reason: e.reason });
+      if (!RECONNECT || s.ws !== ws) return;
+      const wait = backoffMs;
+      backoffMs = Math.min(backoffMs * 2, 30000);
+      setTimeout(() => { log('reconnect', { after_ms: wait }); connect().catch(() => {}); }, wait);
+    };
     ws.onmessage = (e) => {
       let msg;
       try { msg = JSON.parse(e.data); } catch (err) { return; }
@@ -109,6 +126,7 @@
       if (s.inRoom && msg.room && msg.room !== s.roomId && msg.type !== 'room_state') return;
       if (msg.type === 'client_hello' && msg.payload && msg.payload.client_id) {
         s.clientId = msg.payload.client_id;
+        if (msg.payload.resumed) log('resumed', { client_id: msg.payload.client_id });
         resolve();
       }
       handle(msg);
