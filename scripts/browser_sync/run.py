@@ -255,7 +255,12 @@ class SessionServer:
 class ResettableProxy:
     """A loopback TCP relay in front of the session server: `reset()` aborts every connection
     through it with a TCP reset on both sides (SO_LINGER 0), as a lost network or a dead NAT
-    entry does: no close frame, no FIN. New connections keep being relayed."""
+    entry does: no close frame, no FIN. New connections keep being relayed.
+
+    Each direction is pumped by a thread blocked in recv(); closing a socket another thread is
+    blocked on does not tear the connection down on Linux until that call returns, so reset()
+    wakes the pumps (shutdown for reading sends nothing) and each pump closes its own socket,
+    with linger 0, once it is out of the call."""
 
     def __init__(self, target_port):
         self.target_port = target_port
@@ -279,23 +284,27 @@ class ResettableProxy:
             except OSError:
                 return
             upstream = socket.create_connection(("127.0.0.1", self.target_port))
+            pair = {"sockets": (client, upstream), "reset": threading.Event()}
             with self.lock:
-                self.pairs.append((client, upstream))
+                self.pairs.append(pair)
             for a, b in ((client, upstream), (upstream, client)):
-                threading.Thread(target=self._pump, args=(a, b), daemon=True).start()
+                threading.Thread(target=self._pump, args=(a, b, pair["reset"]), daemon=True).start()
 
     @staticmethod
-    def _pump(source, sink):
+    def _pump(source, sink, reset):
         try:
             while True:
                 data = source.recv(65536)
-                if not data:
+                if not data or reset.is_set():
                     break
                 sink.sendall(data)
         except OSError:
             pass
+        if reset.is_set():
+            source.close()   # linger 0 is set: a reset, now that no call holds the socket
+            return
         try:
-            sink.shutdown(socket.SHUT_WR)
+            sink.shutdown(socket.SHUT_WR)   # a plain end of stream is relayed as one
         except OSError:
             pass
 
@@ -303,10 +312,11 @@ class ResettableProxy:
         with self.lock:
             pairs, self.pairs = self.pairs, []
         for pair in pairs:
-            for sock in pair:
+            pair["reset"].set()
+            for sock in pair["sockets"]:
                 try:
                     sock.setsockopt(socket.SOL_SOCKET, socket.SO_LINGER, struct.pack("ii", 1, 0))
-                    sock.close()
+                    sock.shutdown(socket.SHUT_RD)   # wakes its pump; sends nothing
                 except OSError:
                     pass
         return len(pairs)
@@ -421,8 +431,12 @@ def run_drop(browser, base_url, server, secret, behaviour, who, observe):
     pages = Pages(browser, base_url, server.ws_url, behaviour)
     proxy = ResettableProxy(server.port)
     try:
+        # Users of their own per run: a page of an earlier run is an away seat of its user for
+        # RESUME_GRACE_SECONDS, and the same user authenticating again would resume it.
+        run_id = secrets.token_hex(4)
+
         def extra(sub, name):
-            return {"token": jwt_token(secret, sub, name), "user": sub, "reconnect": "1"}
+            return {"token": jwt_token(secret, f"{sub}-{run_id}", name), "user": f"{sub}-{run_id}", "reconnect": "1"}
         host = pages.open("host", "host", proxy.ws_url if who == "host" else None, extra("jf-host", "host"))
         host_id = host.evaluate("OWPClient.state.clientId")
         room = host.evaluate("harness.createRoom()")
@@ -722,7 +736,7 @@ def main():
     if drops:
         print("\nConnection drops (JWT mode): the page reconnects by itself, as both upstream clients do\n")
         print(drop_table(drops))
-    print(f"\n{len(results)} runs measured, {len(failures)} problems, {elapsed:.0f} s "
+    print(f"\n{len(results)} runs measured, {len(drops)} drops, {len(failures)} problems, {elapsed:.0f} s "
           f"(server {args.server}, chromium headless, {args.runs} runs per behaviour and mode)")
     for f in failures:
         print(f"problem: {f}")
