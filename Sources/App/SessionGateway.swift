@@ -115,7 +115,7 @@ final class SessionGateway: ConnectionAcceptor {
 
     /// Decodes a text message and runs it through the core, unless it is an `auth` to verify
     /// first (JWT mode): that one is handed to ``verified(_:from:)`` through `resume`.
-    func receive(_ text: String, from client: ClientID, readAt: UInt64, resume: @escaping @Sendable (Verified) -> Void) -> Intake {
+    func receive(_ text: String, from client: ClientID, by handle: ClientHandle, readAt: UInt64, resume: @escaping @Sendable (Verified) -> Void) -> Intake {
         let decoded = ClientMessageDecoder.decode(text)
         metrics.messageReceived(type: Self.type(of: decoded), bytes: text.utf8.count)
         if case .success(let message) = decoded, message.type == .auth, let verifier, let token = message.payload?["token"]?.string, !token.isEmpty {
@@ -126,12 +126,12 @@ final class SessionGateway: ConnectionAcceptor {
             }
             return .verifying
         }
-        handle(decoded, from: client, verdict: nil, readAt: readAt)
+        self.handle(decoded, from: client, by: handle, verdict: nil, readAt: readAt)
         return .handled
     }
 
     /// The `auth` whose token was being verified, now with its verdict.
-    func verified(_ verified: Verified, from client: ClientID) {
+    func verified(_ verified: Verified, from client: ClientID, by handle: ClientHandle) {
         let verdict: TokenVerdict
         switch verified.result {
         case .success(let valid):
@@ -140,16 +140,18 @@ final class SessionGateway: ConnectionAcceptor {
             verdict = .invalid
             throttled(.authentication, .info, "Token refused", ["client_id": .string(client), "reason": .string(rejection.rawValue)])
         }
-        handle(.success(verified.message), from: client, verdict: verdict, readAt: verified.readAt)
+        self.handle(.success(verified.message), from: client, by: handle, verdict: verdict, readAt: verified.readAt)
     }
 
-    private func handle(_ decoded: Result<ClientMessage, ProtocolError>, from client: ClientID, verdict: TokenVerdict?, readAt: UInt64) {
+    private func handle(_ decoded: Result<ClientMessage, ProtocolError>, from client: ClientID, by handle: ClientHandle, verdict: TokenVerdict?, readAt: UInt64) {
         let type = Self.type(of: decoded)
         logger.debug("Message received", metadata: ["client_id": .string(client), "type": .string(type)])
-        apply { party, _, now in
+        apply { party, state, now in
+            // Read off a connection that a handover has taken the seat from meanwhile: not heard.
+            guard state.carriers[client]?.handle === handle else { return Outcome() }
             switch decoded {
-            case .success(let message): party.receive(message, from: client, now: now, verdict: verdict)
-            case .failure(let error): party.reject(client, error.code, now: now)
+            case .success(let message): return party.receive(message, from: client, now: now, verdict: verdict)
+            case .failure(let error): return party.reject(client, error.code, now: now)
             }
         }
         metrics.messageHandled(type: type, seconds: Self.seconds(since: readAt))
@@ -162,9 +164,12 @@ final class SessionGateway: ConnectionAcceptor {
         }
     }
 
-    func receivedBinary(_ bytes: Int, from client: ClientID, readAt: UInt64) {
+    func receivedBinary(_ bytes: Int, from client: ClientID, by handle: ClientHandle, readAt: UInt64) {
         metrics.messageReceived(type: "binary", bytes: bytes)
-        apply { party, _, now in party.receiveBinary(from: client, now: now) }
+        apply { party, state, now in
+            guard state.carriers[client]?.handle === handle else { return Outcome() }
+            return party.receiveBinary(from: client, now: now)
+        }
         metrics.messageHandled(type: "binary", seconds: Self.seconds(since: readAt))
     }
 
@@ -184,7 +189,6 @@ final class SessionGateway: ConnectionAcceptor {
             state.closedQueuePeak = max(state.closedQueuePeak, carrier.connection.takeQueuePeak())
             return party.disconnect(seat, now: now)
         }
-        cancelTimers(of: seat)
     }
 
     /// A ping's round trip to `client`: exported, and kept for the core (adaptive scheduling).
@@ -386,6 +390,16 @@ final class SessionGateway: ConnectionAcceptor {
             for probe in outcome.probes {
                 posted.probes.append((probe, state.carriers[probe.session]?.connection, state.carriers[probe.claimant]?.connection))
             }
+            // Timers are armed and cancelled inside the update, in the core's order: one armed by
+            // a later input can never be cancelled (or replaced) by an earlier one's late hand.
+            for handover in outcome.handovers {
+                // The greeting id's timers are the new connection's no more; the seat's grace is over.
+                cancelTimers(of: handover.carrier)
+                cancelTimer(.resumeGrace(session: handover.session, awaySince: 0))
+            }
+            for timer in outcome.timers {
+                schedule(timer)
+            }
             return (outcome, posted)
         } }
         Connection.deliver(posted.connections.values)
@@ -400,14 +414,6 @@ final class SessionGateway: ConnectionAcceptor {
             if case .error(let code) = delivery.message.payload {
                 logError(code, delivery.message)
             }
-        }
-        for handover in outcome.handovers {
-            // The greeting id's timers are the new connection's no more; the session's grace is over.
-            cancelTimers(of: handover.carrier)
-            cancelTimer(.resumeGrace(session: handover.session, awaySince: 0))
-        }
-        for timer in outcome.timers {
-            schedule(timer)
         }
         for (probe, suspect, claimant) in posted.probes {
             sendProbe(probe, suspect: suspect, claimant: claimant)
@@ -476,10 +482,11 @@ final class SessionGateway: ConnectionAcceptor {
         }
     }
 
-    /// Cancels the timers that only concern `client` (its auth deadline, its token's expiry).
+    /// Cancels the timers that only concern `client` (its auth deadline, its token's expiry, its grace).
     private func cancelTimers(of client: ClientID) {
         cancelTimer(.authTimeout(client: client))
         cancelTimer(.sessionExpiry(client: client, expiresAt: 0))
+        cancelTimer(.resumeGrace(session: client, awaySince: 0))
     }
 
     private func cancelTimer(_ key: TimerKey) {
@@ -529,6 +536,8 @@ final class SessionGateway: ConnectionAcceptor {
             metrics.playScheduled(leadSeconds: Double(lead) / 1000)
         case .participantStatus:
             break  // statuses are read at scrape time; timer lateness is measured precisely in `fire`
+        case .sessionEnded(let client):
+            cancelTimers(of: client)  // ids are never reused: nothing newer can be armed for it
         case .sessionAway(let client, let room):
             logger.info("Session away", metadata: ["client_id": .string(client), "room_id": .string(room)])
         case .resume(let way, let result, let client, let carrier, let room):
@@ -633,7 +642,7 @@ final class ClientHandle: ConnectionSession {
 
     func received(binary: [UInt8], readAt: UInt64) {
         guard let seat else { return }
-        gateway.receivedBinary(binary.count, from: seat, readAt: readAt)
+        gateway.receivedBinary(binary.count, from: seat, by: self, readAt: readAt)
     }
 
     func closed(code: UInt16?) {
@@ -654,7 +663,7 @@ final class ClientHandle: ConnectionSession {
     @discardableResult
     private func take(_ text: String, readAt: UInt64) -> Bool {
         guard let seat else { return false }
-        let intake = gateway.receive(text, from: seat, readAt: readAt) { [self] verified in
+        let intake = gateway.receive(text, from: seat, by: self, readAt: readAt) { [self] verified in
             connection.onEventLoop { self.resume(verified) }
         }
         guard intake == .verifying else { return false }
@@ -665,7 +674,7 @@ final class ClientHandle: ConnectionSession {
     /// Back on the event loop with a verdict: the auth, then what waited for it, in order.
     private func resume(_ verified: SessionGateway.Verified) {
         guard let seat = inbox.withLock({ $0.closed ? nil : $0.seat }) else { return }
-        gateway.verified(verified, from: seat)
+        gateway.verified(verified, from: seat, by: self)
         while let next = inbox.withLock({ inbox -> (text: String, readAt: UInt64)? in
             guard let first = inbox.held.popFirst() else {
                 inbox.verifying = false

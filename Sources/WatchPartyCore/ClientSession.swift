@@ -18,9 +18,6 @@ public struct ClientSession: Sendable, Equatable {
     public var expiresAt: ServerTime?
     /// The server asked for this connection to be closed; its further input is ignored.
     public var closing = false
-    /// Set when the connection is closed for a reason that must also end the seat (an
-    /// operator's disconnect): the departure rules run at once, no grace.
-    public var departsOnClose = false
     /// When the session's connection ended while it was in a room; `nil` while attached.
     public internal(set) var awaySince: ServerTime?
     /// The digest of the session's current resume token (the token itself is never kept).
@@ -29,8 +26,12 @@ public struct ClientSession: Sendable, Equatable {
     public internal(set) var claimedUserID = false
     /// JWT mode: `userID` is a verified token's `sub`.
     public internal(set) var verifiedUserID = false
-    /// The session whose connection is being probed for this one (PROTOCOL.md §13).
-    public internal(set) var probing: ClientID?
+    /// The seat whose connection is being probed for this one (PROTOCOL.md §13), as it was
+    /// carried when the probe began.
+    public internal(set) var probing: PendingProbe?
+    /// Counts the seat's changes of carrier (a resume, going away): a probe's verdict is about
+    /// the connection that carried the seat when it began, and is void once another does.
+    public internal(set) var carrierEpoch: UInt64 = 0
     /// What a resume by identity goes by: the verified `sub` (JWT mode) or a claimed `user_id`
     /// (open mode); `nil` for the open-mode default `anonymous`.
     public var identity: String? { verifiedUserID || claimedUserID ? userID : nil }
@@ -58,4 +59,10 @@ public struct ClientSession: Sendable, Equatable {
         self.logAllowance = .infinity  // set from the rules by Party.connect
         self.logAllowanceAt = connectedAt
     }
+}
+
+/// A probe in progress of `session`'s connection, which carried it in `epoch`.
+public struct PendingProbe: Sendable, Equatable {
+    public var session: ClientID
+    public var epoch: UInt64
 }

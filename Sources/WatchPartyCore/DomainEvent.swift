@@ -82,6 +82,9 @@ public enum DomainEvent: Sendable, Equatable {
     /// A resume attempt; `client` is the session's id, `carrier` the id the new connection was
     /// greeted with (the two are equal for a refusal); `room` the session's room, if any.
     case resume(way: ResumeWay, result: ResumeResult, client: ClientID, carrier: ClientID, room: RoomID?)
+    /// A session is over (departed, ended with its connection, replaced by the seat its
+    /// connection resumed): nothing will be done for it any more.
+    case sessionEnded(client: ClientID)
     /// An away session's grace ran out (`early`: cut short, the bound on away sessions was
     /// reached and it was the one away longest): it departed from `room`.
     case graceExpired(client: ClientID, room: RoomID, early: Bool)

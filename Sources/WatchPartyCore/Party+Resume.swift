@@ -9,8 +9,16 @@ extension Party {
     /// Away sessions are bounded (``PartyRules/maxAwaySessions``): at the bound, the one away
     /// longest departs now, as if its grace had ended.
     mutating func goAway(_ client: ClientID, from roomID: RoomID, now: ServerTime, out: inout Outcome) {
-        if awayCount >= rules.maxAwaySessions { evictOldestAway(now: now, out: &out) }
+        if awayCount >= rules.maxAwaySessions {
+            evictOldestAway(now: now, out: &out)
+            // The evicted one may have been the host of this very room, and closed it.
+            guard sessions[client]?.roomID == roomID, rooms[roomID] != nil else {
+                forget(client, out: &out)
+                return
+            }
+        }
         sessions[client]?.awaySince = now
+        sessions[client]?.carrierEpoch += 1
         awayCount += 1
         awayQueue.append((client, now))
         if awayQueue.count - awayHead > 2 * awayCount + 1024 {
@@ -48,12 +56,12 @@ extension Party {
         }
     }
 
-    /// An away session leaves its room by §5's departure rules and is gone (its grace ended,
-    /// it was evicted, or an operator removed it).
+    /// A seat leaves its room by §5's departure rules and is gone (its grace ended, it was
+    /// evicted, or an operator removed it).
     mutating func departAway(_ client: ClientID, now: ServerTime, out: inout Outcome) {
         var lobby = LobbyChange()
         departFromRoom(client, now: now, out: &out, lobby: &lobby)
-        forget(client)
+        forget(client, out: &out)
         lobby.leftRoom.removeAll { $0 == client }
         flushLobby(lobby, now: now, out: &out)
     }
@@ -64,8 +72,11 @@ extension Party {
         if sessionsByUser[identity]?.isEmpty == true { sessionsByUser[identity] = nil }
     }
 
-    /// Removes a session that is over, and its token with it.
-    mutating func forget(_ client: ClientID) {
+    /// Removes a session that is over, and its token with it; the shell is told
+    /// (``DomainEvent/sessionEnded(client:)``), so that its timers go too.
+    mutating func forget(_ client: ClientID, out: inout Outcome) {
+        guard sessions[client] != nil else { return }
+        out.events.append(.sessionEnded(client: client))
         if sessions[client]?.awaySince != nil { awayCount -= 1 }
         if let identity = sessions[client]?.identity { unindex(client, from: identity) }
         if let digest = sessions[client]?.resumeDigest, resumeIndex[digest] == client {
@@ -107,7 +118,9 @@ extension Party {
         else {
             throw refuseResume(claimant, way: .token, out: &out)
         }
-        hand(target, to: claimant, way: .token, now: now, out: &out, lobby: &lobby)
+        guard hand(target, to: claimant, way: .token, now: now, out: &out, lobby: &lobby) else {
+            throw refuseResume(claimant, way: .token, out: &out)
+        }
     }
 
     private func refuseResume(_ claimant: ClientID, way: ResumeWay, out: inout Outcome) -> ProtocolError {
@@ -128,12 +141,11 @@ extension Party {
         let same = (sessionsByUser[identity] ?? []).sorted().compactMap { sessions[$0] }.filter { $0.id != claimant && $0.roomID != nil && (authRequired || $0.claimedUserID) }
         let away = same.filter { !$0.isAttached }
         if away.count == 1 {
-            hand(away[0].id, to: claimant, way: .identity, now: now, out: &out, lobby: &lobby)
-            return true
+            return hand(away[0].id, to: claimant, way: .identity, now: now, out: &out, lobby: &lobby)
         }
         if away.isEmpty, same.count == 1 {
             let suspect = same[0].id
-            sessions[claimant]?.probing = suspect
+            sessions[claimant]?.probing = PendingProbe(session: suspect, epoch: same[0].carrierEpoch)
             out.probes.append(ProbeRequest(session: suspect, claimant: claimant, withinMs: rules.resumeProbeMs))
         }
         return false
@@ -145,11 +157,13 @@ extension Party {
     /// it is a live second connection of the same user and nothing is taken over.
     public mutating func settleProbe(of session: ClientID, for claimant: ClientID, answered: Bool, now: ServerTime) -> Outcome {
         var out = Outcome()
-        guard var carrier = sessions[claimant], carrier.probing == session else { return finish(out) }
+        guard var carrier = sessions[claimant], let probe = carrier.probing, probe.session == session else { return finish(out) }
         carrier.probing = nil
         sessions[claimant] = carrier
+        // Taken over only from the very connection probed, and only if it kept silent; an away
+        // seat (that connection ended meanwhile) is resumed.
         guard !carrier.closing, carrier.roomID == nil, let seat = sessions[session], seat.userID == carrier.userID, seat.roomID != nil,
-            !(seat.isAttached && answered)
+            !seat.isAttached || (seat.carrierEpoch == probe.epoch && !answered)
         else {
             out.events.append(.resume(way: .identity, result: .refused, client: claimant, carrier: claimant, room: nil))
             return finish(out)
@@ -169,22 +183,26 @@ extension Party {
     /// order: `client_hello {resumed: true}`, `room_state`, `participant_list`,
     /// `participant_statuses` (and, in a playing room, the due play a late joiner gets). The
     /// others get only `participant_statuses` (coalesced like any status change).
-    mutating func hand(_ target: ClientID, to claimant: ClientID, way: ResumeWay, now: ServerTime, out: inout Outcome, lobby: inout LobbyChange) {
+    /// Returns false, with nothing handed over, when the seat is gone by then (the claimant's
+    /// own departure closed the room it was in); the claimant is in the lobby.
+    @discardableResult
+    mutating func hand(_ target: ClientID, to claimant: ClientID, way: ResumeWay, now: ServerTime, out: inout Outcome, lobby: inout LobbyChange) -> Bool {
         if sessions[claimant]?.roomID != nil {
             // Taking up the seat is moving elsewhere: a departure from the room it is in.
             departFromRoom(claimant, now: now, out: &out, lobby: &lobby)
+            guard sessions[target] != nil else { return false }  // that room was the seat's, and it closed
             lobby.leftRoom.removeAll { $0 == claimant }
         }
-        guard var seat = sessions[target], let carrier = sessions[claimant] else { return }
+        guard var seat = sessions[target], let carrier = sessions[claimant] else { return false }
         let tookOver = seat.isAttached
         seat.authenticated = carrier.authenticated
         seat.expiresAt = carrier.expiresAt
         if authRequired { seat.name = carrier.name }  // the fresh token's name
         if !carrier.features.isEmpty { seat.features = carrier.features }
         seat.closing = false
-        seat.departsOnClose = false
         if seat.awaySince != nil { awayCount -= 1 }
         seat.awaySince = nil
+        seat.carrierEpoch += 1
         seat.probing = nil
         seat.recentRTTs = carrier.recentRTTs
         seat.smoothedRTT = carrier.smoothedRTT
@@ -192,7 +210,7 @@ extension Party {
         seat.rateCount = carrier.rateCount
         seat.logAllowance = carrier.logAllowance
         seat.logAllowanceAt = carrier.logAllowanceAt
-        forget(claimant)
+        forget(claimant, out: &out)
         let token = issueToken(to: &seat)
         sessions[target] = seat
         refreshLobby(target)
@@ -205,7 +223,7 @@ extension Party {
         out.send(.clientHello(clientID: target, resumeToken: token, resumed: true), to: [target], client: target, now: now)
         guard let roomID = seat.roomID, var room = rooms[roomID] else {
             lobby.leftRoom.append(target)  // a seat in no room: the lobby's list
-            return
+            return true
         }
         room.away.remove(target)
         rooms[roomID] = room
@@ -214,5 +232,6 @@ extension Party {
         out.send(.participantStatuses(room.orderedStatuses), to: [target], room: roomID, now: now)
         sendDuePlay(room, to: target, now: now, out: &out)
         announceStatuses(in: roomID, excluding: target, now: now, out: &out)  // the others: it is back
+        return true
     }
 }

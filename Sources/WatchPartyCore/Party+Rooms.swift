@@ -121,7 +121,7 @@ extension Party {
         for member in room.members {
             setRoom(of: member, to: nil)
             // An away member has nothing left to resume.
-            if room.away.contains(member) { forget(member) }
+            if room.away.contains(member) { forget(member, out: &out) }
         }
         if let message = reason.memberMessage {
             out.send(.roomClosed(reason: message), to: room.members, room: roomID, now: now)

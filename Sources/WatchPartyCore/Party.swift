@@ -86,13 +86,13 @@ public struct Party: Sendable {
     public mutating func disconnect(_ client: ClientID, now: ServerTime) -> Outcome {
         var out = Outcome()
         guard let session = sessions[client], session.isAttached else { return finish(out) }
-        if let roomID = session.roomID, rooms[roomID] != nil, rules.resumeGraceMs > 0, !session.departsOnClose {
+        if let roomID = session.roomID, rooms[roomID] != nil, rules.resumeGraceMs > 0 {
             goAway(client, from: roomID, now: now, out: &out)
             return finish(out)
         }
         var lobby = LobbyChange()
         departFromRoom(client, now: now, out: &out, lobby: &lobby)
-        forget(client)
+        forget(client, out: &out)
         lobby.leftRoom.removeAll { $0 == client }
         flushLobby(lobby, now: now, out: &out)
         return finish(out)
@@ -151,8 +151,8 @@ public struct Party: Sendable {
             guard let session = sessions[client], session.isAttached, session.expiresAt == expiresAt, !session.closing else { return finish(out) }
             endSession(client, .authenticationExpired, now: now, out: &out)
         case .resumeGrace(let client, let awaySince):
-            guard let session = sessions[client], session.awaySince == awaySince, let roomID = session.roomID else { return finish(out) }
-            out.events.append(.graceExpired(client: client, room: roomID, early: false))
+            guard let session = sessions[client], session.awaySince == awaySince else { return finish(out) }
+            if let roomID = session.roomID { out.events.append(.graceExpired(client: client, room: roomID, early: false)) }
             departAway(client, now: now, out: &out)
         }
         return finish(out)
@@ -194,18 +194,16 @@ public struct Party: Sendable {
         return finish(out)
     }
 
-    /// An operator disconnects `client` (admin API): its connection is closed with 4007 and it
-    /// departs at once, no grace; an away session departs now. `nil` when there is no such session.
+    /// An operator disconnects `client` (admin API): the seat departs now, no grace (nothing
+    /// can resume it: it is gone, token and all), and its connection, if it has one, is closed
+    /// with 4007. `nil` when there is no such session.
     public mutating func disconnectByOperator(_ client: ClientID, now: ServerTime) -> Outcome? {
         guard let session = sessions[client] else { return nil }
         var out = Outcome()
         if session.isAttached {
-            sessions[client]?.departsOnClose = true
-            sessions[client]?.closing = true
             out.closes.append(CloseRequest(client: client, cause: .disconnectedByOperator))
-        } else {
-            departAway(client, now: now, out: &out)
         }
+        departAway(client, now: now, out: &out)
         return finish(out)
     }
 

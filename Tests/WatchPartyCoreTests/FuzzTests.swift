@@ -40,6 +40,7 @@ import SyncSimulator
         rules.maxClientsPerRoom = 4
         rules.rateLimitPerSecond = 1_000
         rules.resumeByUserID = true  // every fuzzed user is "fuzz-user": identity resumes and probes happen
+        rules.maxAwaySessions = 3  // the bound is reached, and the oldest away seat evicted, all the time
         var party = Party(rules: rules, roomIDs: SequentialRoomIDs(), tokens: CountingResumeTokens())
         var now: ServerTime = t0
         var timers: [TimerRequest] = []

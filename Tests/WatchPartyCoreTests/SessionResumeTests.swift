@@ -426,13 +426,78 @@ import Testing
         #expect(h.types("h").first == "client_left")
     }
 
+    @Test func anEvictionThatClosesTheLeaversOwnRoomLeavesNothingBehind() throws {
+        var rules = PartyRules()
+        rules.maxAwaySessions = 1
+        let h = Harness(rules: rules)
+        let room = h.room(guests: ["g"])  // no host_transfer: the host's departure closes the room
+        h.disconnect("h")
+        h.disconnect("g")  // evicts h, which closes the room g was leaving
+        #expect(h.party.rooms[room] == nil)
+        #expect(h.party.sessions["g"] == nil, "no away seat in no room")
+        #expect(h.party.awayCount == 0)
+        #expect(h.events.contains(.sessionEnded(client: "g")))
+    }
+
+    @Test func aKickedSeatCannotBeResumed() throws {
+        let h = Harness(verifier: StubVerifier())
+        h.connect("alice")
+        h.send("alice", "auth", payload: ["token": "good-alice"])
+        let room = h.createRoom("alice")
+        h.connect("bob")
+        h.send("bob", "auth", payload: ["token": "good-bob"])
+        h.joinRoom("bob", room)
+        let kick = try #require(h.disconnectByOperator("bob"))
+        #expect(kick.closes.map(\.code) == [4007])
+        #expect(h.party.rooms[room]?.members == ["alice"], "departed at once, before its socket is even closed")
+        // Bob's client, ignoring the close, comes back by token and by identity: nothing to resume.
+        h.connect("bob-2")
+        h.send("bob-2", "auth", payload: ["token": "good-bob"])
+        h.send("bob-2", "resume", payload: ["token": "token-2"])
+        #expect(h.errorCodes("bob-2") == ["RESUME_FAILED"])
+        #expect(h.probes.isEmpty && h.handovers.isEmpty)
+        #expect(h.party.rooms[room]?.members == ["alice"])
+    }
+
+    @Test func aProbeVerdictIsVoidOnceAnotherConnectionCarriesTheSeat() throws {
+        let h = Harness(verifier: StubVerifier())
+        h.connect("phone")
+        h.send("phone", "auth", payload: ["token": "good-alice"])
+        let room = h.createRoom("phone")
+        for claimant in ["tab-b", "tab-d"] {
+            h.connect(claimant)
+            h.send(claimant, "auth", payload: ["token": "good-alice"])
+        }
+        #expect(h.probes.map(\.claimant) == ["tab-b", "tab-d"], "both probe the silent phone")
+        h.settleProbe(of: "phone", for: "tab-b", answered: false)
+        #expect(h.handovers.map(\.carrier) == ["tab-b"])
+        h.settleProbe(of: "phone", for: "tab-d", answered: false)
+        #expect(h.handovers.count == 1, "tab-d's silence was the phone's, not tab-b's: tab-b keeps the seat")
+        #expect(h.takenOver == ["phone"])
+        #expect(h.party.sessions["phone"]?.roomID == room)
+    }
+
+    @Test func aResumeWhoseOwnDepartureClosesTheSeatsRoomFails() throws {
+        let h = Harness()
+        let room = h.room(host: "c", guests: ["t"])  // c hosts, no heir
+        h.disconnect("t")
+        h.clear()
+        h.send("c", "resume", payload: ["token": "token-2"])  // t's greeting token
+        #expect(h.party.rooms[room] == nil, "c left its room, which closed with t in it")
+        #expect(h.errorCodes("c") == ["RESUME_FAILED"])
+        #expect(h.types("c").contains("room_list"), "c is in the lobby and is shown it")
+        #expect(h.handovers.isEmpty)
+        #expect(h.party.sessions["t"] == nil && h.party.awayCount == 0)
+    }
+
     @Test func anOperatorDisconnectDepartsAtOnce() throws {
         let h = Harness()
         let room = h.room(guests: ["g1", "g2"])
         let kick = try #require(h.disconnectByOperator("g1"))
         #expect(kick.closes.map(\.code) == [4007])
-        h.disconnect("g1")
         #expect(h.party.rooms[room]?.members == ["h", "g2"], "no grace for a kicked member")
+        h.disconnect("g1")  // its socket closes afterwards: nothing more happens
+        #expect(h.party.rooms[room]?.members == ["h", "g2"])
         // An away member can be removed too.
         h.disconnect("g2")
         #expect(h.disconnectByOperator("g2") != nil)
