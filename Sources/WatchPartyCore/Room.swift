@@ -1,7 +1,7 @@
 /// A watch-party room: a plain value, changed only by ``Party``.
 ///
-/// Invariants (checked by the fuzz tests): `hostID` is a member, `ready` ⊆ `members`, `away` ⊆ `members`, and
-/// `members` is never empty while the room exists.
+/// Invariants (checked by the fuzz tests): `hostID` is a member, `ready` ⊆ `members`,
+/// `away` ⊆ `members`, and `members` is never empty while the room exists.
 public struct Room: Sendable, Equatable {
     public let id: RoomID
     public var name: String
