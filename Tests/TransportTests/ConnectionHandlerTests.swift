@@ -354,6 +354,51 @@ import Testing
         #expect(try harness.written().map(\.opcode) == [0x9], "the next ping, pingInterval later")
     }
 
+    // MARK: Probes (a half-open connection, PROTOCOL.md §13)
+
+    /// What a probe answered, recorded on the loop.
+    final class ProbeAnswers: Sendable {
+        let values = Mutex<[Bool]>([])
+        func record(_ answered: Bool) { values.withLock { $0.append(answered) } }
+        var all: [Bool] { values.withLock { $0 } }
+    }
+
+    @Test func aSilentPeerFailsItsProbeAtTheDeadlineAndAnAnsweringOnePasses() throws {
+        for answers in [false, true] {
+            let harness = try HandlerHarness {
+                $0.firstPingDelay = .seconds(60)
+                $0.pingInterval = .seconds(60)
+            }
+            let result = ProbeAnswers()
+            harness.connection.probe(within: .seconds(2)) { result.record($0) }
+            let ping = try #require(try harness.written().first, "the probe pings at once")
+            #expect(ping.opcode == 0x9 && ping.payload.count == 8)
+            harness.advance(.milliseconds(300))
+            if answers { try harness.send(ClientFrame.make(0xA, ping.payload)) }
+            harness.advance(.milliseconds(1_699))
+            #expect(result.all.isEmpty, "no verdict before the 2 s are up")
+            harness.advance(.milliseconds(1))
+            #expect(result.all == [answers], answers ? "its pong arrived: alive" : "nothing arrived: half-open")
+            #expect(harness.isOpen, "a probe closes nothing itself")
+        }
+    }
+
+    @Test func anyFrameCountsAsAnAnswerAndAClosedConnectionFailsAtOnce() throws {
+        let harness = try HandlerHarness()
+        let result = ProbeAnswers()
+        harness.connection.probe(within: .seconds(2)) { result.record($0) }
+        harness.advance(.milliseconds(500))
+        try harness.send(ClientFrame.text(#"{"type":"ping","ts":1}"#))  // not the pong, but something
+        harness.advance(.seconds(2))
+        #expect(result.all == [true])
+
+        try harness.send(ClientFrame.close(1000))
+        harness.advance(.seconds(1))
+        harness.connection.probe(within: .seconds(2)) { result.record($0) }
+        harness.channel.embeddedEventLoop.run()
+        #expect(result.all == [true, false], "a connection that is not open has not answered")
+    }
+
     @Test func aClientThatPingsWithoutReadingNeverQueuesMoreThanOnePong() throws {
         let harness = try HandlerHarness()
         harness.channel.isWritable = false
