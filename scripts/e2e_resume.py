@@ -13,52 +13,33 @@ Usage: JWT_SECRET=… python3 scripts/e2e_resume.py [ws://127.0.0.1:3000/ws]
 Exits non-zero, naming the step, when the server deviates.
 """
 import asyncio
-import base64
-import hashlib
-import hmac
 import json
 import os
 import socket
 import struct
 import sys
-import time
 
 import websockets
+
+from e2e_watch_party import Client, check, now_ms
+from lib.jellyfin_tokens import jwt_hs256
 
 URL = sys.argv[1] if len(sys.argv) > 1 else "ws://127.0.0.1:3000/ws"
 SECRET = os.environ.get("JWT_SECRET", "")
 GONE = {"client_left", "host_changed", "room_closed", "participants_update"}
 
 
-def now_ms():
-    return int(time.time() * 1000)
-
-
-def b64url(data):
-    return base64.urlsafe_b64encode(data).rstrip(b"=").decode()
-
-
 def token(sub, name):
-    """An HS256 JWT with the claims PROTOCOL.md §4 asks for."""
-    header = b64url(json.dumps({"alg": "HS256", "typ": "JWT"}, separators=(",", ":")).encode())
-    now = int(time.time())
-    claims = {"sub": sub, "name": name, "aud": "OpenWatchParty", "iss": "Jellyfin", "iat": now, "exp": now + 3600}
-    body = b64url(json.dumps(claims, separators=(",", ":")).encode())
-    signature = hmac.new(SECRET.encode(), f"{header}.{body}".encode(), hashlib.sha256).digest()
-    return f"{header}.{body}.{b64url(signature)}"
+    return jwt_hs256(SECRET, sub, name)
 
 
-def check(condition, what):
-    if not condition:
-        raise SystemExit(f"FAILED: {what}")
-    print(f"ok   {what}")
-
-
-class Member:
-    """One upstream-like client: connects, authenticates, keeps everything it receives."""
+class Member(Client):
+    """One upstream-like client: connects, authenticates, keeps everything it receives (in
+    the background, so that what another member was told can be looked at afterwards)."""
 
     def __init__(self, sub, name):
-        self.sub, self.name = sub, name
+        super().__init__(name, None)
+        self.sub = sub
         self.inbox = asyncio.Queue()
         self.seen = []
 
@@ -79,14 +60,6 @@ class Member:
                 await self.inbox.put(message)
         except websockets.ConnectionClosed:
             pass
-
-    async def send(self, type_, room=None, payload=None):
-        message = {"type": type_, "ts": now_ms()}
-        if room is not None:
-            message["room"] = room
-        if payload is not None:
-            message["payload"] = payload
-        await self.ws.send(json.dumps(message))
 
     async def recv(self, type_, timeout=5):
         while True:

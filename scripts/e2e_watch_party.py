@@ -123,4 +123,5 @@ async def main():
     print("e2e watch party: all checks passed")
 
 
-asyncio.run(main())
+if __name__ == "__main__":
+    asyncio.run(main())

@@ -37,12 +37,32 @@ public struct ClientSession: Sendable, Equatable {
     public var identity: String? { verifiedUserID || claimedUserID ? userID : nil }
     /// True while a connection carries the session.
     public var isAttached: Bool { awaySince == nil }
+    /// What the current connection has measured and spent; a resume moves it with the connection.
+    public internal(set) var meters: ConnectionMeters
+    /// Round trips measured by the server's WebSocket pings, newest last (at most 8).
+    public var recentRTTs: [UInt64] { meters.recentRTTs }
+    /// Exponentially smoothed round trip (α = 1/8), in milliseconds.
+    public var smoothedRTT: Double? { meters.smoothedRTT }
+    /// The worst of the recent round trips.
+    public var recentMaxRTT: UInt64? { meters.recentRTTs.max() }
+
+    public init(id: ClientID, userID: String, name: String, authenticated: Bool, connectedAt: ServerTime = 0) {
+        self.id = id
+        self.userID = userID
+        self.name = name
+        self.authenticated = authenticated
+        self.meters = ConnectionMeters(connectedAt: connectedAt)
+    }
+}
+
+/// Everything about a session that belongs to the connection carrying it, not to the seat:
+/// its round trips, its rate window and its `client_log` budget. One value, so a resume
+/// hands the whole of it from the new connection to the seat (``Party/hand(_:to:way:now:out:lobby:)``).
+public struct ConnectionMeters: Sendable, Equatable {
     /// Round trips measured by the server's WebSocket pings, newest last (at most 8).
     public internal(set) var recentRTTs: [UInt64] = []
     /// Exponentially smoothed round trip (α = 1/8), in milliseconds.
     public internal(set) var smoothedRTT: Double?
-    /// The worst of the recent round trips.
-    public var recentMaxRTT: UInt64? { recentRTTs.max() }
     /// Start and count of the current one-second rate window.
     var rateWindowStart: ServerTime
     var rateCount = 0
@@ -50,14 +70,10 @@ public struct ClientSession: Sendable, Equatable {
     var logAllowance: Double
     var logAllowanceAt: ServerTime
 
-    public init(id: ClientID, userID: String, name: String, authenticated: Bool, connectedAt: ServerTime = 0) {
-        self.id = id
-        self.userID = userID
-        self.name = name
-        self.authenticated = authenticated
-        self.rateWindowStart = connectedAt
-        self.logAllowance = .infinity  // set from the rules by Party.connect
-        self.logAllowanceAt = connectedAt
+    init(connectedAt: ServerTime) {
+        rateWindowStart = connectedAt
+        logAllowance = .infinity  // set from the rules by Party.connect
+        logAllowanceAt = connectedAt
     }
 }
 

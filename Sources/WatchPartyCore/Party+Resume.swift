@@ -177,9 +177,9 @@ extension Party {
     // MARK: The handover
 
     /// `target`'s seat moves to the connection greeted as `claimant`, which is gone as a
-    /// session of its own. The seat keeps its id, room, role, readiness and status; what is
-    /// about the connection (authentication, token expiry, rate window, round trips, declared
-    /// features) comes from the new one. Its token is rotated, and the client is sent, in
+    /// session of its own. The seat keeps its id, room, role and readiness (its status went
+    /// `null` when it went away); what is about the connection (authentication, token expiry,
+    /// declared features, its ``ConnectionMeters``) comes from the new one. Its token is rotated, and the client is sent, in
     /// order: `client_hello {resumed: true}`, `room_state`, `participant_list`,
     /// `participant_statuses` (and, in a playing room, the due play a late joiner gets). The
     /// others get only `participant_statuses` (coalesced like any status change).
@@ -204,12 +204,7 @@ extension Party {
         seat.awaySince = nil
         seat.carrierEpoch += 1
         seat.probing = nil
-        seat.recentRTTs = carrier.recentRTTs
-        seat.smoothedRTT = carrier.smoothedRTT
-        seat.rateWindowStart = carrier.rateWindowStart
-        seat.rateCount = carrier.rateCount
-        seat.logAllowance = carrier.logAllowance
-        seat.logAllowanceAt = carrier.logAllowanceAt
+        seat.meters = carrier.meters
         forget(claimant, out: &out)
         let token = issueToken(to: &seat)
         sessions[target] = seat

@@ -58,13 +58,13 @@ extension Party {
     /// over the limit the connection gets RATE_LIMITED and is closed. Returns whether to go on.
     mutating func withinRateLimit(_ client: ClientID, counted: Bool, now: ServerTime, out: inout Outcome) -> Bool {
         guard counted, var session = sessions[client] else { return true }
-        if now >= session.rateWindowStart + 1000 || now < session.rateWindowStart {
-            session.rateWindowStart = now
-            session.rateCount = 0
+        if now >= session.meters.rateWindowStart + 1000 || now < session.meters.rateWindowStart {
+            session.meters.rateWindowStart = now
+            session.meters.rateCount = 0
         }
-        session.rateCount += 1
+        session.meters.rateCount += 1
         sessions[client] = session
-        guard session.rateCount > rules.rateLimitPerSecond else { return true }
+        guard session.meters.rateCount > rules.rateLimitPerSecond else { return true }
         endSession(client, .rateLimited, now: now, out: &out)
         return false
     }
@@ -84,15 +84,15 @@ extension Party {
         guard let category = payload?["category"]?.string, Self.isLogCategory(category),
             let message = payload?["message"]?.string, var session = sessions[client]
         else { return }
-        let earned = Double(now > session.logAllowanceAt ? now - session.logAllowanceAt : 0) / 1000 * rules.clientLogPerSecond
-        session.logAllowance = min(rules.clientLogBurst, session.logAllowance + earned)
-        session.logAllowanceAt = now
-        guard session.logAllowance >= 1 else {
+        let earned = Double(now > session.meters.logAllowanceAt ? now - session.meters.logAllowanceAt : 0) / 1000 * rules.clientLogPerSecond
+        session.meters.logAllowance = min(rules.clientLogBurst, session.meters.logAllowance + earned)
+        session.meters.logAllowanceAt = now
+        guard session.meters.logAllowance >= 1 else {
             sessions[client] = session
             out.events.append(.clientLogDropped)
             return
         }
-        session.logAllowance -= 1
+        session.meters.logAllowance -= 1
         sessions[client] = session
         out.events.append(.clientLog(client: client, category: category, message: Sanitizer.logLine(message, limit: Self.clientLogLineLimit)))
     }

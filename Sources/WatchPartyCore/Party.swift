@@ -67,7 +67,7 @@ public struct Party: Sendable {
     public mutating func connect(_ client: ClientID, now: ServerTime) -> Outcome {
         var out = Outcome()
         var session = ClientSession(id: client, userID: "anonymous", name: "Anonymous", authenticated: !authRequired, connectedAt: now)
-        session.logAllowance = rules.clientLogBurst
+        session.meters.logAllowance = rules.clientLogBurst
         let token = issueToken(to: &session)
         sessions[client] = session
         refreshLobby(client)
@@ -161,9 +161,9 @@ public struct Party: Sendable {
     /// A round trip to `client` measured by the transport's ping (input to adaptive scheduling).
     public mutating func recordRoundTrip(_ client: ClientID, milliseconds rtt: UInt64) {
         guard var session = sessions[client] else { return }
-        session.recentRTTs.append(rtt)
-        if session.recentRTTs.count > 8 { session.recentRTTs.removeFirst(session.recentRTTs.count - 8) }
-        session.smoothedRTT = session.smoothedRTT.map { $0 + (Double(rtt) - $0) / 8 } ?? Double(rtt)
+        session.meters.recentRTTs.append(rtt)
+        if session.meters.recentRTTs.count > 8 { session.meters.recentRTTs.removeFirst(session.meters.recentRTTs.count - 8) }
+        session.meters.smoothedRTT = session.meters.smoothedRTT.map { $0 + (Double(rtt) - $0) / 8 } ?? Double(rtt)
         sessions[client] = session
     }
 

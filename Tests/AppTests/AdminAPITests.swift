@@ -105,10 +105,8 @@ import Testing
             _ = try await host.next("room_list")
             try await host.send(["type": "create_room"])
             let room = try #require(try await host.next("room_state")["room"] as? String)
-            let guest = try RawSocket(port: port)
-            _ = try await offPool { try guest.upgrade() }
-            try guest.sendText(#"{"type":"join_room","room":"\#(room)","ts":1}"#)
-            let guestID = try #require(try await offPool { try guest.readMessages(through: "room_state") }.first?.client)
+            let (guest, joined) = try await RawSocket.member(port: port, sending: [#"{"type":"join_room","room":"\#(room)","ts":1}"#])
+            let guestID = try #require(joined.first?.client)
             guest.reset()
             #expect(try await eventually { server.gateway.awayCount == 1 })
             try await Self.withAdmin(server) { admin in

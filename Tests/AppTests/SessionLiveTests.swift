@@ -46,11 +46,10 @@ import Testing
             try await host.send(["type": "create_room", "payload": ["name": "Film night"]])
             let room = try #require(try await host.next("room_state")["room"] as? String)
 
-            let guest = try RawSocket(port: port)
-            _ = try await offPool { try guest.upgrade() }
-            try guest.sendText(#"{"type":"auth","payload":{"token":"\#(Self.token(sub: "guest-sub", name: "Gus"))"},"ts":1}"#)
-            try guest.sendText(#"{"type":"join_room","room":"\#(room)","ts":1}"#)
-            let before = try await offPool { try guest.readMessages(through: "room_state") }
+            let (guest, before) = try await RawSocket.member(port: port, sending: [
+                #"{"type":"auth","payload":{"token":"\#(Self.token(sub: "guest-sub", name: "Gus"))"},"ts":1}"#,
+                #"{"type":"join_room","room":"\#(room)","ts":1}"#,
+            ])
             let guestID = try #require(before.first { $0.type == "client_hello" }?.client)
             try guest.sendText(#"{"type":"ready","room":"\#(room)","ts":1}"#)
             _ = try await host.next("participant_statuses")
@@ -101,11 +100,10 @@ import Testing
 
     @Test func aHostWhoseConnectionResetsComesBackAsHostAndPlaybackNeverStopped() async throws {
         try await withLiveServer(Self.jwt) { port, server, _ in
-            let host = try RawSocket(port: port)
-            _ = try await offPool { try host.upgrade() }
-            try host.sendText(#"{"type":"auth","payload":{"token":"\#(Self.token(sub: "host-sub", name: "Hannah"))","features":["host_transfer"]},"ts":1}"#)
-            try host.sendText(#"{"type":"create_room","payload":{"name":"Film night"},"ts":1}"#)
-            let opened = try await offPool { try host.readMessages(through: "room_state") }
+            let (host, opened) = try await RawSocket.member(port: port, sending: [
+                #"{"type":"auth","payload":{"token":"\#(Self.token(sub: "host-sub", name: "Hannah"))","features":["host_transfer"]},"ts":1}"#,
+                #"{"type":"create_room","payload":{"name":"Film night"},"ts":1}"#,
+            ])
             let hostID = try #require(opened.first { $0.type == "client_hello" }?.client)
             let room = try #require(opened.last?.room)
 
@@ -148,11 +146,9 @@ import Testing
     @Test func aSilentHalfOpenSocketIsTakenOverAfterItsProbe() async throws {
         try await withLiveServer(Self.jwt) { port, server, _ in
             // The phone's old socket: open, but nothing comes from it any more (it answers no ping).
-            let old = try RawSocket(port: port)
-            _ = try await offPool { try old.upgrade() }
-            try old.sendText(#"{"type":"auth","payload":{"token":"\#(Self.token(sub: "phone", name: "Pat"))"},"ts":1}"#)
-            try old.sendText(#"{"type":"create_room","ts":1}"#)
-            let opened = try await offPool { try old.readMessages(through: "room_state") }
+            let (old, opened) = try await RawSocket.member(port: port, sending: [
+                #"{"type":"auth","payload":{"token":"\#(Self.token(sub: "phone", name: "Pat"))"},"ts":1}"#, #"{"type":"create_room","ts":1}"#,
+            ])
             let id = try #require(opened.first { $0.type == "client_hello" }?.client)
 
             let started = ContinuousClock.now
@@ -224,10 +220,7 @@ import Testing
             _ = try await host.next("client_hello")
             try await host.send(["type": "create_room"])
             let room = try #require(try await host.next("room_state")["room"] as? String)
-            let guest = try RawSocket(port: port)
-            _ = try await offPool { try guest.upgrade() }
-            try guest.sendText(#"{"type":"join_room","room":"\#(room)","ts":1}"#)
-            _ = try await offPool { try guest.readMessages(through: "room_state") }
+            let (guest, _) = try await RawSocket.member(port: port, sending: [#"{"type":"join_room","room":"\#(room)","ts":1}"#])
             _ = try await host.next("participant_statuses")
             guest.reset()
             #expect(try await eventually { server.gateway.awayCount == 1 })
@@ -237,31 +230,5 @@ import Testing
             #expect(try await OperatorTests.metric(http, "owp_session_graces_expired_total") == 1)
             try await host.close()
         }
-    }
-}
-
-/// The envelope of a server message read off a ``RawSocket``.
-struct RawMessage: Sendable {
-    var type: String?
-    var client: String?
-    var room: String?
-
-    init?(_ payload: [UInt8]) {
-        guard let object = try? JSONSerialization.jsonObject(with: Data(payload)) as? [String: Any] else { return nil }
-        type = object["type"] as? String
-        client = object["client"] as? String
-        room = object["room"] as? String
-    }
-}
-
-extension RawSocket {
-    /// Reads server frames until a text message of `type` arrives; returns the text messages' envelopes.
-    func readMessages(through type: String) throws -> [RawMessage] {
-        var messages: [RawMessage] = []
-        _ = try readFrames { frames in
-            messages = frames.filter { $0.opcode == 0x1 }.compactMap { RawMessage($0.payload) }
-            return messages.last?.type == type
-        }
-        return messages
     }
 }

@@ -112,6 +112,27 @@ import Testing
 
     // MARK: Resume by token
 
+    @Test func aResumeBeforeTheCommandTakesEffectCarriesItsTarget() throws {
+        let h = Harness()
+        let room = h.room(guests: ["g1"])
+        h.send("h", "player_event", room: room, payload: ["action": "play", "position": 20])
+        let target = try #require(h.last("g1", "player_event")?.time("target_server_ts"))
+        h.advance(by: 200)
+        h.disconnect("g1")
+        h.advance(by: 300)
+        h.connect("g1b")
+        h.clear()
+        h.send("g1b", "resume", payload: ["token": "token-2"])
+        let state = try #require(h.last("g1b", "room_state"))
+        #expect(state.time("target_server_ts") == target, "§13: target_server_ts while a command is still ahead")
+        #expect(state.serverTs == h.now)
+        h.advance(by: 2_000)
+        h.disconnect("g1")
+        h.connect("g1c")
+        h.send("g1c", "resume", payload: ["token": try #require(h.last("g1b", "client_hello")?.string("resume_token"))])
+        #expect(h.last("g1c", "room_state")?.isNull("target_server_ts") == true, "and null once it has taken effect")
+    }
+
     @Test func resumeByTokenSendsTheDocumentedSequenceAndRotatesTheToken() throws {
         let h = Harness()
         let room = h.room(guests: ["g1", "g2"])
@@ -219,8 +240,7 @@ import Testing
         h.connect("alice-1")
         h.send("alice-1", "auth", payload: ["token": "good-alice", "features": ["host_transfer"]])
         let room = h.createRoom("alice-1")
-        h.connect("bob-1")
-        h.send("bob-1", "auth", payload: ["token": "good-bob"])
+        h.signIn("bob-1", token: "good-bob")
         h.joinRoom("bob-1", room)
         h.disconnect("alice-1")
         h.advance(by: 1_000)
@@ -241,8 +261,7 @@ import Testing
 
     @Test func identityNeverCrossesSubs() throws {
         let h = Harness(verifier: StubVerifier())
-        h.connect("alice")
-        h.send("alice", "auth", payload: ["token": "good-alice"])
+        h.signIn("alice", token: "good-alice")
         let room = h.createRoom("alice")
         h.disconnect("alice")
         h.connect("bob")
@@ -257,8 +276,7 @@ import Testing
 
     @Test func inJWTModeResumeNeedsAnAuthFirst() throws {
         let h = Harness(verifier: StubVerifier())
-        h.connect("alice")
-        h.send("alice", "auth", payload: ["token": "good-alice"])
+        h.signIn("alice", token: "good-alice")
         h.createRoom("alice")
         h.disconnect("alice")
         h.connect("stranger")
@@ -270,11 +288,9 @@ import Testing
 
     @Test func twoAwaySessionsOfOneSubAreNotGuessedBetween() throws {
         let h = Harness(verifier: StubVerifier())
-        h.connect("tab-1")
-        h.send("tab-1", "auth", payload: ["token": "good-alice"])
+        h.signIn("tab-1", token: "good-alice")
         h.createRoom("tab-1")
-        h.connect("tab-2")
-        h.send("tab-2", "auth", payload: ["token": "good-alice"])
+        h.signIn("tab-2", token: "good-alice")
         h.settleProbe(of: "tab-1", for: "tab-2", answered: true)  // two live tabs
         h.createRoom("tab-2")
         h.disconnect("tab-1")
@@ -289,8 +305,7 @@ import Testing
 
     @Test func anAttachedSessionOfTheSameSubIsProbedAndALiveOneKept() throws {
         let h = Harness(verifier: StubVerifier())
-        h.connect("tab-1")
-        h.send("tab-1", "auth", payload: ["token": "good-alice"])
+        h.signIn("tab-1", token: "good-alice")
         let room = h.createRoom("tab-1")
         h.connect("tab-2")
         h.clear()
@@ -309,11 +324,9 @@ import Testing
 
     @Test func aSilentHalfOpenConnectionIsTakenOverAfterTheProbe() throws {
         let h = Harness(verifier: StubVerifier())
-        h.connect("wifi")
-        h.send("wifi", "auth", payload: ["token": "good-alice"])
+        h.signIn("wifi", token: "good-alice")
         let room = h.createRoom("wifi")
-        h.connect("cellular")
-        h.send("cellular", "auth", payload: ["token": "good-alice"])
+        h.signIn("cellular", token: "good-alice")
         h.clear()
         h.advance(by: 2_000)
         h.settleProbe(of: "wifi", for: "cellular", answered: false)
@@ -326,11 +339,9 @@ import Testing
 
     @Test func aProbedConnectionThatDroppedMeanwhileIsResumed() throws {
         let h = Harness(verifier: StubVerifier())
-        h.connect("old")
-        h.send("old", "auth", payload: ["token": "good-alice"])
+        h.signIn("old", token: "good-alice")
         h.createRoom("old")
-        h.connect("new")
-        h.send("new", "auth", payload: ["token": "good-alice"])
+        h.signIn("new", token: "good-alice")
         h.disconnect("old")  // the ping made the dead socket fail
         h.settleProbe(of: "old", for: "new", answered: false)
         #expect(h.handovers == [Handover(session: "old", carrier: "new", tookOver: false)])
@@ -441,18 +452,15 @@ import Testing
 
     @Test func aKickedSeatCannotBeResumed() throws {
         let h = Harness(verifier: StubVerifier())
-        h.connect("alice")
-        h.send("alice", "auth", payload: ["token": "good-alice"])
+        h.signIn("alice", token: "good-alice")
         let room = h.createRoom("alice")
-        h.connect("bob")
-        h.send("bob", "auth", payload: ["token": "good-bob"])
+        h.signIn("bob", token: "good-bob")
         h.joinRoom("bob", room)
         let kick = try #require(h.disconnectByOperator("bob"))
         #expect(kick.closes.map(\.code) == [4007])
         #expect(h.party.rooms[room]?.members == ["alice"], "departed at once, before its socket is even closed")
         // Bob's client, ignoring the close, comes back by token and by identity: nothing to resume.
-        h.connect("bob-2")
-        h.send("bob-2", "auth", payload: ["token": "good-bob"])
+        h.signIn("bob-2", token: "good-bob")
         h.send("bob-2", "resume", payload: ["token": "token-2"])
         #expect(h.errorCodes("bob-2") == ["RESUME_FAILED"])
         #expect(h.probes.isEmpty && h.handovers.isEmpty)
@@ -461,12 +469,10 @@ import Testing
 
     @Test func aProbeVerdictIsVoidOnceAnotherConnectionCarriesTheSeat() throws {
         let h = Harness(verifier: StubVerifier())
-        h.connect("phone")
-        h.send("phone", "auth", payload: ["token": "good-alice"])
+        h.signIn("phone", token: "good-alice")
         let room = h.createRoom("phone")
         for claimant in ["tab-b", "tab-d"] {
-            h.connect(claimant)
-            h.send(claimant, "auth", payload: ["token": "good-alice"])
+            h.signIn(claimant, token: "good-alice")
         }
         #expect(h.probes.map(\.claimant) == ["tab-b", "tab-d"], "both probe the silent phone")
         h.settleProbe(of: "phone", for: "tab-b", answered: false)
@@ -507,17 +513,14 @@ import Testing
 
     @Test func withNoGraceADropIsADepartureAsBefore() throws {
         let h = Harness(rules: .immediateDeparture, verifier: StubVerifier())
-        h.connect("alice")
-        h.send("alice", "auth", payload: ["token": "good-alice"])
+        h.signIn("alice", token: "good-alice")
         let room = h.createRoom("alice")
-        h.connect("bob")
-        h.send("bob", "auth", payload: ["token": "good-bob"])
+        h.signIn("bob", token: "good-bob")
         h.joinRoom("bob", room)
         h.clear()
         h.disconnect("bob")
         #expect(h.types("alice") == ["client_left", "participant_list", "participant_statuses"])
-        h.connect("bob-again")
-        h.send("bob-again", "auth", payload: ["token": "good-bob"])
+        h.signIn("bob-again", token: "good-bob")
         #expect(h.types("bob-again") == ["client_hello", "auth_success", "room_list"], "a stranger in the lobby, as before")
         #expect(h.probes.isEmpty)
     }

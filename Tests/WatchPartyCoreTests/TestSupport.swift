@@ -299,6 +299,12 @@ final class Harness {
         }
     }
 
+    /// JWT mode: connects and authenticates with `token` (a ``StubVerifier`` token, "good-alice"…).
+    func signIn(_ client: ClientID, token: String) {
+        connect(client)
+        send(client, "auth", payload: ["token": token])
+    }
+
     /// `host` creates a room (returns its id, "room-N").
     @discardableResult
     func createRoom(_ host: ClientID, payload: [String: Any] = [:]) -> RoomID {

@@ -34,9 +34,6 @@ Exit status: 0 when every run was measured, 1 when some run could not be (error,
 that does not play), 2 on bad arguments or missing tools.
 """
 import argparse
-import base64
-import hashlib
-import hmac
 import http.server
 import json
 import os
@@ -58,6 +55,8 @@ import urllib.request
 sys.dont_write_bytecode = True   # leave no __pycache__ in the work tree
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 import sync_metrics  # noqa: E402
+sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), ".."))
+from lib.jellyfin_tokens import jwt_hs256  # noqa: E402
 
 HERE = os.path.dirname(os.path.abspath(__file__))
 PAGE_DIR = os.path.join(HERE, "page")
@@ -326,18 +325,6 @@ class ResettableProxy:
         self.listener.close()
 
 
-def jwt_token(secret, sub, name):
-    """HS256 with the claims PROTOCOL.md §4 asks for, as Jellyfin's plugin issues them."""
-    def b64(data):
-        return base64.urlsafe_b64encode(data).rstrip(b"=").decode()
-    now = int(time.time())
-    header = b64(json.dumps({"alg": "HS256", "typ": "JWT"}).encode())
-    claims = b64(json.dumps({"sub": sub, "name": name, "aud": "OpenWatchParty", "iss": "Jellyfin",
-                             "iat": now, "exp": now + 3600}).encode())
-    signature = hmac.new(secret.encode(), f"{header}.{claims}".encode(), hashlib.sha256).digest()
-    return f"{header}.{claims}.{b64(signature)}"
-
-
 # --- one run ------------------------------------------------------------------------------
 
 class Pages:
@@ -436,7 +423,7 @@ def run_drop(browser, base_url, server, secret, behaviour, who, observe):
         run_id = secrets.token_hex(4)
 
         def extra(sub, name):
-            return {"token": jwt_token(secret, f"{sub}-{run_id}", name), "user": f"{sub}-{run_id}", "reconnect": "1"}
+            return {"token": jwt_hs256(secret, f"{sub}-{run_id}", name), "user": f"{sub}-{run_id}", "reconnect": "1"}
         host = pages.open("host", "host", proxy.ws_url if who == "host" else None, extra("jf-host", "host"))
         host_id = host.evaluate("OWPClient.state.clientId")
         room = host.evaluate("harness.createRoom()")

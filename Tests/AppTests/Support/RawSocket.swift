@@ -162,3 +162,39 @@ func offPool<T: Sendable>(_ work: @escaping @Sendable () throws -> T) async thro
         }
     }
 }
+
+/// The envelope of a server message read off a ``RawSocket``.
+struct RawMessage: Sendable {
+    var type: String?
+    var client: String?
+    var room: String?
+
+    init?(_ payload: [UInt8]) {
+        guard let object = try? JSONSerialization.jsonObject(with: Data(payload)) as? [String: Any] else { return nil }
+        type = object["type"] as? String
+        client = object["client"] as? String
+        room = object["room"] as? String
+    }
+}
+
+extension RawSocket {
+    /// A member on a raw socket, which a test can reset: upgraded, `texts` sent, and read up to
+    /// the first message of `type`; with the envelopes read on the way.
+    static func member(port: Int, sending texts: [String], through type: String = "room_state") async throws -> (socket: RawSocket, messages: [RawMessage]) {
+        let socket = try RawSocket(port: port)
+        _ = try await offPool { try socket.upgrade() }
+        try socket.sendTexts(texts)
+        let messages = try await offPool { try socket.readMessages(through: type) }
+        return (socket, messages)
+    }
+
+    /// Reads server frames until a text message of `type` arrives; returns the text messages' envelopes.
+    func readMessages(through type: String) throws -> [RawMessage] {
+        var messages: [RawMessage] = []
+        _ = try readFrames { frames in
+            messages = frames.filter { $0.opcode == 0x1 }.compactMap { RawMessage($0.payload) }
+            return messages.last?.type == type
+        }
+        return messages
+    }
+}
