@@ -119,7 +119,7 @@ struct JWTVerifier: Sendable {
     static func checkHeader(of token: String) -> TokenRejection? {
         let segments = token.split(separator: ".", omittingEmptySubsequences: false)
         guard segments.count == 3, isCanonicalBase64URL(segments[0]),
-            let header = try? StrictJSONParser(maxDepth: 4).parse(base64URLDecoded(segments[0]) ?? []).object
+            let header = try? StrictJSONParser(maxDepth: 4).parse(Base64URL.decode(segments[0]) ?? []).object
         else { return .malformed }
         guard header["alg"] == .string("HS256") else { return .algorithm }
         if let type = header["typ"], type.string?.uppercased() != "JWT" { return .header }
@@ -130,10 +130,8 @@ struct JWTVerifier: Sendable {
     }
 
     static func isCanonicalBase64URL(_ segment: Substring) -> Bool {
-        guard !segment.isEmpty, segment.utf8.allSatisfy(isBase64URLByte), let bytes = base64URLDecoded(segment) else { return false }
-        let encoded = Data(bytes).base64EncodedString().replacingOccurrences(of: "+", with: "-").replacingOccurrences(of: "/", with: "_")
-            .replacingOccurrences(of: "=", with: "")
-        return encoded == segment
+        guard !segment.isEmpty, segment.utf8.allSatisfy(isBase64URLByte), let bytes = Base64URL.decode(segment) else { return false }
+        return Base64URL.encode(bytes) == segment
     }
 
     static func isBase64URLByte(_ byte: UInt8) -> Bool {
@@ -141,11 +139,6 @@ struct JWTVerifier: Sendable {
             || (UInt8(ascii: "0")...UInt8(ascii: "9")).contains(byte) || byte == UInt8(ascii: "-") || byte == UInt8(ascii: "_")
     }
 
-    static func base64URLDecoded(_ segment: Substring) -> [UInt8]? {
-        var base64 = segment.replacingOccurrences(of: "-", with: "+").replacingOccurrences(of: "_", with: "/")
-        base64 += String(repeating: "=", count: (4 - base64.count % 4) % 4)
-        return Data(base64Encoded: base64).map { [UInt8]($0) }
-    }
 }
 
 /// The claims an OpenWatchParty token carries.

@@ -11,8 +11,7 @@ struct SecureResumeTokens: ResumeTokenMinter {
     mutating func mint() -> MintedResumeToken {
         var generator = SystemRandomNumberGenerator()
         let bytes = (0..<Self.randomBytes).map { _ in UInt8.random(in: .min ... .max, using: &generator) }
-        let token = Data(bytes).base64EncodedString()
-            .replacingOccurrences(of: "+", with: "-").replacingOccurrences(of: "/", with: "_").replacingOccurrences(of: "=", with: "")
+        let token = Base64URL.encode(bytes)
         return MintedResumeToken(token: token, digest: digest(of: token))
     }
 
