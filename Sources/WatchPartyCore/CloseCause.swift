@@ -20,6 +20,9 @@ public enum CloseCause: String, Sendable, Hashable, CaseIterable {
     case disconnectedByOperator = "operator"
     /// A new connection resumed this connection's session (PROTOCOL.md §13).
     case sessionTakenOver = "session_taken_over"
+    /// The room moved to another replica (a drain with a shared store, or a lost claim): the
+    /// client reconnects and resumes there (PROTOCOL.md §11, §14). 1012, as RFC 6455 means it.
+    case serviceRestart = "service_restart"
 
     public var code: UInt16 {
         switch self {
@@ -30,6 +33,7 @@ public enum CloseCause: String, Sendable, Hashable, CaseIterable {
         case .protocolVersionUnsupported: 4006
         case .disconnectedByOperator: 4007
         case .sessionTakenOver: 4001
+        case .serviceRestart: 1012
         }
     }
 
@@ -43,6 +47,7 @@ public enum CloseCause: String, Sendable, Hashable, CaseIterable {
         case .protocolVersionUnsupported: ErrorCode.protocolVersionUnsupported.message
         case .disconnectedByOperator: "Disconnected by operator"
         case .sessionTakenOver: "Session resumed elsewhere"
+        case .serviceRestart: "Service restart"
         }
     }
 

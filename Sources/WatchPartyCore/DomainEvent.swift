@@ -88,4 +88,8 @@ public enum DomainEvent: Sendable, Equatable {
     /// An away session's grace ran out (`early`: cut short, the bound on away sessions was
     /// reached and it was the one away longest): it departed from `room`.
     case graceExpired(client: ClientID, room: RoomID, early: Bool)
+    /// This server took `room` over from its stored record (PROTOCOL.md §14), its `seats` away.
+    case roomTakenOver(room: RoomID, seats: Int)
+    /// This server handed `room` away as it was (a drain with a shared store, or a lost claim).
+    case roomReleased(room: RoomID)
 }

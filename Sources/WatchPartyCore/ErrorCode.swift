@@ -22,6 +22,7 @@ public enum ErrorCode: String, Sendable, CaseIterable, Hashable {
     case chatMessageTooLong = "CHAT_MESSAGE_TOO_LONG"
     case serverShuttingDown = "SERVER_SHUTTING_DOWN"
     case resumeFailed = "RESUME_FAILED"
+    case serviceUnavailable = "SERVICE_UNAVAILABLE"
 
     /// The human-readable message older clients display.
     public var message: String {
@@ -48,6 +49,7 @@ public enum ErrorCode: String, Sendable, CaseIterable, Hashable {
         case .chatMessageTooLong: "Chat message too long (max 500 characters)"
         case .serverShuttingDown: "Server is shutting down"
         case .resumeFailed: "Session cannot be resumed"
+        case .serviceUnavailable: "Service temporarily unavailable"
         }
     }
 }

@@ -41,7 +41,7 @@ extension Party {
     }
 
     /// The away session that went away first (and is still away) departs now.
-    private mutating func evictOldestAway(now: ServerTime, out: inout Outcome) {
+    mutating func evictOldestAway(now: ServerTime, out: inout Outcome) {
         while awayHead < awayQueue.count {
             let (client, since) = awayQueue[awayHead]
             awayHead += 1
@@ -101,7 +101,7 @@ extension Party {
     // MARK: Resume by token
 
     /// Longest token looked at; anything longer cannot be one of ours.
-    static let resumeTokenLimit = 256
+    public static let resumeTokenLimit = 256
 
     /// `resume {token}`: the token's session, away or still attached, moves to this connection.
     /// In JWT mode only a connection authenticated as the session's user may take it (the

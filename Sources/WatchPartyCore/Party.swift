@@ -98,12 +98,13 @@ public struct Party: Sendable {
         return finish(out)
     }
 
-    /// A text frame that failed to decode, or a binary frame: the documented error, nothing else.
-    public mutating func reject(_ client: ClientID, _ code: ErrorCode, now: ServerTime) -> Outcome {
+    /// A text frame that failed to decode, a binary frame, or a message the shell cannot serve now
+    /// (SERVICE_UNAVAILABLE, PROTOCOL.md §14): the documented error, nothing else.
+    public mutating func reject(_ client: ClientID, _ code: ErrorCode, room: RoomID? = nil, now: ServerTime) -> Outcome {
         var out = Outcome()
         guard let session = sessions[client], !session.closing else { return finish(out) }
         guard withinRateLimit(client, counted: true, now: now, out: &out) else { return finish(out) }
-        out.error(code, to: client, room: nil, now: now)
+        out.error(code, to: client, room: room, now: now)
         return finish(out)
     }
 

@@ -1,5 +1,5 @@
 /// Where a room's media is: a position that held at a server time, and whether it advances.
-public struct Playback: Sendable, Equatable {
+public struct Playback: Sendable, Equatable, Codable {
     public var position: Double
     public var playState: PlayState
     /// The server time at which `position` held.
@@ -19,7 +19,7 @@ public struct Playback: Sendable, Equatable {
 }
 
 /// A `play` waiting on the ready barrier (PROTOCOL.md §7).
-public struct PendingPlay: Sendable, Equatable {
+public struct PendingPlay: Sendable, Equatable, Codable {
     /// The position to start from, as of `positionAsOf`.
     public var position: Double
     public var positionAsOf: ServerTime

@@ -8,7 +8,7 @@ public typealias ClientID = String
 public typealias RoomID = String
 
 /// The room's playback state on the wire.
-public enum PlayState: String, Sendable, Hashable {
+public enum PlayState: String, Sendable, Hashable, Codable {
     case playing
     case paused
 }

@@ -222,6 +222,7 @@ import Testing
         (.chatMessageTooLong, "CHAT_MESSAGE_TOO_LONG", "Chat message too long (max 500 characters)"),
         (.serverShuttingDown, "SERVER_SHUTTING_DOWN", "Server is shutting down"),
         (.resumeFailed, "RESUME_FAILED", "Session cannot be resumed"),
+        (.serviceUnavailable, "SERVICE_UNAVAILABLE", "Service temporarily unavailable"),
     ]
 
     @Test func errorTableCoversEveryCode() {

@@ -128,6 +128,12 @@ import Testing
             h.connect("x")
             h.send("x", "resume", payload: ["token": "token-999"])
             return h
+        case .serviceUnavailable:
+            // The shell's refusal when the shared store cannot serve a message (PROTOCOL.md §14).
+            let h = Harness()
+            h.connect("x")
+            h.reject("x", .serviceUnavailable)
+            return h
         }
     }
 

@@ -149,10 +149,10 @@ final class Harness {
 
     /// `coalesceLobby: false` (the default here) turns the lobby's 100 ms coalescing off, so a
     /// test sees each lobby broadcast at once and only the timers of the rule it is about.
-    init(rules: PartyRules = PartyRules(), verifier: StubVerifier? = nil, start: ServerTime = t0, coalesceLobby: Bool = false) {
+    init(rules: PartyRules = PartyRules(), verifier: StubVerifier? = nil, start: ServerTime = t0, coalesceLobby: Bool = false, tokenPrefix: String = "token") {
         var rules = rules
         if !coalesceLobby { rules.lobbyCoalesceMs = 0 }
-        party = Party(rules: rules, roomIDs: SequentialRoomIDs(), tokens: CountingResumeTokens(), authRequired: verifier != nil)
+        party = Party(rules: rules, roomIDs: SequentialRoomIDs(), tokens: CountingResumeTokens(prefix: tokenPrefix), authRequired: verifier != nil)
         self.verifier = verifier
         now = start
     }
@@ -237,6 +237,26 @@ final class Harness {
     @discardableResult
     func fire(_ key: TimerKey) -> Outcome {
         record(party.fire(key, now: now))
+    }
+
+    /// Takes a room over from its record (PROTOCOL.md §14); the refusal, if any.
+    @discardableResult
+    func adopt(_ record: RoomRecord) -> Party.AdoptionRefusal? {
+        switch party.adopt(record, now: now) {
+        case .success(let outcome):
+            self.record(outcome)
+            return nil
+        case .failure(let refusal):
+            return refusal
+        }
+    }
+
+    /// Hands a room away; its record (`nil`: no such room).
+    @discardableResult
+    func release(_ room: RoomID, closing cause: CloseCause = .serviceRestart) -> RoomRecord? {
+        guard let (record, outcome) = party.release(room, closing: cause, now: now) else { return nil }
+        self.record(outcome)
+        return record
     }
 
     @discardableResult

@@ -1,0 +1,117 @@
+/// Rooms that move between servers as whole values (PROTOCOL.md §14): the record a store
+/// writes, a room taken over from its record, a room handed away.
+extension Party {
+    /// The digest a presented resume token goes by (the minter's own function).
+    public func resumeDigest(of token: String) -> ResumeDigest {
+        tokens.digest(of: token)
+    }
+
+    /// Whether a session here is resumed by the token whose digest this is.
+    public func resumes(_ digest: ResumeDigest) -> Bool {
+        resumeIndex[digest] != nil
+    }
+
+    /// `roomID` as a store keeps it, or `nil` if there is no such room here.
+    public func record(of roomID: RoomID) -> RoomRecord? {
+        guard let room = rooms[roomID] else { return nil }
+        let seats = room.members.map { member -> SeatRecord in
+            let session = sessions[member]
+            return SeatRecord(
+                id: member, userID: session?.userID ?? "anonymous", name: session?.name ?? "Anonymous",
+                features: (session?.features ?? []).map(\.rawValue).sorted(),
+                verifiedUserID: session?.verifiedUserID ?? false, claimedUserID: session?.claimedUserID ?? false,
+                resumeDigest: session?.resumeDigest?.hex, awaySince: session?.awaySince)
+        }
+        return RoomRecord(
+            version: RoomRecord.currentVersion, id: room.id, name: room.name, hostID: room.hostID, mediaID: room.mediaID, members: room.members,
+            ready: room.ready.sorted(), playback: room.playback, pendingPlay: room.pendingPlay, lastCommandTarget: room.lastCommandTarget,
+            lastAcceptedAt: room.lastAcceptedAt, createdAt: room.createdAt, seats: seats)
+    }
+
+    /// Why a record cannot be taken over here.
+    public enum AdoptionRefusal: Error, Equatable {
+        /// A later record format, or members and seats that do not match (host not a member,
+        /// ready not a subset, a member without its seat).
+        case malformed
+        /// The room, or one of its seats, is already here.
+        case conflict
+    }
+
+    /// Takes over a room from its stored record: this server owns it from now on.
+    ///
+    /// Every seat is away (its member was connected to the server that owned the room), since
+    /// the record says when or, if it was attached, since `now`; each grace runs from then, so
+    /// one that has run out already departs at once (the shell fires its timer straight away).
+    /// A pending play is released at once — no member is present to hold the barrier — and so
+    /// goes out exactly once, here. The lobby is told of the room.
+    public mutating func adopt(_ record: RoomRecord, now: ServerTime) -> Result<Outcome, AdoptionRefusal> {
+        guard record.version <= RoomRecord.currentVersion, !record.members.isEmpty, record.members.contains(record.hostID),
+            record.seats.map(\.id) == record.members, Set(record.members).count == record.members.count,
+            Set(record.ready).isSubset(of: record.members)
+        else { return .failure(.malformed) }
+        guard rooms[record.id] == nil, record.members.allSatisfy({ sessions[$0] == nil }) else { return .failure(.conflict) }
+        var out = Outcome()
+        roomSequence += 1
+        var room = Room(
+            id: record.id, name: record.name, hostID: record.hostID, mediaID: record.mediaID, members: record.members, ready: Set(record.ready),
+            playback: record.playback, sequence: roomSequence, createdAt: record.createdAt)
+        room.away = Set(record.members)
+        room.lastCommandTarget = record.lastCommandTarget
+        room.lastAcceptedAt = record.lastAcceptedAt
+        room.pendingPlay = record.pendingPlay
+        if let pending = record.pendingPlay { pendingGeneration = max(pendingGeneration, pending.generation) }
+        rooms[room.id] = room
+        let arrivals = record.seats.map { ($0, min($0.awaySince ?? now, now)) }.sorted { ($0.1, $0.0.id) < ($1.1, $1.0.id) }
+        for (seat, since) in arrivals {
+            var session = ClientSession(id: seat.id, userID: seat.userID, name: seat.name, authenticated: false, connectedAt: now)
+            session.features = Set(seat.features.compactMap(ClientFeature.init(rawValue:)))
+            session.verifiedUserID = seat.verifiedUserID
+            session.claimedUserID = seat.claimedUserID
+            session.roomID = room.id
+            session.awaySince = since
+            session.meters.logAllowance = rules.clientLogBurst
+            if let digest = seat.resumeDigest.flatMap(ResumeDigest.init(hex:)) {
+                session.resumeDigest = digest
+                resumeIndex[digest] = seat.id
+            }
+            sessions[seat.id] = session
+            if let identity = session.identity { sessionsByUser[identity, default: []].insert(seat.id) }
+            awayCount += 1
+            awayQueue.append((seat.id, since))
+            out.timers.append(TimerRequest(key: .resumeGrace(session: seat.id, awaySince: since), due: since + rules.resumeGraceMs))
+        }
+        out.events.append(.roomTakenOver(room: room.id, seats: record.seats.count))
+        if room.pendingPlay != nil {
+            releasePendingPlay(in: room.id, cause: .allReady, now: now, due: now, out: &out)
+        }
+        while awayCount > rules.maxAwaySessions, awayHead < awayQueue.count {
+            evictOldestAway(now: now, out: &out)
+        }
+        var lobby = LobbyChange()
+        noteRoomsChanged(&lobby)
+        flushLobby(lobby, now: now, out: &out)
+        return .success(finish(out))
+    }
+
+    /// Hands `roomID` away as it is (a drain with a shared store, or a claim this server lost):
+    /// its record, and an outcome that removes the room and its seats from here without a
+    /// departure — nobody is sent anything, and the members' connections are closed with
+    /// `cause` so that they reconnect and resume on the room's next owner. `nil` if there is no
+    /// such room.
+    public mutating func release(_ roomID: RoomID, closing cause: CloseCause, now: ServerTime) -> (record: RoomRecord, outcome: Outcome)? {
+        guard let record = record(of: roomID), let room = rooms[roomID] else { return nil }
+        var out = Outcome()
+        for member in room.members {
+            if sessions[member]?.isAttached == true {
+                out.closes.append(CloseRequest(client: member, cause: cause))
+            }
+            forget(member, out: &out)
+        }
+        rooms[roomID] = nil
+        out.events.append(.roomReleased(room: roomID))
+        var lobby = LobbyChange()
+        noteRoomsChanged(&lobby)
+        flushLobby(lobby, now: now, out: &out)
+        return (record, finish(out))
+    }
+}
