@@ -8,8 +8,9 @@ import Transport
 /// The SIGTERM drain of PROTOCOL.md §11, as a service that runs first when the group shuts down.
 ///
 /// Order: readiness 503 and new upgrades 503 at once, create/join refused; after
-/// `DRAIN_DELAY_SECONDS` every room is closed ("Server shutting down", pending plays dropped);
-/// every connection's queue is flushed and it is closed 1001; sockets still open near the end
+/// `DRAIN_DELAY_SECONDS` every room is closed ("Server shutting down", pending plays dropped)
+/// and every connection's queue is flushed and it is closed 1001 — or, with a shared store
+/// (PROTOCOL.md §14), every room is written and handed over and connections close with 1012; sockets still open near the end
 /// of `SHUTDOWN_GRACE_SECONDS` are dropped. A second signal exits at once.
 struct DrainCoordinator: Service {
     let settings: ServerSettings
@@ -55,9 +56,20 @@ struct DrainCoordinator: Service {
         let delayEnd = min(started + .seconds(settings.drainDelaySeconds), deadline)
         try? await Task.sleep(until: delayEnd, clock: .continuous)
 
-        let rooms = gateway.closeAllRooms()
-        let connections = gateway.closeAllConnections(.serverShutdown)
-        logger.info("Drain: rooms closed, connections closing with 1001", metadata: ["rooms_closed": .stringConvertible(rooms), "connections": .stringConvertible(connections)])
+        let rooms: Int
+        let connections: Int
+        if gateway.sharesRooms {
+            // PROTOCOL.md §11 with a shared store: no room closes; its members resume on another replica.
+            rooms = await gateway.handOverRooms()
+            connections = gateway.closeAllConnections(.serviceRestart)
+            logger.info("Drain: rooms handed over, connections closing with 1012", metadata: [
+                "rooms_handed_over": .stringConvertible(rooms), "connections": .stringConvertible(connections),
+            ])
+        } else {
+            rooms = gateway.closeAllRooms()
+            connections = gateway.closeAllConnections(.serverShutdown)
+            logger.info("Drain: rooms closed, connections closing with 1001", metadata: ["rooms_closed": .stringConvertible(rooms), "connections": .stringConvertible(connections)])
+        }
 
         while transport.openConnections > 0 && ContinuousClock.now < deadline {
             try? await Task.sleep(for: .milliseconds(20))

@@ -16,7 +16,8 @@ extension MetricLabels {
         refusalReasons: RefusalReason.allCases.map(\.rawValue),
         closeReasons: CloseReasons.all,
         resumeWays: ResumeWay.allCases.map(\.rawValue),
-        resumeResults: ResumeResult.allCases.map(\.rawValue)
+        resumeResults: ResumeResult.allCases.map(\.rawValue),
+        storeOperations: StoreOperation.allCases.map(\.rawValue)
     )
 }
 

@@ -35,3 +35,45 @@ final class InMemoryPartyStore: PartyStore {
         party.withLock { body($0) }
     }
 }
+
+/// What a store that keeps rooms outside this process adds (PROTOCOL.md §14): rooms brought
+/// here before an input that names them, the inputs it cannot serve now, and the handover of
+/// every room at a drain.
+protocol SharedRoomStore: AnyObject, Sendable {
+    /// Brings here the rooms `need` may name that the store holds and no live replica owns,
+    /// each handed to `adopt` (which takes it over in the core, returning false if the core
+    /// refused it). `.unavailable`: the store could not be asked, or the room is owned
+    /// elsewhere; the input then gets SERVICE_UNAVAILABLE.
+    func recover(_ need: RecoveryNeed, adopt: @escaping @Sendable (RoomRecord) -> Bool) async -> RecoveryVerdict
+
+    /// True when a message of `type` cannot be served now: it needs the database and the
+    /// database cannot be reached, or it acts on a room whose claim may no longer be current.
+    func refuses(_ type: ClientMessageType) -> Bool
+
+    /// True while this replica may act on its rooms (its claims are current). Timers of rooms
+    /// wait while it is false.
+    var isActing: Bool { get }
+
+    /// The drain with a shared store: stops acting, writes every room, releases their claims,
+    /// then hands each to `release` (which removes it here); returns how many were handed over.
+    func handOver(release: @escaping @Sendable (RoomID) -> Void) async -> Int
+
+    /// Where the store reports rooms whose claim it found taken by another replica: they
+    /// must be removed here at once, without a departure.
+    func whenLost(_ handler: @escaping @Sendable ([RoomID]) -> Void)
+}
+
+/// What an input needs the store to look up before the core sees it.
+enum RecoveryNeed: Sendable, Equatable {
+    /// `resume`: the seat a token with this digest resumes.
+    case token(ResumeDigest)
+    /// `auth` that may resume by identity: every seat of this identity.
+    case identity(String)
+    /// `join_room`: this room.
+    case room(RoomID)
+}
+
+enum RecoveryVerdict: Sendable, Equatable {
+    case proceed
+    case unavailable
+}

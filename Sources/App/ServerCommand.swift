@@ -16,8 +16,9 @@ struct ServerCommand: AsyncParsableCommand {
         discussion: """
             Each option can also be set by the environment variable shown in brackets; a flag wins over the environment. \
             JWT mode is turned on by the JWT_SECRET environment variable (HS256, at least 32 bytes), and the admin API's \
-            token comes from ADMIN_TOKEN or the file named by ADMIN_TOKEN_FILE; neither secret has a flag, so that it \
-            never shows in a process list.
+            token comes from ADMIN_TOKEN or the file named by ADMIN_TOKEN_FILE. Several replicas share rooms through \
+            PostgreSQL when DATABASE_URL is set (postgres://user:password@host:5432/database?sslmode=prefer). None of \
+            these has a flag, so that no secret ever shows in a process list.
             """,
         version: BuildInfo.versionLine
     )
@@ -28,6 +29,7 @@ struct ServerCommand: AsyncParsableCommand {
     @OptionGroup(title: "Transport and limits") var transport: TransportOptions
     @OptionGroup(title: "Authentication (JWT mode: set JWT_SECRET)") var auth: AuthOptions
     @OptionGroup(title: "Admin API (off unless ADMIN_PORT is set)") var admin: AdminOptions
+    @OptionGroup(title: "Shared store (off unless DATABASE_URL is set; PROTOCOL.md §14)") var store: StoreOptions
     @OptionGroup(title: "Shutdown") var lifecycle: LifecycleOptions
     @OptionGroup(visibility: .private) var testing: TestingOptions
 
@@ -147,6 +149,19 @@ struct ServerCommand: AsyncParsableCommand {
         }
 
         settings.admin = try AdminSettings.resolve(admin, env: env)
+        if let url = environment["DATABASE_URL"], !url.isEmpty {
+            do {
+                var database = try DatabaseSettings(url: url)
+                database.leaseSeconds = try env.value(store.roomLeaseSeconds, "ROOM_LEASE_SECONDS", default: DatabaseSettings.defaultLeaseSeconds) {
+                    DatabaseSettings.leaseRange.contains($0)
+                }
+                settings.database = database
+            } catch let error as SettingsError {
+                throw ValidationError(error.description)
+            }
+        } else if store.roomLeaseSeconds != nil || environment["ROOM_LEASE_SECONDS"] != nil {
+            throw ValidationError("ROOM_LEASE_SECONDS: only meaningful with DATABASE_URL (several replicas sharing rooms)")
+        }
 
         settings.echoConformance = testing.echoConformance
         settings.fanoutCeiling = testing.fanoutCeiling

@@ -41,6 +41,15 @@ struct SessionOptions: ParsableArguments {
     var maxAwaySessions: Int?
 }
 
+struct StoreOptions: ParsableArguments {
+    @Option(
+        help: """
+            Seconds a replica's claim on a room lasts unless renewed; a replica that dies loses its rooms after it \
+            [ROOM_LEASE_SECONDS] (default \(DatabaseSettings.defaultLeaseSeconds))
+            """)
+    var roomLeaseSeconds: Int?
+}
+
 struct TransportOptions: ParsableArguments {
     @Option(help: "Largest inbound message, bytes [MAX_MESSAGE_SIZE] (default \(defaults.transport.maxMessageSize))") var maxMessageSize: Int?
     @Option(help: "Outbound queue per connection, messages [OUTBOUND_QUEUE_SIZE] (default \(defaults.transport.outboundQueueCapacity))") var outboundQueueSize: Int?

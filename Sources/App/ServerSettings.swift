@@ -17,6 +17,8 @@ struct ServerSettings: Sendable {
     var jwt: JWTSettings?
     /// Set when `ADMIN_PORT` is: the admin API's listener.
     var admin: AdminSettings?
+    /// Set when `DATABASE_URL` is: rooms shared with other replicas through PostgreSQL (PROTOCOL.md §14).
+    var database: DatabaseSettings?
     /// Conformance testing: the transport with an echo handler instead of the watch party.
     var echoConformance = false
     /// Benchmarking: the transport with a trivial group fan-out instead of the watch party.

@@ -58,6 +58,8 @@ final class SessionGateway: ConnectionAcceptor {
     private let throttle: LogThrottle
     /// JWT mode only.
     private let verifier: JWTVerifier?
+    /// With `DATABASE_URL`: the store that shares rooms with other replicas (PROTOCOL.md §14).
+    private let shared: (any SharedRoomStore)?
 
     init(
         store: any PartyStore, clock: any ServerClock, metrics: MetricsRegistry, logger: Logger, verifier: JWTVerifier? = nil, throttle: LogThrottle = LogThrottle(),
@@ -65,11 +67,13 @@ final class SessionGateway: ConnectionAcceptor {
     ) {
         self.timerLoops = timerLoops
         self.store = store
+        self.shared = store as? any SharedRoomStore
         self.clock = clock
         self.metrics = metrics
         self.logger = logger
         self.verifier = verifier
         self.throttle = throttle
+        shared?.whenLost { [weak self] rooms in self?.removeLost(rooms) }
     }
 
     // MARK: ConnectionAcceptor
@@ -101,60 +105,140 @@ final class SessionGateway: ConnectionAcceptor {
     /// What became of a text message handed to ``receive(_:from:readAt:resume:)``.
     enum Intake: Equatable {
         case handled
-        /// An `auth` whose token is being verified off the event loop: `resume` gets the
-        /// result, and the client's later messages wait for it (their order is kept).
+        /// An `auth` whose token is being verified, or a message whose room the shared store
+        /// is looking up, off the event loop: `resume` gets the result, and the client's later
+        /// messages wait for it (their order is kept).
         case verifying
     }
 
-    /// A token checked off the event loop, with the `auth` it came in.
+    /// A message made ready off the event loop: an `auth` with its token's verdict, or a
+    /// message whose rooms the shared store brought here (or could not: `unavailable`).
     struct Verified: Sendable {
         let message: ClientMessage
-        let result: Result<TokenVerdict, TokenRejection>
+        /// The token check of a JWT `auth`; `nil` when there was none.
+        let result: Result<TokenVerdict, TokenRejection>?
         let readAt: UInt64
+        var unavailable = false
     }
 
-    /// Decodes a text message and runs it through the core, unless it is an `auth` to verify
-    /// first (JWT mode): that one is handed to ``verified(_:from:)`` through `resume`.
+    /// Decodes a text message and runs it through the core, unless it must be made ready
+    /// first: an `auth` to verify (JWT mode), or, with a shared store, a message naming a room
+    /// or seat that may be in the database and not here. That one is handed to
+    /// ``verified(_:from:by:)`` through `resume`.
     func receive(_ text: String, from client: ClientID, by handle: ClientHandle, readAt: UInt64, resume: @escaping @Sendable (Verified) -> Void) -> Intake {
         let decoded = ClientMessageDecoder.decode(text)
         metrics.messageReceived(type: Self.type(of: decoded), bytes: text.utf8.count)
-        if case .success(let message) = decoded, message.type == .auth, let verifier, let token = message.payload?["token"]?.string, !token.isEmpty {
-            // The token is checked before the core sees the auth (and never logged).
-            let now = clock.now()
-            Task {
-                resume(Verified(message: message, result: await verifier.check(token: token, now: now), readAt: readAt))
-            }
-            return .verifying
+        guard case .success(let message) = decoded else {
+            self.handle(decoded, from: client, by: handle, verdict: nil, readAt: readAt)
+            return .handled
         }
-        self.handle(decoded, from: client, by: handle, verdict: nil, readAt: readAt)
-        return .handled
+        let token = message.type == .auth ? message.payload?["token"]?.string.flatMap { $0.isEmpty ? nil : $0 } : nil
+        let verify = verifier.flatMap { verifier in token.map { (verifier, $0) } }
+        let need = shared.flatMap { _ in recoveryNeed(of: message) }
+        // JWT mode: the identity an auth may resume by is known once its token is checked.
+        let identityAfterCheck = shared != nil && verify != nil && store.read { $0.rules.resumeGraceMs > 0 }
+        guard verify != nil || need != nil else {
+            self.handle(decoded, from: client, by: handle, verdict: nil, readAt: readAt)
+            return .handled
+        }
+        let now = clock.now()
+        let shared = self.shared
+        let adopt: @Sendable (RoomRecord) -> Bool = { [weak self] record in self?.adopt(record) ?? false }
+        Task {
+            // The token is checked before the core sees the auth (and never logged).
+            var result: Result<TokenVerdict, TokenRejection>?
+            if let (verifier, token) = verify { result = await verifier.check(token: token, now: now) }
+            var need = need
+            if identityAfterCheck, case .success(.valid(let userID, _, _))? = result { need = .identity(userID) }
+            var ready = Verified(message: message, result: result, readAt: readAt)
+            if let shared, let need {
+                // An auth is served whatever the store says (only its resume may not happen).
+                ready.unavailable = await shared.recover(need, adopt: adopt) == .unavailable && message.type != .auth
+            }
+            resume(ready)
+        }
+        return .verifying
     }
 
-    /// The `auth` whose token was being verified, now with its verdict.
+    /// With a shared store: what `message` needs looked up there before the core sees it
+    /// (`nil`: nothing, whatever it names is here or nowhere).
+    private func recoveryNeed(of message: ClientMessage) -> RecoveryNeed? {
+        switch message.type {
+        case .resume:
+            guard let token = message.payload?["token"]?.string, !token.isEmpty, token.utf8.count <= Party.resumeTokenLimit else { return nil }
+            return store.read { party in
+                let digest = party.resumeDigest(of: token)
+                return party.resumes(digest) ? nil : .token(digest)
+            }
+        case .joinRoom:
+            guard let room = message.room, !room.isEmpty, room.utf8.count <= 64 else { return nil }
+            return store.read { $0.rooms[room] == nil } ? .room(room) : nil
+        case .auth where verifier == nil:
+            // Open mode: a claimed user_id resumes by identity only with RESUME_BY_USER_ID.
+            guard let userID = message.payload?["user_id"]?.string.flatMap(Sanitizer.name),
+                store.read({ $0.rules.resumeByUserID && $0.rules.resumeGraceMs > 0 })
+            else { return nil }
+            return .identity(userID)
+        default:
+            return nil
+        }
+    }
+
+    /// A message made ready off the event loop (see ``Verified``).
     func verified(_ verified: Verified, from client: ClientID, by handle: ClientHandle) {
-        let verdict: TokenVerdict
+        var verdict: TokenVerdict?
         switch verified.result {
-        case .success(let valid):
+        case .success(let valid)?:
             verdict = valid
-        case .failure(let rejection):
+        case .failure(let rejection)?:
             verdict = .invalid
             throttled(.authentication, .info, "Token refused", ["client_id": .string(client), "reason": .string(rejection.rawValue)])
+        case nil:
+            verdict = nil
         }
-        self.handle(.success(verified.message), from: client, by: handle, verdict: verdict, readAt: verified.readAt)
+        self.handle(.success(verified.message), from: client, by: handle, verdict: verdict, readAt: verified.readAt, unavailable: verified.unavailable)
     }
 
-    private func handle(_ decoded: Result<ClientMessage, ProtocolError>, from client: ClientID, by handle: ClientHandle, verdict: TokenVerdict?, readAt: UInt64) {
+    private func handle(
+        _ decoded: Result<ClientMessage, ProtocolError>, from client: ClientID, by handle: ClientHandle, verdict: TokenVerdict?, readAt: UInt64, unavailable: Bool = false
+    ) {
         let type = Self.type(of: decoded)
         logger.debug("Message received", metadata: ["client_id": .string(client), "type": .string(type)])
+        var refused = unavailable
+        if !refused, let shared, case .success(let message) = decoded, shared.refuses(message.type) { refused = true }
+        if refused { metrics.storeUnavailableReply() }
         apply { party, state, now in
             // Read off a connection that a handover has taken the seat from meanwhile: not heard.
             guard state.carriers[client]?.handle === handle else { return Outcome() }
             switch decoded {
+            case .success(let message) where refused: return party.reject(client, .serviceUnavailable, room: message.room, now: now)
             case .success(let message): return party.receive(message, from: client, now: now, verdict: verdict)
             case .failure(let error): return party.reject(client, error.code, now: now)
             }
         }
         metrics.messageHandled(type: type, seconds: Self.seconds(since: readAt))
+    }
+
+    /// Takes a room over from its stored record (the shared store found it); false if the core refused it.
+    private func adopt(_ record: RoomRecord) -> Bool {
+        var adopted = false
+        apply { party, _, now in
+            switch party.adopt(record, now: now) {
+            case .success(let outcome):
+                adopted = true
+                return outcome
+            case .failure:
+                return Outcome()
+            }
+        }
+        return adopted
+    }
+
+    /// Rooms whose claim another replica took: removed at once, members' connections closed with 1012.
+    private func removeLost(_ rooms: [RoomID]) {
+        for room in rooms {
+            apply { party, _, now in party.release(room, closing: .serviceRestart, now: now)?.outcome ?? Outcome() }
+        }
     }
 
     private static func type(of decoded: Result<ClientMessage, ProtocolError>) -> String {
@@ -206,13 +290,43 @@ final class SessionGateway: ConnectionAcceptor {
     }
 
     func fire(_ timer: TimerRequest) {
+        if let shared, !shared.isActing, Self.concernsARoom(timer.key) {
+            // The room's claim may not be current: it waits, and fires once it is (or is gone with the room).
+            var deferred = timer
+            deferred.due = clock.now() + Self.deferredTimerMs
+            schedule(deferred)
+            return
+        }
         apply { party, _, now in party.fire(timer.key, now: now) }
         // Measured after the handler ran, with sub-millisecond precision: timer delay + handling.
         let lateness = (clock.preciseNow() - Double(timer.due)) / 1000
         metrics.scheduledRelease(latenessSeconds: lateness)
     }
 
+    /// How long a room's timer waits while the room's claim is not current.
+    static let deferredTimerMs: ServerTime = 250
+
+    private static func concernsARoom(_ key: TimerKey) -> Bool {
+        switch key {
+        case .readyWait, .statusFlush, .resumeGrace: true
+        case .lobbyFlush, .authTimeout, .sessionExpiry: false
+        }
+    }
+
     // MARK: Drain (PROTOCOL.md §11)
+
+    /// True with `DATABASE_URL`: a drain hands the rooms over instead of closing them.
+    var sharesRooms: Bool { shared != nil }
+
+    /// The drain with a shared store (PROTOCOL.md §11, §14): every room written and released
+    /// for another replica, and removed here without a departure (members' connections closed
+    /// with 1012); returns how many.
+    func handOverRooms() async -> Int {
+        guard let shared else { return 0 }
+        return await shared.handOver { [weak self] room in
+            self?.apply { party, _, now in party.release(room, closing: .serviceRestart, now: now)?.outcome ?? Outcome() }
+        }
+    }
 
     /// From now on create and join are refused with SERVER_SHUTTING_DOWN.
     func beginDrain() {
@@ -547,6 +661,8 @@ final class SessionGateway: ConnectionAcceptor {
             if let room { metadata["room_id"] = .string(room) }
             // A client controls how often it tries: throttled like authentication lines.
             throttled(.authentication, .info, result == .refused ? "Resume refused" : "Session resumed", metadata)
+        case .roomTakenOver, .roomReleased:
+            break  // counted and logged by the shared store, which knows the claim
         case .graceExpired(let client, let room, let early):
             metrics.sessionGraceExpired()
             if early {

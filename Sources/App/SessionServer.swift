@@ -1,7 +1,10 @@
+import Foundation
 import Hummingbird
 import NIOCore
+import NIOPosix
 import Logging
 import Observability
+import PostgresNIO
 import ServiceLifecycle
 import Transport
 import WatchPartyCore
@@ -17,12 +20,25 @@ struct SessionServer {
     let transport: WebSocketTransport
     /// The process's soft `RLIMIT_NOFILE`, read at start.
     let descriptorLimit: Int
+    /// With `DATABASE_URL`: the database client and the store that shares rooms through it.
+    let database: (client: PostgresClient, store: PostgresPartyStore)?
 
     init(settings: ServerSettings, logger: Logger, clock: any ServerClock = WallClock()) {
         self.settings = settings
         self.logger = logger
         let party = Party(rules: settings.rules, roomIDs: RandomRoomIDs(), tokens: SecureResumeTokens(), authRequired: settings.jwt != nil)
-        self.gateway = SessionGateway(store: InMemoryPartyStore(party), clock: clock, metrics: metrics, logger: logger, verifier: settings.jwt.map(JWTVerifier.init))
+        let store: any PartyStore
+        if let databaseSettings = settings.database {
+            let client = PostgresClient(configuration: databaseSettings.clientConfiguration(), backgroundLogger: logger)
+            let table = RoomTable(client: client, replica: Self.replicaID(), leaseSeconds: databaseSettings.leaseSeconds, logger: logger)
+            let shared = PostgresPartyStore(party, table: table, metrics: metrics, health: health, logger: logger)
+            database = (client, shared)
+            store = shared
+        } else {
+            database = nil
+            store = InMemoryPartyStore(party)
+        }
+        self.gateway = SessionGateway(store: store, clock: clock, metrics: metrics, logger: logger, verifier: settings.jwt.map(JWTVerifier.init))
         var transportConfiguration = settings.transport
         if settings.echoConformance {
             // Autobahn's client answers a ping even in the middle of a frame it is sending in
@@ -81,6 +97,33 @@ struct SessionServer {
         )
     }
 
+    /// This process's name among replicas: the host name (the pod's, in Kubernetes) and a
+    /// random part, so that a restarted process never mistakes its predecessor's claims for its own.
+    static func replicaID() -> String {
+        "\(ProcessInfo.processInfo.hostName.prefix(64))/\(UUID().uuidString.prefix(8).lowercased())"
+    }
+
+    /// Starts the database client and migrates the schema; a clear error if it cannot.
+    private func openDatabase(_ client: PostgresClient, _ store: PostgresPartyStore, settings: DatabaseSettings) async throws -> Task<Void, Never> {
+        let running = Task { await client.run() }
+        logger.info("Shared store: connecting", metadata: ["database": .string(settings.description), "replica": .string(store.table.replica)])
+        do {
+            let connection = try await PostgresConnection.connect(
+                on: MultiThreadedEventLoopGroup.singleton.next(), configuration: settings.connectionConfiguration(), id: 0, logger: logger
+            ).get()
+            try? await connection.close()
+            let applied = try await Deadline.within(.seconds(15)) { [logger] in try await StoreSchema.migrate(client, logger: logger) }
+            logger.info("Shared store ready", metadata: [
+                "schema_version": .stringConvertible(StoreSchema.latestVersion), "migrations_applied": .string(applied.map(String.init).joined(separator: ",")),
+                "room_lease_s": .stringConvertible(settings.leaseSeconds),
+            ])
+        } catch {
+            running.cancel()
+            throw StartupError("cannot use the database at \(settings.description): \(StoreFailure.describe(error))")
+        }
+        return running
+    }
+
     /// `host:port` of a listening channel.
     static func address(of channel: any Channel) -> String {
         guard let address = channel.localAddress else { return "?" }
@@ -116,8 +159,17 @@ struct SessionServer {
                 "MAX_CONNECTIONS is above the TCP connection bound: the bound (from the descriptor limit) is what holds",
                 metadata: ["max_connections": .stringConvertible(settings.admission.maxConnections), "tcp_connection_limit": .stringConvertible(transport.budget.limit)])
         }
+        var databaseClient: Task<Void, Never>?
+        if let (client, store) = database, let databaseSettings = settings.database {
+            databaseClient = try await openDatabase(client, store, settings: databaseSettings)
+        }
+        defer { databaseClient?.cancel() }
         let app = makeApplication()
         var services: [any Service] = [app, drainCoordinator]
+        if let (_, store) = database {
+            // Before the server, so it stops after it: the drain's handover writes through it.
+            services.insert(StoreService(store: store), at: 0)
+        }
         if let admin = makeAdminApplication() {
             // First in the group, so it stops last: an operator can watch the drain.
             services.insert(admin, at: 0)

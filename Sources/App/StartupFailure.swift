@@ -29,3 +29,9 @@ enum StartupFailure {
         return String(decoding: data, as: UTF8.self)
     }
 }
+
+/// A reason the server cannot start, said in one line (never a secret).
+struct StartupError: Error, CustomStringConvertible {
+    let description: String
+    init(_ description: String) { self.description = description }
+}

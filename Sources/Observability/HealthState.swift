@@ -2,12 +2,14 @@ import Synchronization
 
 /// Liveness and readiness as `/healthz` and `/readyz` report them (PROTOCOL.md §12).
 ///
-/// Readiness is false until the listener is up and again from the moment a drain begins,
-/// so a load balancer only sends clients to an instance that will keep them.
+/// Readiness is false until the listener is up, again from the moment a drain begins, and
+/// while the shared store cannot be reached, so a load balancer only sends clients to an instance that will keep them.
 public final class HealthState: Sendable {
     private struct State {
         var listening = false
         var draining = false
+        /// The shared store answers (always true without one, PROTOCOL.md §14).
+        var storeReachable = true
     }
 
     private let state = Mutex(State())
@@ -16,7 +18,8 @@ public final class HealthState: Sendable {
 
     public func markListening() { state.withLock { $0.listening = true } }
     public func markDraining() { state.withLock { $0.draining = true } }
+    public func markStore(reachable: Bool) { state.withLock { $0.storeReachable = reachable } }
 
-    public var isReady: Bool { state.withLock { $0.listening && !$0.draining } }
+    public var isReady: Bool { state.withLock { $0.listening && !$0.draining && $0.storeReachable } }
     public var isDraining: Bool { state.withLock { $0.draining } }
 }

@@ -30,12 +30,15 @@ public struct MetricLabels: Sendable {
     /// How a session was found for a resume, and what came of it (PROTOCOL.md §13).
     public var resumeWays: [String]
     public var resumeResults: [String]
+    /// The shared store's kinds of database call (PROTOCOL.md §14).
+    public var storeOperations: [String]
 
     public init(
         clientTypes: [String], serverTypes: [String], errorCodes: [String], roomCloseReasons: [String],
         stateResults: [String], barrierCauses: [String], statuses: [String], refusalReasons: [String], closeReasons: [CloseReason],
-        resumeWays: [String], resumeResults: [String]
+        resumeWays: [String], resumeResults: [String], storeOperations: [String] = []
     ) {
+        self.storeOperations = storeOperations
         self.resumeWays = resumeWays
         self.resumeResults = resumeResults
         self.clientTypes = clientTypes

@@ -52,6 +52,23 @@ extension MetricsRegistry {
         sessionGracesExpired.increment()
     }
 
+    // MARK: The shared store (PROTOCOL.md §14)
+
+    /// One database call of the shared store, `operation` from its closed set.
+    public func storeCall(_ operation: String, seconds: Double, failed: Bool) {
+        storeCallSeconds[operation].record(seconds)
+        if failed { storeErrors[operation].increment() }
+    }
+
+    public func storeReachability(_ reachable: Bool) {
+        storeReachable.set(to: reachable ? 1 : 0)
+    }
+
+    public func roomTakenOver() { roomsTakenOver.increment() }
+    public func roomHandedOver() { roomsHandedOver.increment() }
+    public func leaseLost() { leasesLost.increment() }
+    public func storeUnavailableReply() { storeUnavailableReplies.increment() }
+
     // MARK: Rooms and sync
 
     public func roomCreated() {

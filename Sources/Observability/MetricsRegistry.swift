@@ -28,6 +28,14 @@ public final class MetricsRegistry: Sendable {
     let sessionsAway: Gauge
     let sessionResumes: Labeled<Counter>
     let sessionGracesExpired: Counter
+    // The shared store (PROTOCOL.md §14)
+    let storeReachable: Gauge
+    let storeCallSeconds: Labeled<ValueHistogram>
+    let storeErrors: Labeled<Counter>
+    let roomsTakenOver: Counter
+    let roomsHandedOver: Counter
+    let leasesLost: Counter
+    let storeUnavailableReplies: Counter
     // Rooms
     let roomsActive: Gauge
     let roomsCreated: Counter
@@ -117,6 +125,20 @@ public final class MetricsRegistry: Sendable {
             other: ("other", [("way", "other"), ("result", "other")])
         ) { registry.makeCounter(descriptor: resumes, labels: $0) }
         sessionGracesExpired = counter("owp_session_graces_expired_total", "Away sessions whose grace ran out without a resume (they then left their room).")
+
+        storeReachable = gauge("owp_store_reachable", "1 while the shared store (DATABASE_URL) answered its last call; always 1 without one.")
+        storeReachable.set(to: 1)
+        storeCallSeconds = Labeled(
+            registry, "owp_store_call_seconds", "Round trips to the shared store's database, by operation (failed calls included).",
+            label: "operation", values: labels.storeOperations, buckets: [0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5])
+        storeErrors = Labeled(
+            registry, "owp_store_errors_total", "Calls to the shared store's database that failed or timed out, by operation.",
+            label: "operation", values: labels.storeOperations)
+        roomsTakenOver = counter("owp_store_rooms_taken_over_total", "Rooms this replica took over from their stored state (after a handover, or a lease that ran out).")
+        roomsHandedOver = counter("owp_store_rooms_handed_over_total", "Rooms this replica handed away as they were (drain with a shared store, or a lost claim).")
+        leasesLost = counter("owp_store_leases_lost_total", "Rooms whose claim this replica found taken by another (it stopped acting on them).")
+        storeUnavailableReplies = counter(
+            "owp_store_unavailable_replies_total", "Messages answered SERVICE_UNAVAILABLE because the shared store could not be reached or the room's claim was not current.")
 
         roomsActive = gauge("owp_rooms_active", "Rooms currently open.")
         roomsCreated = counter("owp_rooms_created_total", "Rooms created since start.")

@@ -1,0 +1,383 @@
+import Foundation
+import Logging
+import Observability
+import PostgresNIO
+import Synchronization
+import WatchPartyCore
+
+/// The shared store (PROTOCOL.md §14): the state in this process's memory as with the
+/// embedded default, and every room this replica owns written to PostgreSQL as it changes.
+///
+/// Guarantees:
+/// - **Written as it changes.** Every update's ``Outcome/changes`` marks its rooms; every
+///   ``flushInterval`` the marked rooms' records are written, in one transaction, each under
+///   this replica's claim (``RoomTable``'s fencing rule). A record equal to the last one
+///   written is not written again. A crash loses at most the changes of the last
+///   ``flushInterval`` plus one write's time (PROTOCOL.md: 200 ms).
+/// - **One owner.** Claims are renewed every ``renewInterval``. This replica acts on its
+///   rooms only while the last successful renewal began less than the lease minus a margin
+///   ago (``isActing``), so by the time another replica may claim a room (the lease has run
+///   out by the database's clock) this one has stopped acting on it. A room whose claim is
+///   found taken is removed here (``whenLost(_:)``).
+/// - **Taken over on demand.** A room is brought here when an input names it (a resume token,
+///   an identity, a join) and no live replica owns it; concurrent requests for one room share
+///   one claim.
+/// - Writes are serialised: one flush at a time, so a room's records reach the database in
+///   the order they were taken.
+final class PostgresPartyStore: PartyStore, SharedRoomStore {
+    private struct Lease {
+        var epoch: Int64
+        /// The room's row exists (written once, or claimed): later writes update it.
+        var inserted: Bool
+    }
+
+    private struct Ledger {
+        var dirty: Set<RoomID> = []
+        var leases: [RoomID: Lease] = [:]
+        /// The last record written per room, as JSON (to skip writing an unchanged one).
+        var written: [RoomID: String] = [:]
+        /// When the last successful renewal round began: every claim held then lasts a lease from it.
+        var renewedAt: ContinuousClock.Instant
+        var reachable = false
+        var handingOver = false
+        var flushing = false
+    }
+
+    static let flushInterval: Duration = .milliseconds(100)
+    static let renewInterval: Duration = .seconds(1)
+    /// Waits for a room whose owner is gone to be claimable (its lease to run out), polling.
+    static let claimPoll: Duration = .milliseconds(250)
+    /// How much longer than expected a lease must have become to count as renewed, seconds.
+    static let renewalSign = 0.5
+
+    private let party: Mutex<Party>
+    private let ledger: Mutex<Ledger>
+    private let claims = Mutex<[RoomID: Task<RecoveryVerdict, Never>]>([:])
+    private let lostHandler = Mutex<(@Sendable ([RoomID]) -> Void)?>(nil)
+    let table: RoomTable
+    private let leaseDuration: Duration
+    /// How long before its lease runs out this replica stops acting on its rooms.
+    private let safetyMargin: Duration
+    private let metrics: MetricsRegistry
+    private let health: HealthState?
+    private let logger: Logger
+    private let encoder: JSONEncoder = {
+        let encoder = JSONEncoder()
+        encoder.outputFormatting = [.sortedKeys]
+        return encoder
+    }()
+
+    init(_ party: Party, table: RoomTable, metrics: MetricsRegistry, health: HealthState? = nil, logger: Logger) {
+        self.party = Mutex(party)
+        self.table = table
+        self.leaseDuration = .seconds(table.leaseSeconds)
+        self.safetyMargin = max(.seconds(1), .seconds(table.leaseSeconds) / 5)
+        self.metrics = metrics
+        self.health = health
+        self.logger = logger
+        self.ledger = Mutex(Ledger(renewedAt: .now))
+    }
+
+    // MARK: PartyStore
+
+    func update<Extra>(_ body: (inout Party) -> (outcome: Outcome, extra: Extra)) -> (outcome: Outcome, extra: Extra) {
+        party.withLock { party in
+            let result = body(&party)
+            let changes = result.outcome.changes
+            guard !changes.isEmpty else { return result }
+            var rooms = changes.rooms
+            for session in changes.sessions {
+                if let room = party.sessions[session]?.roomID { rooms.insert(room) }
+            }
+            ledger.withLock { ledger in
+                for room in rooms {
+                    if ledger.leases[room] == nil, party.rooms[room] != nil {
+                        // Created here: its claim starts with its first write.
+                        ledger.leases[room] = Lease(epoch: 1, inserted: false)
+                    }
+                    if ledger.leases[room] != nil { ledger.dirty.insert(room) }
+                }
+            }
+            return result
+        }
+    }
+
+    func read<Result>(_ body: (Party) -> Result) -> Result {
+        party.withLock { body($0) }
+    }
+
+    // MARK: SharedRoomStore
+
+    var isActing: Bool {
+        ledger.withLock { !$0.handingOver && ContinuousClock.now < $0.renewedAt + leaseDuration - safetyMargin }
+    }
+
+    var isReachable: Bool { ledger.withLock { $0.reachable } }
+
+    /// Messages that change a room (or put a connection into one).
+    private static let roomInputs: Set<ClientMessageType> = [
+        .createRoom, .joinRoom, .leaveRoom, .closeRoom, .ready, .playerEvent, .stateUpdate, .chatMessage, .participantStatus, .resume,
+    ]
+    /// Messages that need the database itself.
+    private static let databaseInputs: Set<ClientMessageType> = [.createRoom, .joinRoom]
+
+    func refuses(_ type: ClientMessageType) -> Bool {
+        guard Self.roomInputs.contains(type) else { return false }
+        if !isActing { return true }
+        return Self.databaseInputs.contains(type) && !isReachable
+    }
+
+    func whenLost(_ handler: @escaping @Sendable ([RoomID]) -> Void) {
+        lostHandler.withLock { $0 = handler }
+    }
+
+    func recover(_ need: RecoveryNeed, adopt: @escaping @Sendable (RoomRecord) -> Bool) async -> RecoveryVerdict {
+        if ledger.withLock({ $0.handingOver }) { return .proceed }  // the core refuses it (draining)
+        let rooms: [RoomID]
+        do {
+            switch need {
+            case .room(let room): rooms = [room]
+            case .token(let digest): rooms = try await timed(.locate) { [table] in try await table.room(resumedBy: digest.hex) }.map { [$0] } ?? []
+            case .identity(let identity): rooms = try await timed(.locate) { [table] in try await table.rooms(of: identity) }
+            }
+        } catch {
+            return .unavailable
+        }
+        var verdict = RecoveryVerdict.proceed
+        for room in rooms where await takeOver(room, adopt: adopt) == .unavailable {
+            verdict = .unavailable
+        }
+        return verdict
+    }
+
+    /// Claims `room` and takes it over here, or waits for the claim of another request for it.
+    private func takeOver(_ room: RoomID, adopt: @escaping @Sendable (RoomRecord) -> Bool) async -> RecoveryVerdict {
+        let task = claims.withLock { claims -> Task<RecoveryVerdict, Never> in
+            if let running = claims[room] { return running }
+            let task = Task { await self.claimAndAdopt(room, adopt: adopt) }
+            claims[room] = task
+            return task
+        }
+        let verdict = await task.value
+        claims.withLock { claims in
+            if claims[room] == task { claims[room] = nil }
+        }
+        return verdict
+    }
+
+    private func claimAndAdopt(_ room: RoomID, adopt: @escaping @Sendable (RoomRecord) -> Bool) async -> RecoveryVerdict {
+        // Its owner may be gone without a handover: wait (at most a lease) for its claim to run out.
+        let deadline = ContinuousClock.now + leaseDuration + .seconds(1)
+        // The other owner's lease as first seen: a lease that got longer since was renewed (a live owner).
+        var seen: (remaining: Double, at: ContinuousClock.Instant)?
+        while true {
+            if party.withLock({ $0.rooms[room] != nil }) { return .proceed }
+            let claim: RoomTable.Claim
+            do {
+                claim = try await timed(.claim) { [table] in try await table.claim(room) }
+            } catch {
+                return .unavailable
+            }
+            switch claim {
+            case .missing, .ownedHere:
+                return .proceed
+            case .ownedElsewhere(_, let remaining):
+                // A live owner renews every second: a lease that grew since it was first seen is
+                // not worth waiting for. One that only runs down is a dead owner's: wait it out.
+                let now = ContinuousClock.now
+                if let seen, remaining > seen.remaining - (now - seen.at).seconds + Self.renewalSign { return .unavailable }
+                if seen == nil { seen = (remaining, now) }
+                guard now + Self.claimPoll < deadline, !ledger.withLock({ $0.handingOver }) else { return .unavailable }
+                try? await Task.sleep(for: Self.claimPoll)
+            case .claimed(let epoch, let json):
+                guard let record = try? JSONDecoder().decode(RoomRecord.self, from: Data(json.utf8)) else {
+                    logger.error("Stored room record cannot be read: left claimed, not taken over", metadata: ["room_id": .string(room)])
+                    return .unavailable
+                }
+                ledger.withLock { $0.leases[room] = Lease(epoch: epoch, inserted: true) }
+                guard adopt(record) else {
+                    ledger.withLock { $0.leases[room] = nil }
+                    try? await timed(.release) { [table] in try await table.release([(room, epoch)]) }
+                    logger.warning("Stored room not taken over: it conflicts with the state here", metadata: ["room_id": .string(room)])
+                    return .proceed
+                }
+                metrics.roomTakenOver()
+                logger.notice("Room taken over from the store", metadata: [
+                    "room_id": .string(room), "epoch": .stringConvertible(epoch), "members": .stringConvertible(record.members.count),
+                ])
+                return .proceed
+            }
+        }
+    }
+
+    func handOver(release: @escaping @Sendable (RoomID) -> Void) async -> Int {
+        ledger.withLock { ledger in
+            ledger.handingOver = true
+            ledger.dirty.formUnion(ledger.leases.keys)
+            ledger.written = [:]
+        }
+        await flush()
+        let leases = ledger.withLock { ledger in ledger.leases.filter(\.value.inserted).map { (room: $0.key, epoch: $0.value.epoch) } }
+        do {
+            try await timed(.release) { [table] in try await table.release(leases) }
+        } catch {
+            logger.error("Drain: the rooms' claims could not be released; other replicas take them over when their leases run out", metadata: [
+                "rooms": .stringConvertible(leases.count), "error": .string(StoreFailure.describe(error)),
+            ])
+        }
+        let rooms = ledger.withLock { ledger -> [RoomID] in
+            defer { ledger.leases = [:] }
+            return Array(ledger.leases.keys)
+        }
+        for room in rooms.sorted() {
+            release(room)
+            metrics.roomHandedOver()
+        }
+        return rooms.count
+    }
+
+    // MARK: Writing and renewing
+
+    /// Runs the writer and the renewer until cancelled: writes every ``flushInterval``, renews
+    /// every ``renewInterval``. Stops with a last write.
+    func run() async {
+        await withTaskGroup(of: Void.self) { group in
+            group.addTask {
+                while !Task.isCancelled {
+                    await self.flush()
+                    try? await Task.sleep(for: Self.flushInterval)
+                }
+            }
+            group.addTask {
+                while !Task.isCancelled {
+                    await self.renew()
+                    try? await Task.sleep(for: Self.renewInterval)
+                }
+            }
+        }
+        await flush()
+    }
+
+    /// Writes the marked rooms now (waits for a write already under way first).
+    func flush() async {
+        while ledger.withLock({ ledger in
+            if ledger.flushing { return true }
+            ledger.flushing = true
+            return false
+        }) {
+            try? await Task.sleep(for: .milliseconds(5))
+        }
+        defer { ledger.withLock { $0.flushing = false } }
+        let dirty = ledger.withLock { ledger -> [RoomID] in
+            defer { ledger.dirty = [] }
+            return ledger.dirty.sorted()
+        }
+        guard !dirty.isEmpty else { return }
+        let records = party.withLock { party in dirty.map { ($0, party.record(of: $0)) } }
+        let encoded = records.map { room, record in (room, record, record.flatMap { try? encoder.encode($0) }.map { String(decoding: $0, as: UTF8.self) }) }
+        let writes = ledger.withLock { ledger -> [RoomTable.Write] in
+            var writes: [RoomTable.Write] = []
+            for (room, record, json) in encoded {
+                guard let lease = ledger.leases[room] else { continue }
+                if let record, let json {
+                    if ledger.written[room] != json { writes.append(.upsert(record, json: json, epoch: lease.epoch, inserted: lease.inserted)) }
+                } else if lease.inserted {
+                    writes.append(.delete(room, epoch: lease.epoch))
+                } else {
+                    ledger.leases[room] = nil  // created and closed between two writes: never stored
+                }
+            }
+            return writes
+        }
+        guard !writes.isEmpty else { return }
+        do {
+            let result = try await timed(.write) { [table] in try await table.write(writes) }
+            ledger.withLock { ledger in
+                for write in writes where result.written.contains(write.room) {
+                    switch write {
+                    case .upsert(_, let json, _, _):
+                        ledger.leases[write.room]?.inserted = true
+                        ledger.written[write.room] = json
+                    case .delete(let room, _):
+                        ledger.leases[room] = nil
+                        ledger.written[room] = nil
+                    }
+                }
+            }
+            lose(result.lost)
+        } catch {
+            // Written next time (with whatever changed meanwhile).
+            ledger.withLock { $0.dirty.formUnion(writes.map(\.room)) }
+        }
+    }
+
+    /// One renewal round: every stored claim renewed, or found lost.
+    func renew() async {
+        let started = ContinuousClock.now
+        let leases = ledger.withLock { ledger in ledger.leases.filter(\.value.inserted).map { (room: $0.key, epoch: $0.value.epoch) } }
+        do {
+            let held = try await timed(leases.isEmpty ? .ping : .renew) { [table] in try await table.renew(leases) }
+            let lost = ledger.withLock { ledger -> [RoomID] in
+                ledger.renewedAt = started
+                // Only rooms still claimed under the epoch renewed (not removed or re-claimed meanwhile).
+                return leases.filter { !held.contains($0.room) && ledger.leases[$0.room]?.epoch == $0.epoch }.map(\.room)
+            }
+            lose(lost)
+        } catch {
+            if !isActing, ledger.withLock({ !$0.leases.isEmpty && !$0.handingOver }) {
+                logger.error("Shared store: claims not renewed in time; not acting on this replica's rooms until they are", metadata: [
+                    "error": .string(StoreFailure.describe(error))
+                ])
+            }
+        }
+    }
+
+    /// Rooms whose claim another replica holds now: removed here, never written again.
+    private func lose(_ rooms: [RoomID]) {
+        guard !rooms.isEmpty else { return }
+        ledger.withLock { ledger in
+            for room in rooms {
+                ledger.leases[room] = nil
+                ledger.written[room] = nil
+                ledger.dirty.remove(room)
+            }
+        }
+        for room in rooms {
+            metrics.leaseLost()
+            logger.error("Room claim lost to another replica: removed here, its members reconnect", metadata: ["room_id": .string(room)])
+        }
+        lostHandler.withLock { $0 }?(rooms)
+    }
+
+    /// One database call, timed and counted; a failure or a success updates reachability.
+    private func timed<Value: Sendable>(_ operation: StoreOperation, _ call: @escaping @Sendable () async throws -> Value) async throws -> Value {
+        let start = ContinuousClock.now
+        do {
+            let value = try await call()
+            metrics.storeCall(operation.rawValue, seconds: (ContinuousClock.now - start).seconds, failed: false)
+            setReachable(true, error: nil)
+            return value
+        } catch {
+            metrics.storeCall(operation.rawValue, seconds: (ContinuousClock.now - start).seconds, failed: true)
+            setReachable(false, error: error)
+            throw error
+        }
+    }
+
+    private func setReachable(_ reachable: Bool, error: (any Error)?) {
+        let changed = ledger.withLock { ledger in
+            defer { ledger.reachable = reachable }
+            return ledger.reachable != reachable
+        }
+        health?.markStore(reachable: reachable)
+        metrics.storeReachability(reachable)
+        guard changed else { return }
+        if reachable {
+            logger.notice("Shared store reachable")
+        } else {
+            logger.error("Shared store unreachable: readiness 503; rooms here keep working while their claims last", metadata: [
+                "error": .string(error.map(StoreFailure.describe) ?? "?")
+            ])
+        }
+    }
+}

@@ -1,0 +1,27 @@
+import PostgresNIO
+
+/// The kinds of call the shared store makes (the `operation` label of its metrics).
+enum StoreOperation: String, CaseIterable, Sendable {
+    case migrate, claim, renew, write, release, locate, ping
+}
+
+/// A database error as the operator should read it: what failed and the server's own words,
+/// never a query's parameters or the connection's password.
+enum StoreFailure {
+    static func describe(_ error: any Error) -> String {
+        if let error = error as? PostgresTransactionError {
+            return (error.closureError ?? error.beginError ?? error.commitError).map(describe) ?? "transaction failed"
+        }
+        if let error = error as? PSQLError {
+            var parts = ["\(error.code)"]
+            if let info = error.serverInfo {
+                if let state = info[.sqlState] { parts.append("SQLSTATE \(state)") }
+                if let message = info[.message] { parts.append(message) }
+            } else if let underlying = error.underlying {
+                parts.append("\(underlying)")
+            }
+            return parts.joined(separator: ": ")
+        }
+        return "\(error)"
+    }
+}

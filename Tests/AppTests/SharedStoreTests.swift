@@ -1,0 +1,146 @@
+import Foundation
+import Logging
+import PostgresNIO
+import Testing
+@testable import WatchPartyCore
+
+@testable import App
+
+/// The shared store's statements against a real PostgreSQL (PROTOCOL.md §14): migrations,
+/// claims and the fencing rule, look-ups.
+@Suite(.enabled(if: TestDatabase.enabled, "needs PostgreSQL's server binaries or OWP_TEST_DATABASE_URL (OWP_REQUIRE_POSTGRES=1 makes this a failure)"))
+struct SharedStoreTests {
+    static let logger = Logger(label: "store-test")
+
+    static func table(_ client: PostgresClient, replica: String, lease: Int = 10) -> RoomTable {
+        RoomTable(client: client, replica: replica, leaseSeconds: lease, logger: logger)
+    }
+
+    static func record(_ id: RoomID, members: [ClientID] = ["h", "g"], identity: String? = nil) -> RoomRecord {
+        RoomRecord(
+            version: RoomRecord.currentVersion, id: id, name: "Room \(id)", hostID: members[0], mediaID: nil, members: members, ready: members.sorted(),
+            playback: Playback(position: 12.5, playState: .playing, asOf: 1_000), pendingPlay: nil, lastCommandTarget: 900, lastAcceptedAt: 800,
+            createdAt: 500,
+            seats: members.map {
+                SeatRecord(id: $0, userID: identity ?? "anonymous", name: $0.uppercased(), features: [], verifiedUserID: identity != nil, claimedUserID: false,
+                    resumeDigest: ResumeDigest(bytes: Array("\(id)-\($0)".utf8)).hex, awaySince: nil)
+            })
+    }
+
+    static func json(_ record: RoomRecord) throws -> String {
+        let encoder = JSONEncoder()
+        encoder.outputFormatting = [.sortedKeys]
+        return String(decoding: try encoder.encode(record), as: UTF8.self)
+    }
+
+    @Test func migrationsRunOnceEvenWhenReplicasStartTogether() async throws {
+        let url = try await TestDatabase.fresh()
+        try await TestDatabase.withClient(url: url) { client in
+            let applied = try await withThrowingTaskGroup(of: [Int].self) { group in
+                for _ in 0..<4 { group.addTask { try await StoreSchema.migrate(client, logger: Self.logger) } }
+                return try await group.reduce(into: [[Int]]()) { $0.append($1) }
+            }
+            #expect(applied.filter { !$0.isEmpty } == [Array(1...StoreSchema.latestVersion)], "exactly one start migrated: \(applied)")
+            #expect(try await StoreSchema.migrate(client, logger: Self.logger).isEmpty, "a second run changes nothing")
+            var versions: [Int] = []
+            for try await version in try await client.query("SELECT version FROM owp_schema_migrations ORDER BY version").decode(Int.self) { versions.append(version) }
+            #expect(versions == Array(1...StoreSchema.latestVersion))
+            // A database migrated by a newer server is refused, not written.
+            try await client.query("INSERT INTO owp_schema_migrations (version) VALUES (\(StoreSchema.latestVersion + 1))")
+            await #expect(throws: StoreSchema.TooNew.self) { try await StoreSchema.migrate(client, logger: Self.logger) }
+        }
+    }
+
+    @Test func aStaleOwnersWritesAndRenewalsAreRefused() async throws {
+        let url = try await TestDatabase.fresh()
+        try await TestDatabase.withClient(url: url) { client in
+            try await StoreSchema.migrate(client, logger: Self.logger)
+            let a = Self.table(client, replica: "a")
+            let b = Self.table(client, replica: "b")
+            let room = Self.record("r1")
+            let created = try await a.write([.upsert(room, json: try Self.json(room), epoch: 1, inserted: false)])
+            #expect(created.written == ["r1"] && created.lost.isEmpty)
+            guard case .ownedElsewhere(owner: "a", let remaining) = try await b.claim("r1") else { throw TestFailure("a live lease was taken") }
+            #expect(remaining > 9 && remaining <= 10, "the lease runs \(remaining) s more")
+            #expect(try await a.claim("r1") == .ownedHere)
+            #expect(try await b.claim("nope") == .missing)
+
+            // A is cut off past its lease: by the database's clock the claim has run out.
+            try await client.query("UPDATE owp_rooms SET lease_until = now() - interval '1 second' WHERE room_id = 'r1'")
+            guard case .claimed(let epoch, let stored) = try await b.claim("r1") else { throw TestFailure("b could not claim a lapsed room") }
+            #expect(epoch == 2, "every claim moves the fencing epoch")
+            #expect(try JSONDecoder().decode(RoomRecord.self, from: Data(stored.utf8)) == room, "the next owner reads the room as written")
+
+            var changed = room
+            changed.name = "written by a stale owner"
+            let stale = try await a.write([.upsert(changed, json: try Self.json(changed), epoch: 1, inserted: true)])
+            #expect(stale.written.isEmpty && stale.lost == ["r1"], "the stale owner's write is refused")
+            #expect(try await a.renew([("r1", 1)]).isEmpty, "and so is its renewal: it learns the room is gone")
+            _ = try await a.write([.delete("r1", epoch: 1)])
+            #expect(try await b.renew([("r1", 2)]) == ["r1"], "the stale delete removed nothing")
+            var name = ""
+            for try await value in try await client.query("SELECT name FROM owp_rooms WHERE room_id = 'r1'").decode(String.self) { name = value }
+            #expect(name == room.name)
+
+            let fresh = try await b.write([.upsert(changed, json: try Self.json(changed), epoch: 2, inserted: true)])
+            #expect(fresh.written == ["r1"])
+        }
+    }
+
+    @Test func seatsAreFoundByTokenDigestAndIdentity() async throws {
+        let url = try await TestDatabase.fresh()
+        try await TestDatabase.withClient(url: url) { client in
+            try await StoreSchema.migrate(client, logger: Self.logger)
+            let a = Self.table(client, replica: "a")
+            let first = Self.record("r1", members: ["h1", "g1"], identity: "u-alice")
+            let second = Self.record("r2", members: ["h2"])
+            _ = try await a.write([
+                .upsert(first, json: try Self.json(first), epoch: 1, inserted: false), .upsert(second, json: try Self.json(second), epoch: 1, inserted: false),
+            ])
+            #expect(try await a.room(resumedBy: try #require(first.seats[1].resumeDigest)) == "r1")
+            #expect(try await a.room(resumedBy: "00ff") == nil)
+            #expect(try await a.rooms(of: "u-alice") == ["r1"])
+            #expect(try await a.rooms(of: "anonymous").isEmpty, "an unverified user id is no identity")
+
+            // A seat that moved to another room is found there, and a closed room's seats go with it.
+            var moved = second
+            moved.members.append("g1")
+            moved.ready.append("g1")
+            moved.seats.append(first.seats[1])
+            var left = first
+            left.members = ["h1"]
+            left.ready = ["h1"]
+            left.seats = [first.seats[0]]
+            _ = try await a.write([
+                .upsert(left, json: try Self.json(left), epoch: 1, inserted: true), .upsert(moved, json: try Self.json(moved), epoch: 1, inserted: true),
+            ])
+            #expect(try await a.room(resumedBy: try #require(first.seats[1].resumeDigest)) == "r2")
+            _ = try await a.write([.delete("r2", epoch: 1)])
+            #expect(try await a.room(resumedBy: try #require(first.seats[1].resumeDigest)) == nil)
+            try await a.release([("r1", 1)])
+            guard case .claimed = try await Self.table(client, replica: "b").claim("r1") else { throw TestFailure("a released room is claimable at once") }
+        }
+    }
+
+    @Test func aBadURLOrRefusedCredentialsStopTheStartWithAClearError() async throws {
+        #expect(throws: SettingsError.self) { try DatabaseSettings(url: "mysql://x@y/z") }
+        #expect(throws: SettingsError.self) { try DatabaseSettings(url: "postgres://host-without-user/db") }
+        #expect(throws: SettingsError.self) { try DatabaseSettings(url: "postgres://u:p@h/db?sslmode=sometimes") }
+        #expect(throws: SettingsError.self) { try DatabaseSettings(url: "postgres://u:p@h/db?application_name=x") }
+        let settings = try DatabaseSettings(url: "postgresql://owp:s3cr%40t@db.example:6432/owp?sslmode=require")
+        #expect(settings.password?.revealed == "s3cr@t")
+        #expect(settings.port == 6432 && settings.tls == .require && settings.database == "owp")
+        #expect(settings.description == "postgres://owp:<redacted>@db.example:6432/owp?sslmode=require")
+        #expect(!"\(settings)".contains("s3cr"))
+
+        let url = try TestDatabase.serverURL()
+        var wrong = URLComponents(string: url)!
+        wrong.password = "not-the-password"
+        let server = try ServerProcess(arguments: [], environment: ["DATABASE_URL": wrong.string!])
+        let status = try await server.exitStatus(within: .seconds(20))
+        #expect(status != nil && status != 0, "the server does not start without its database")
+        #expect(server.logText.contains("cannot use the database at postgres://owp:<redacted>@127.0.0.1"), "\(server.logText)")
+        #expect(server.logText.contains("28P01"), "the server's own reason (invalid password) is shown")
+        #expect(!server.logText.contains("not-the-password"))
+    }
+}
