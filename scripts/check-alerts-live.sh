@@ -35,6 +35,11 @@
 #                                                 Ethernet MSS, see scripts/alert_load.py)
 #                   OWPUpgradesRefused            upgrades with an Origin not in
 #                                                 ALLOWED_ORIGINS=http://localhost:8096
+#   2b. store     Two servers with DATABASE_URL, each on a throw-away PostgreSQL cluster
+#                 (scripts/pg_throwaway.sh; needs the postgresql package):
+#                   OWPStoreUnreachable           its database stopped
+#                   OWPStoreLeaseLost             its room claimed by another owner (the row
+#                                                 taken and its fencing epoch moved, in SQL)
 #   3. cpu quota  Three servers with identical traffic (20 connections x 10 messages/s,
 #                 under the rate limit, and rooms whose play waits on the ready barrier until
 #                 MAX_READY_WAIT_MS=300 releases it by timer). After 5 s the control's CPU use
@@ -74,11 +79,14 @@ elapsed() { echo $(($(date +%s) - STARTED_AT)); }
 WORK="$(mktemp -d "${TMPDIR:-/tmp}/owp-alerts-live.XXXXXX")"
 PIDS=()
 CGROUPS=()
+CLUSTERS=()  # throw-away PostgreSQL clusters (phase 2b), stopped at exit
 SKIPPED=""
 cleanup() {
     local status=$?
     trap - EXIT INT TERM
     for pid in "${PIDS[@]}"; do kill "$pid" 2>/dev/null || true; done
+    for cluster in "${CLUSTERS[@]}"; do bash scripts/pg_throwaway.sh stop "$cluster" 2>/dev/null || true; done
+    for cluster in "${CLUSTERS[@]}"; do rm -rf "$(dirname "$cluster")"; break; done
     for pid in "${PIDS[@]}"; do
         for _ in $(seq 1 50); do kill -0 "$pid" 2>/dev/null || break; sleep 0.1; done
         kill -KILL "$pid" 2>/dev/null || true
@@ -358,6 +366,42 @@ EOF
 targets
 for name in down drift errors slow refused; do kill "${PID[$name]}" 2>/dev/null || true; wait "${PID[$name]}" 2>/dev/null || true; done
 ok "phase 2 done at $(elapsed)s"
+
+# --- 2b. The shared store (DATABASE_URL), two throw-away PostgreSQL clusters ---------------
+step "2b. Provoke OWPStoreUnreachable (the database stopped) and OWPStoreLeaseLost (another owner claimed a room)"
+PG_ROOT="$(mktemp -d /tmp/owp-alerts-pg.XXXXXX)"
+chmod 755 "$PG_ROOT"  # the clusters run as the postgres user when this runs as root
+CLUSTERS+=("$PG_ROOT/a" "$PG_ROOT/b")
+URL_A=$(bash scripts/pg_throwaway.sh start "$PG_ROOT/a") || fail "could not start a PostgreSQL cluster (needs the postgresql package)"
+URL_B=$(bash scripts/pg_throwaway.sh start "$PG_ROOT/b") || fail "could not start a PostgreSQL cluster"
+DATABASE_URL="$URL_A" start_server store
+DATABASE_URL="$URL_B" start_server stolen --room-lease-seconds 3
+targets store stolen
+python3 - "$(url stolen)" <<'EOF' || fail "could not create a room on the 'stolen' server"
+import asyncio, json, sys
+import websockets
+async def main():
+    async with websockets.connect(sys.argv[1], origin="http://localhost:8096") as ws:
+        await ws.send(json.dumps({"type": "create_room", "payload": {"name": "to be claimed elsewhere"}, "ts": 0}))
+        while json.loads(await ws.recv())["type"] != "room_state":
+            pass
+        await asyncio.sleep(0.5)  # written to the store within 100 ms
+asyncio.run(main())
+EOF
+# What a second owner does when it claims: take the row and move its fencing epoch.
+CLAIMED=$(psql "$URL_B" -tAqc "UPDATE owp_rooms SET owner = 'another-replica', epoch = epoch + 1 RETURNING room_id" | wc -l)
+[ "$CLAIMED" = 1 ] || fail "expected the one room of 'stolen' in its database, claimed $CLAIMED"
+bash scripts/pg_throwaway.sh stop "$PG_ROOT/a"
+STORE_SINCE=$(date +%s.%N)
+ok "database of 'store' stopped; the room of 'stolen' claimed by another owner in its database"
+python3 scripts/alert_prom.py watch --prom "$PROM" --since "$STORE_SINCE" --timeout 60 --json "$RESULTS" \
+    --expect "$(instance store)=OWPStoreUnreachable" --name "$(instance store)=store" \
+    --expect "$(instance stolen)=OWPStoreLeaseLost" --name "$(instance stolen)=stolen"
+grep -q "Room claim lost to another replica" "$WORK/server-stolen.log" || fail "'stolen' did not log the lost claim"
+grep -q "Shared store unreachable" "$WORK/server-store.log" || fail "'store' did not log its unreachable database"
+targets
+for name in store stolen; do kill "${PID[$name]}" 2>/dev/null || true; wait "${PID[$name]}" 2>/dev/null || true; done
+ok "phase 2b done at $(elapsed)s"
 
 # --- 3. CPU quota -----------------------------------------------------------------------------
 step "3. Same traffic on three servers: starved (quota ${STARVED_SHARE} x need), throttled (${THROTTLED_SHARE} x need), control (none)"
