@@ -100,10 +100,10 @@ run() {  # run LABEL nodb|db
   # pg_stat_database lags (backends report at most once a second, idle ones within 10 s):
   # a second reading after the server is gone, for comparison only.
   if [[ $mode == db ]]; then sleep 11; x2=$(xact); fi
-  jq -n --arg label "$label" --arg mode "$mode" --arg cpu "$cpu" --arg x0 "$x0" --arg x1 "$x1" \
+  jq -n --arg lbl "$label" --arg mode "$mode" --arg cpu "$cpu" --arg x0 "$x0" --arg x1 "$x1" \
     --arg x2 "$x2" --arg t0 "$t0" --arg t1 "$t1" --argjson rc "$rc" --argjson stop_rc "$STOP_RC" \
     --argjson stop_s "$STOP_SECONDS" --arg load "$(cat "$LOGS/load")" \
-    '{label: $label, mode: $mode, server_cpu_seconds: ($cpu | tonumber? // null),
+    '{"label": $lbl, "mode": $mode, server_cpu_seconds: ($cpu | tonumber? // null),
       xact_commit_before: ($x0 | tonumber? // null), xact_commit_after: ($x1 | tonumber? // null),
       xact_commit_after_stop_settled: ($x2 | tonumber? // null),
       generator_wall_seconds: (($t1 | tonumber) - ($t0 | tonumber)), bench_rc: $rc,
