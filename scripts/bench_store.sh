@@ -170,15 +170,17 @@ for i in range(1, int(runs) + 1):
                 dx = run["xact_commit_after"] - run["xact_commit_before"]
                 row["tps"] = f'{dx / run["generator_wall_seconds"]:.1f} ({dx} in {run["generator_wall_seconds"]:.1f} s)'
             samples = parse(f"{results}/{label}.metrics")
-            counts, errs, p99s = {}, {}, {}
+            counts, errs, p99s, means = {}, {}, {}, {}
             for op in ops:
                 c = [v for n, l, v in samples if n == "owp_store_call_seconds_count" and l.get("operation") == op]
                 e = [v for n, l, v in samples if n == "owp_store_errors_total" and l.get("operation") == op]
                 b = sorted(((float(l["le"]), v) for n, l, v in samples
                             if n == "owp_store_call_seconds_bucket" and l.get("operation") == op),
                            key=lambda x: x[0])
+                sm = [v for n, l, v in samples if n == "owp_store_call_seconds_sum" and l.get("operation") == op]
                 if c and c[0] > 0:
                     counts[op] = int(c[0])
+                    means[op] = sm[0] / c[0] if sm else None
                     p99s[op] = quantile(b, 0.99) if b else None
                 if e and e[0] > 0:
                     errs[op] = int(e[0])
@@ -186,6 +188,7 @@ for i in range(1, int(runs) + 1):
             row["calls"] += "; store errors " + (", ".join(f"{op} {n}" for op, n in errs.items()) if errs else "0")
             row["write_p99"] = f'{p99s["write"] * 1000:.3f} ms' if p99s.get("write") is not None else "-"
             row["p99_all"] = {op: (round(v * 1000, 3) if v is not None else None) for op, v in p99s.items()}
+            row["mean_all"] = {op: (round(v * 1000, 3) if v is not None else None) for op, v in means.items()}
         rows.append(row)
 
 cmd_server = f"{server} --host 127.0.0.1 --port {port} --max-connections 20000 --max-connections-per-ip 20000 --log-level warning"
@@ -204,11 +207,11 @@ out = ["# Shared store (PostgreSQL) cost — party, %s rooms × %s" % (rooms, me
 for r in rows:
     out.append(f'| {r["label"]} | {r["p50"]} | {r["p99"]} | {r["p999"]} | {r["max"]} | {r["deliveries"]} | {r["errors"]} | {r["cpu"]} | {r["tps"]} | {r["calls"]} | {r["write_p99"]} |')
 out.append("")
-out.append("p99 by operation (ms, bucket interpolation; bounds 0.5, 1, 2.5, 5, 10, 25, 50 ms …):")
+out.append("Store calls by operation, p99 (ms, bucket interpolation; bounds 0.5, 1, 2.5, 5, 10, 25, 50, 100 ms …) / mean (ms, _sum/_count):")
 out.append("")
 for r in rows:
     if "p99_all" in r:
-        out.append(f'- {r["label"]}: ' + ", ".join(f"{op} {v}" for op, v in r["p99_all"].items()))
+        out.append(f'- {r["label"]}: ' + ", ".join(f"{op} p99 {v} / mean {r['mean_all'][op]}" for op, v in r["p99_all"].items()))
 open(f"{results}/summary.md", "w").write("\n".join(out) + "\n")
 print("\n".join(out))
 EOF

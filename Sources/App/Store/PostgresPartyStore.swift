@@ -36,6 +36,9 @@ final class PostgresPartyStore: PartyStore, SharedRoomStore {
         var leases: [RoomID: Lease] = [:]
         /// The last record written per room, as JSON (to skip writing an unchanged one).
         var written: [RoomID: String] = [:]
+        /// Rooms whose claim was lost or handed over, until they are gone from memory: never
+        /// claimed anew by a change that touches them in between.
+        var relinquished: Set<RoomID> = []
         /// When the last successful renewal round began: every claim held then lasts a lease from it.
         var renewedAt: ContinuousClock.Instant
         var reachable = false
@@ -91,7 +94,8 @@ final class PostgresPartyStore: PartyStore, SharedRoomStore {
             }
             ledger.withLock { ledger in
                 for room in rooms {
-                    if ledger.leases[room] == nil, party.rooms[room] != nil {
+                    if party.rooms[room] == nil { ledger.relinquished.remove(room) }
+                    if ledger.leases[room] == nil, party.rooms[room] != nil, !ledger.handingOver, !ledger.relinquished.contains(room) {
                         // Created here: its claim starts with its first write.
                         ledger.leases[room] = Lease(epoch: 1, inserted: false)
                     }
@@ -226,7 +230,10 @@ final class PostgresPartyStore: PartyStore, SharedRoomStore {
             ])
         }
         let rooms = ledger.withLock { ledger -> [RoomID] in
-            defer { ledger.leases = [:] }
+            defer {
+                ledger.relinquished.formUnion(ledger.leases.keys)
+                ledger.leases = [:]
+            }
             return Array(ledger.leases.keys)
         }
         for room in rooms.sorted() {
@@ -340,6 +347,7 @@ final class PostgresPartyStore: PartyStore, SharedRoomStore {
                 ledger.leases[room] = nil
                 ledger.written[room] = nil
                 ledger.dirty.remove(room)
+                ledger.relinquished.insert(room)
             }
         }
         for room in rooms {
