@@ -98,6 +98,46 @@ struct ReplicaProcessTests {
         _ = try await second.exitStatus(within: .seconds(10))
     }
 
+    @Test func upstreamClientsComeBackByTheirLoginAfterARestart() async throws {
+        // The unmodified upstream clients know nothing of resume tokens: they reconnect and
+        // send `auth` with the same JWT. That must bring them back into the room on a new process.
+        let url = try await TestDatabase.fresh()
+        let environment = ["DATABASE_URL": url, "JWT_SECRET": TestTokens.secret]
+        let first = try ServerProcess(arguments: [], environment: environment)
+        try await first.waitUntilListening()
+        let hostToken = TestTokens.token(claims: TestTokens.claims(["sub": "u-host", "name": "Hannah"]))
+        let guestToken = TestTokens.token(claims: TestTokens.claims(["sub": "u-guest", "name": "Gus"]))
+        let host = try await Member.connect(first.port)
+        try await host.client.send(["type": "auth", "payload": ["token": hostToken]])
+        _ = try await host.client.next("auth_success")
+        try await host.client.send(["type": "create_room", "payload": ["name": "Upstream night"]])
+        let room = try #require(try await host.client.next("room_state")["room"] as? String)
+        let guest = try await Member.connect(first.port)
+        try await guest.client.send(["type": "auth", "payload": ["token": guestToken]])
+        _ = try await guest.client.next("auth_success")
+        try await guest.client.send(["type": "join_room", "room": room])
+        _ = try await guest.client.next("room_state")
+        try await Task.sleep(for: .milliseconds(300))
+
+        first.signal(SIGTERM)
+        for member in [host, guest] { _ = try await member.client.closeFrame() }
+        _ = try await first.exitStatus(within: .seconds(10))
+        let second = try ServerProcess(arguments: [], environment: environment)
+        try await second.waitUntilListening()
+        for (member, token) in [(guest, guestToken), (host, hostToken)] {
+            let client = try await LiveClient(port: second.port)
+            _ = try await client.next("client_hello")
+            try await client.send(["type": "auth", "payload": ["token": token]])
+            _ = try await client.next("auth_success", timeout: .seconds(8))
+            let hello = try await client.next("client_hello")
+            #expect(Self.payload(hello)["client_id"] as? String == member.id, "the same seat, by the same sub")
+            #expect(Self.payload(hello)["resumed"] as? Bool == true)
+            #expect(try await client.next("room_state")["room"] as? String == room)
+        }
+        second.signal(SIGTERM)
+        _ = try await second.exitStatus(within: .seconds(10))
+    }
+
     @Test func aKilledOwnersRoomMovesWithinTheLease() async throws {
         let url = try await TestDatabase.fresh()
         let environment = ["DATABASE_URL": url, "ROOM_LEASE_SECONDS": "3"]
