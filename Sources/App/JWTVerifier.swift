@@ -33,7 +33,8 @@ enum TokenRejection: String, Sendable, CaseIterable, Error {
     case claims
     case audience
     case issuer
-    /// `sub` missing, empty, blank or over ``JWTVerifier/maximumSubjectBytes``.
+    /// `sub` missing, empty, blank, over ``JWTVerifier/maximumSubjectBytes`` or holding a control
+    /// character (a user id is logged and stored: PostgreSQL text cannot hold NUL).
     case subject
     /// `exp` is further in the past than the leeway.
     case expired
@@ -90,7 +91,9 @@ struct JWTVerifier: Sendable {
         guard claims.aud.value.contains(settings.audience) else { return .failure(.audience) }
         guard claims.iss.values.contains(settings.issuer) else { return .failure(.issuer) }
         let subject = claims.sub.value
-        guard !subject.allSatisfy(\.isWhitespace), subject.utf8.count <= Self.maximumSubjectBytes else { return .failure(.subject) }
+        guard !subject.allSatisfy(\.isWhitespace), subject.utf8.count <= Self.maximumSubjectBytes,
+            !subject.unicodeScalars.contains(where: { $0.properties.generalCategory == .control })
+        else { return .failure(.subject) }
 
         let leeway = Double(settings.leewaySeconds) * 1000
         let nowMs = Double(now)

@@ -41,10 +41,11 @@ final class InMemoryPartyStore: PartyStore {
 /// every room at a drain.
 protocol SharedRoomStore: AnyObject, Sendable {
     /// Brings here the rooms `need` may name that the store holds and no live replica owns,
-    /// each handed to `adopt` (which takes it over in the core, returning false if the core
-    /// refused it). `.unavailable`: the store could not be asked, or the room is owned
-    /// elsewhere; the input then gets SERVICE_UNAVAILABLE.
-    func recover(_ need: RecoveryNeed, adopt: @escaping @Sendable (RoomRecord) -> Bool) async -> RecoveryVerdict
+    /// each handed to `adopt` with when its previous owner was last heard of (which takes it
+    /// over in the core, returning false if the core refused it). `.unavailable`: the store
+    /// could not be asked, too many recoveries are under way, or the room is owned elsewhere;
+    /// the input then gets SERVICE_UNAVAILABLE.
+    func recover(_ need: RecoveryNeed, adopt: @escaping @Sendable (RoomRecord, ServerTime?) -> Bool) async -> RecoveryVerdict
 
     /// True when a message of `type` cannot be served now: it needs the database and the
     /// database cannot be reached, or it acts on a room whose claim may no longer be current.

@@ -134,35 +134,58 @@ final class SessionGateway: ConnectionAcceptor {
         }
         let token = message.type == .auth ? message.payload?["token"]?.string.flatMap { $0.isEmpty ? nil : $0 } : nil
         let verify = verifier.flatMap { verifier in token.map { (verifier, $0) } }
-        let need = shared.flatMap { _ in recoveryNeed(of: message) }
-        // JWT mode: the identity an auth may resume by is known once its token is checked.
-        let identityAfterCheck = shared != nil && verify != nil && store.read { $0.rules.resumeGraceMs > 0 }
+        let need = shared.flatMap { _ in recoveryNeed(of: message, from: client) }
+        if case .identity? = need, verify == nil {
+            // Open mode, RESUME_BY_USER_ID: the auth is served at once; its rooms are brought
+            // here meanwhile, and taking one over resumes the member's seat (Party.adopt).
+            self.handle(decoded, from: client, by: handle, verdict: nil, readAt: readAt)
+            recoverInBackground(need)
+            return .handled
+        }
         guard verify != nil || need != nil else {
             self.handle(decoded, from: client, by: handle, verdict: nil, readAt: readAt)
             return .handled
         }
         let now = clock.now()
         let shared = self.shared
-        let adopt: @Sendable (RoomRecord) -> Bool = { [weak self] record in self?.adopt(record) ?? false }
+        // JWT mode: the identity an auth may resume by is known once its token is checked.
+        let identityAfterCheck = shared != nil && verify != nil && store.read { $0.rules.resumeGraceMs > 0 }
+        let adopt = adopter
         Task {
             // The token is checked before the core sees the auth (and never logged).
             var result: Result<TokenVerdict, TokenRejection>?
             if let (verifier, token) = verify { result = await verifier.check(token: token, now: now) }
-            var need = need
-            if identityAfterCheck, case .success(.valid(let userID, _, _))? = result { need = .identity(userID) }
             var ready = Verified(message: message, result: result, readAt: readAt)
             if let shared, let need {
-                // An auth is served whatever the store says (only its resume may not happen).
-                ready.unavailable = await shared.recover(need, adopt: adopt) == .unavailable && message.type != .auth
+                ready.unavailable = await shared.recover(need, adopt: adopt) == .unavailable
             }
             resume(ready)
+            if identityAfterCheck, case .success(.valid(let userID, _, _))? = result {
+                // The auth is served at once (its deadline runs); the user's rooms are brought
+                // here meanwhile, and taking one over resumes the seat (Party.adopt).
+                self.recoverInBackground(.identity(userID))
+            }
         }
         return .verifying
     }
 
+    /// Takes a stored room over in the core, with when its previous owner was last heard of.
+    private var adopter: @Sendable (RoomRecord, ServerTime?) -> Bool {
+        { [weak self] record, ownerGoneAt in self?.adopt(record, ownerGoneAt: ownerGoneAt) ?? false }
+    }
+
+    /// Brings `need`'s rooms here without holding any input for it.
+    private func recoverInBackground(_ need: RecoveryNeed?) {
+        guard let shared, let need else { return }
+        let adopt = adopter
+        Task { _ = await shared.recover(need, adopt: adopt) }
+    }
+
     /// With a shared store: what `message` needs looked up there before the core sees it
     /// (`nil`: nothing, whatever it names is here or nowhere).
-    private func recoveryNeed(of message: ClientMessage) -> RecoveryNeed? {
+    private func recoveryNeed(of message: ClientMessage, from client: ClientID) -> RecoveryNeed? {
+        // Before authentication nothing but an auth is served: no database work either.
+        guard message.type == .auth || store.read({ $0.sessions[client]?.authenticated == true }) else { return nil }
         switch message.type {
         case .resume:
             guard let token = message.payload?["token"]?.string, !token.isEmpty, token.utf8.count <= Party.resumeTokenLimit else { return nil }
@@ -220,10 +243,10 @@ final class SessionGateway: ConnectionAcceptor {
     }
 
     /// Takes a room over from its stored record (the shared store found it); false if the core refused it.
-    private func adopt(_ record: RoomRecord) -> Bool {
+    private func adopt(_ record: RoomRecord, ownerGoneAt: ServerTime?) -> Bool {
         var adopted = false
         apply { party, _, now in
-            switch party.adopt(record, now: now) {
+            switch party.adopt(record, now: now, ownerGoneAt: ownerGoneAt) {
             case .success(let outcome):
                 adopted = true
                 return outcome
@@ -308,8 +331,9 @@ final class SessionGateway: ConnectionAcceptor {
 
     private static func concernsARoom(_ key: TimerKey) -> Bool {
         switch key {
-        case .readyWait, .statusFlush, .resumeGrace: true
-        case .lobbyFlush, .authTimeout, .sessionExpiry: false
+        // A token's expiry ends a member's connection and so changes its room (it goes away).
+        case .readyWait, .statusFlush, .resumeGrace, .sessionExpiry: true
+        case .lobbyFlush, .authTimeout: false
         }
     }
 

@@ -21,7 +21,7 @@ struct SessionServer {
     /// The process's soft `RLIMIT_NOFILE`, read at start.
     let descriptorLimit: Int
     /// With `DATABASE_URL`: the database client and the store that shares rooms through it.
-    let database: (client: PostgresClient, store: PostgresPartyStore)?
+    let database: (clients: [PostgresClient], store: PostgresPartyStore)?
 
     init(settings: ServerSettings, logger: Logger, clock: any ServerClock = WallClock()) {
         self.settings = settings
@@ -29,10 +29,12 @@ struct SessionServer {
         let party = Party(rules: settings.rules, roomIDs: RandomRoomIDs(), tokens: SecureResumeTokens(), authRequired: settings.jwt != nil)
         let store: any PartyStore
         if let databaseSettings = settings.database {
-            let client = PostgresClient(configuration: databaseSettings.clientConfiguration(), backgroundLogger: logger)
-            let table = RoomTable(client: client, replica: Self.replicaID(), leaseSeconds: databaseSettings.leaseSeconds, logger: logger)
+            // Upkeep (renewals, writes) and the look-ups clients cause have pools of their own.
+            let client = PostgresClient(configuration: databaseSettings.clientConfiguration(connections: 4), backgroundLogger: logger)
+            let lookups = PostgresClient(configuration: databaseSettings.clientConfiguration(connections: 8), backgroundLogger: logger)
+            let table = RoomTable(client: client, lookups: lookups, replica: Self.replicaID(), leaseSeconds: databaseSettings.leaseSeconds, logger: logger)
             let shared = PostgresPartyStore(party, table: table, metrics: metrics, health: health, logger: logger)
-            database = (client, shared)
+            database = ([client, lookups], shared)
             store = shared
         } else {
             database = nil
@@ -104,8 +106,13 @@ struct SessionServer {
     }
 
     /// Starts the database client and migrates the schema; a clear error if it cannot.
-    private func openDatabase(_ client: PostgresClient, _ store: PostgresPartyStore, settings: DatabaseSettings) async throws -> Task<Void, Never> {
-        let running = Task { await client.run() }
+    private func openDatabase(_ clients: [PostgresClient], _ store: PostgresPartyStore, settings: DatabaseSettings) async throws -> Task<Void, Never> {
+        let running = Task {
+            await withTaskGroup(of: Void.self) { group in
+                for client in clients { group.addTask { await client.run() } }
+            }
+        }
+        let client = store.table.client
         logger.info("Shared store: connecting", metadata: ["database": .string(settings.description), "replica": .string(store.table.replica)])
         do {
             let connection = try await PostgresConnection.connect(
@@ -160,8 +167,8 @@ struct SessionServer {
                 metadata: ["max_connections": .stringConvertible(settings.admission.maxConnections), "tcp_connection_limit": .stringConvertible(transport.budget.limit)])
         }
         var databaseClient: Task<Void, Never>?
-        if let (client, store) = database, let databaseSettings = settings.database {
-            databaseClient = try await openDatabase(client, store, settings: databaseSettings)
+        if let (clients, store) = database, let databaseSettings = settings.database {
+            databaseClient = try await openDatabase(clients, store, settings: databaseSettings)
         }
         defer { databaseClient?.cancel() }
         let app = makeApplication()

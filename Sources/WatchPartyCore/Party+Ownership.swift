@@ -40,11 +40,14 @@ extension Party {
     /// Takes over a room from its stored record: this server owns it from now on.
     ///
     /// Every seat is away (its member was connected to the server that owned the room), since
-    /// the record says when or, if it was attached, since `now`; each grace runs from then, so
-    /// one that has run out already departs at once (the shell fires its timer straight away).
-    /// A pending play is released at once — no member is present to hold the barrier — and so
-    /// goes out exactly once, here. The lobby is told of the room.
-    public mutating func adopt(_ record: RoomRecord, now: ServerTime) -> Result<Outcome, AdoptionRefusal> {
+    /// the record says when or, if it was attached, since `ownerGoneAt` — when the previous
+    /// owner was last heard of (its last write or renewal; `now` if unknown); each grace runs
+    /// from then, so one that has run out already departs at once (the shell fires its timer
+    /// straight away), and a room nobody came back to closes. A pending play is released at
+    /// once — no member is present to hold the barrier — and so goes out exactly once, here.
+    /// A member already connected here in no room, as the same identity, resumes its seat as
+    /// an `auth` would have (PROTOCOL.md §13). The lobby is told of the room.
+    public mutating func adopt(_ record: RoomRecord, now: ServerTime, ownerGoneAt: ServerTime? = nil) -> Result<Outcome, AdoptionRefusal> {
         guard record.version <= RoomRecord.currentVersion, !record.members.isEmpty, record.members.contains(record.hostID),
             record.seats.map(\.id) == record.members, Set(record.members).count == record.members.count,
             Set(record.ready).isSubset(of: record.members)
@@ -61,7 +64,8 @@ extension Party {
         room.pendingPlay = record.pendingPlay
         if let pending = record.pendingPlay { pendingGeneration = max(pendingGeneration, pending.generation) }
         rooms[room.id] = room
-        let arrivals = record.seats.map { ($0, min($0.awaySince ?? now, now)) }.sorted { ($0.1, $0.0.id) < ($1.1, $1.0.id) }
+        let gone = min(ownerGoneAt ?? now, now)
+        let arrivals = record.seats.map { ($0, min($0.awaySince ?? gone, now)) }.sorted { ($0.1, $0.0.id) < ($1.1, $1.0.id) }
         for (seat, since) in arrivals {
             var session = ClientSession(id: seat.id, userID: seat.userID, name: seat.name, authenticated: false, connectedAt: now)
             session.features = Set(seat.features.compactMap(ClientFeature.init(rawValue:)))
@@ -89,6 +93,16 @@ extension Party {
         }
         var lobby = LobbyChange()
         noteRoomsChanged(&lobby)
+        // Members who authenticated here before their room arrived (their auth found nothing to resume).
+        let identities = Set(record.seats.compactMap(\.identity))
+        for identity in identities.sorted() {
+            let waiting = (sessionsByUser[identity] ?? []).sorted().filter { id in
+                sessions[id].map { $0.isAttached && $0.authenticated && $0.roomID == nil && !$0.closing } ?? false
+            }
+            for claimant in waiting {
+                _ = resumeByIdentity(claimant, now: now, out: &out, lobby: &lobby)
+            }
+        }
         flushLobby(lobby, now: now, out: &out)
         return .success(finish(out))
     }

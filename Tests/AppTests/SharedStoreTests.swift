@@ -58,8 +58,16 @@ struct SharedStoreTests {
             let a = Self.table(client, replica: "a")
             let b = Self.table(client, replica: "b")
             let room = Self.record("r1")
-            let created = try await a.write([.upsert(room, json: try Self.json(room), epoch: 1, inserted: false)])
+            let created = try await a.write([.upsert(room, json: try Self.json(room), epoch: 1, seq: 1, created: true)])
             #expect(created.written == ["r1"] && created.lost.isEmpty)
+            // A first write given up on that landed anyway, then retried: still ours, not "lost".
+            let retried = try await a.write([.upsert(room, json: try Self.json(room), epoch: 1, seq: 2, created: true)])
+            #expect(retried.written == ["r1"] && retried.lost.isEmpty)
+            // An older write of ours landing after a newer one changes nothing.
+            var older = room
+            older.name = "an older state"
+            let late = try await a.write([.upsert(older, json: try Self.json(older), epoch: 1, seq: 1, created: false)])
+            #expect(late.written == ["r1"] && late.lost.isEmpty, "superseded, not lost")
             guard case .ownedElsewhere(owner: "a", let remaining) = try await b.claim("r1") else { throw TestFailure("a live lease was taken") }
             #expect(remaining > 9 && remaining <= 10, "the lease runs \(remaining) s more")
             #expect(try await a.claim("r1") == .ownedHere)
@@ -67,14 +75,15 @@ struct SharedStoreTests {
 
             // A is cut off past its lease: by the database's clock the claim has run out.
             try await client.query("UPDATE owp_rooms SET lease_until = now() - interval '1 second' WHERE room_id = 'r1'")
-            guard case .claimed(let epoch, let stored) = try await b.claim("r1") else { throw TestFailure("b could not claim a lapsed room") }
+            guard case .claimed(let epoch, let stored, let silentMs) = try await b.claim("r1") else { throw TestFailure("b could not claim a lapsed room") }
+            #expect(silentMs >= 0 && silentMs < 5_000, "the owner was last heard of \(silentMs) ms ago (its last write)")
             #expect(epoch == 2, "every claim moves the fencing epoch")
             #expect(try JSONDecoder().decode(RoomRecord.self, from: Data(stored.utf8)) == room, "the next owner reads the room as written")
 
             var changed = room
             changed.name = "written by a stale owner"
-            let stale = try await a.write([.upsert(changed, json: try Self.json(changed), epoch: 1, inserted: true)])
-            #expect(stale.written.isEmpty && stale.lost == ["r1"], "the stale owner's write is refused")
+            let stale = try await a.write([.upsert(changed, json: try Self.json(changed), epoch: 1, seq: 3, created: false)])
+            #expect(stale.written.isEmpty && stale.lost.map(\.room) == ["r1"] && stale.lost.map(\.epoch) == [1], "the stale owner's write is refused")
             #expect(try await a.renew([("r1", 1)]).isEmpty, "and so is its renewal: it learns the room is gone")
             _ = try await a.write([.delete("r1", epoch: 1)])
             #expect(try await b.renew([("r1", 2)]) == ["r1"], "the stale delete removed nothing")
@@ -82,8 +91,14 @@ struct SharedStoreTests {
             for try await value in try await client.query("SELECT name FROM owp_rooms WHERE room_id = 'r1'").decode(String.self) { name = value }
             #expect(name == room.name)
 
-            let fresh = try await b.write([.upsert(changed, json: try Self.json(changed), epoch: 2, inserted: true)])
-            #expect(fresh.written == ["r1"])
+            let fresh = try await b.write([.upsert(changed, json: try Self.json(changed), epoch: 2, seq: 1, created: false)])
+            #expect(fresh.written == ["r1"], "a new claim starts its own write sequence")
+
+            // A room its new owner closed is never brought back by the stale owner.
+            _ = try await b.write([.delete("r1", epoch: 2)])
+            let zombie = try await a.write([.upsert(changed, json: try Self.json(changed), epoch: 1, seq: 9, created: false)])
+            #expect(zombie.written.isEmpty && zombie.lost.map(\.room) == ["r1"])
+            #expect(try await b.claim("r1") == .missing)
         }
     }
 
@@ -95,7 +110,7 @@ struct SharedStoreTests {
             let first = Self.record("r1", members: ["h1", "g1"], identity: "u-alice")
             let second = Self.record("r2", members: ["h2"])
             _ = try await a.write([
-                .upsert(first, json: try Self.json(first), epoch: 1, inserted: false), .upsert(second, json: try Self.json(second), epoch: 1, inserted: false),
+                .upsert(first, json: try Self.json(first), epoch: 1, seq: 1, created: true), .upsert(second, json: try Self.json(second), epoch: 1, seq: 2, created: true),
             ])
             #expect(try await a.room(resumedBy: try #require(first.seats[1].resumeDigest)) == "r1")
             #expect(try await a.room(resumedBy: "00ff") == nil)
@@ -112,13 +127,34 @@ struct SharedStoreTests {
             left.ready = ["h1"]
             left.seats = [first.seats[0]]
             _ = try await a.write([
-                .upsert(left, json: try Self.json(left), epoch: 1, inserted: true), .upsert(moved, json: try Self.json(moved), epoch: 1, inserted: true),
+                .upsert(left, json: try Self.json(left), epoch: 1, seq: 3, created: false), .upsert(moved, json: try Self.json(moved), epoch: 1, seq: 4, created: false),
             ])
             #expect(try await a.room(resumedBy: try #require(first.seats[1].resumeDigest)) == "r2")
             _ = try await a.write([.delete("r2", epoch: 1)])
             #expect(try await a.room(resumedBy: try #require(first.seats[1].resumeDigest)) == nil)
             try await a.release([("r1", 1)])
             guard case .claimed = try await Self.table(client, replica: "b").claim("r1") else { throw TestFailure("a released room is claimable at once") }
+
+            // A room nobody came back to for longer than every grace is removed; a live one is not.
+            try await client.query("UPDATE owp_rooms SET owner = NULL, lease_until = now() - interval '2 hours' WHERE room_id = 'r1'")
+            #expect(try await a.removeAbandoned(graceSeconds: 30) == 1)
+            #expect(try await a.room(resumedBy: try #require(first.seats[0].resumeDigest)) == nil, "its seats went with it")
+        }
+    }
+
+    @Test func oneRoomTheDatabaseRefusesHoldsUpNoOther() async throws {
+        let url = try await TestDatabase.fresh()
+        try await TestDatabase.withClient(url: url) { client in
+            try await StoreSchema.migrate(client, logger: Self.logger)
+            let a = Self.table(client, replica: "a")
+            let good = Self.record("good")
+            let bad = Self.record("bad")
+            // JSON PostgreSQL's jsonb cannot hold (an escaped NUL).
+            let result = try await a.write([
+                .upsert(bad, json: #"{"name":"\u0000"}"#, epoch: 1, seq: 1, created: true), .upsert(good, json: try Self.json(good), epoch: 1, seq: 2, created: true),
+            ])
+            #expect(result.failed == ["bad"])
+            #expect(result.written == ["good"])
         }
     }
 

@@ -80,6 +80,7 @@ import WatchPartyCore
         Case(name: "blank sub", rejection: .subject) { TestTokens.token(claims: claims($0, ["sub": "  \t"])) },
         Case(name: "sub not a string", rejection: .claims) { TestTokens.token(claims: claims($0, ["sub": 42])) },
         Case(name: "sub of 300 bytes", rejection: .subject) { TestTokens.token(claims: claims($0, ["sub": String(repeating: "u", count: 300)])) },
+        Case(name: "sub with a NUL", rejection: .subject) { TestTokens.token(claims: claims($0, ["sub": "user\u{0}42"])) },
         Case(name: "a 60 KB token", rejection: .tooLong) { TestTokens.token(claims: claims($0, ["pad": String(repeating: "p", count: 45_000)])) },
         Case(name: "kid header", rejection: .header) { TestTokens.token(header: ["kid": "../../dev/null"], claims: claims($0)) },
         Case(name: "jku header", rejection: .header) { TestTokens.token(header: ["jku": "https://attacker.example/keys.json"], claims: claims($0)) },

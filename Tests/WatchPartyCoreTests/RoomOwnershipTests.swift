@@ -32,7 +32,7 @@ import Testing
         #expect(record.members == ["h", "g1", "g2"])
         #expect(record.hostID == "h")
         #expect(record.seats.map(\.awaySince) == [nil, nil, a.now])
-        #expect(record.seats.allSatisfy { $0.resumeDigest?.count == ("digest:token-1".utf8.count * 2) || $0.resumeDigest != nil })
+        #expect(record.seats.compactMap(\.resumeDigest).count == 3, "every seat keeps its token's digest")
         let data = try JSONEncoder().encode(record)
         let text = String(decoding: data, as: UTF8.self)
         #expect(!text.contains("\"token-"), "a record holds digests, never a token")
@@ -155,6 +155,36 @@ import Testing
         #expect(b.messages("alice-2", "client_hello").last?.string("client_id") == "alice-1")
         #expect(b.party.rooms[room]?.away.isEmpty == true)
         #expect(b.party.rooms[room]?.hostID == "alice-1")
+    }
+
+    @Test func aMemberWhoLoggedInBeforeItsRoomArrivedIsResumedByTheTakeover() throws {
+        let a = Harness(verifier: StubVerifier())
+        a.signIn("alice-1", token: "good-alice")
+        let room = a.createRoom("alice-1")
+        let record = try #require(a.release(room))
+        let b = Harness(verifier: StubVerifier(), start: a.now + 1_000, tokenPrefix: "b")
+        b.signIn("alice-2", token: "good-alice")  // its auth found nothing to resume: the room was not here yet
+        #expect(b.party.sessions["alice-2"]?.roomID == nil)
+        b.clear()
+        #expect(b.adopt(record) == nil)
+        #expect(b.types("alice-2") == ["client_hello", "room_state", "participant_list", "participant_statuses"])
+        #expect(b.inbox("alice-2")[0].string("client_id") == "alice-1")
+        #expect(b.party.rooms[room]?.away.isEmpty == true)
+    }
+
+    @Test func gracesRunFromWhenThePreviousOwnerWasLastHeardOf() throws {
+        let a = Harness()
+        let (room, _) = Self.playingRoom(a)
+        let record = try #require(a.party.record(of: room))  // the owner died: no hand-away
+        let lastHeard = a.now
+        let b = Harness(start: lastHeard + a.party.rules.resumeGraceMs + 60_000, tokenPrefix: "b")
+        #expect(b.adopt(record, ownerGoneAt: lastHeard) == nil)
+        b.advance(by: 0)
+        #expect(b.party.rooms[room] == nil, "nobody came back within the grace: the room closes at once")
+        #expect(b.party.sessions.isEmpty)
+        let c = Harness(start: lastHeard + 10_000, tokenPrefix: "c")
+        #expect(c.adopt(record, ownerGoneAt: lastHeard) == nil)
+        #expect(c.requested.allSatisfy { $0.due == lastHeard + c.party.rules.resumeGraceMs }, "the grace counts from the owner's last sign of life")
     }
 
     @Test func aRecordThatDoesNotFitIsRefused() throws {

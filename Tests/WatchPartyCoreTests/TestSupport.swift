@@ -241,8 +241,8 @@ final class Harness {
 
     /// Takes a room over from its record (PROTOCOL.md §14); the refusal, if any.
     @discardableResult
-    func adopt(_ record: RoomRecord) -> Party.AdoptionRefusal? {
-        switch party.adopt(record, now: now) {
+    func adopt(_ record: RoomRecord, ownerGoneAt: ServerTime? = nil) -> Party.AdoptionRefusal? {
+        switch party.adopt(record, now: now, ownerGoneAt: ownerGoneAt) {
         case .success(let outcome):
             self.record(outcome)
             return nil

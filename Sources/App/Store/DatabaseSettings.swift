@@ -39,8 +39,8 @@ struct DatabaseSettings: Sendable, CustomStringConvertible {
         self.host = host
         self.port = components.port ?? 5432
         guard (1...65_535).contains(port) else { throw SettingsError("DATABASE_URL: port \(port) is out of range") }
-        self.username = user.removingPercentEncoding ?? user
-        self.password = components.password.map { Secret($0.removingPercentEncoding ?? $0) }
+        self.username = user  // URLComponents has decoded %xx already
+        self.password = components.password.map(Secret.init)
         let path = components.path.hasPrefix("/") ? String(components.path.dropFirst()) : components.path
         self.database = path.isEmpty ? nil : path
         var tls = TLSMode.prefer
@@ -83,7 +83,7 @@ struct DatabaseSettings: Sendable, CustomStringConvertible {
 
     /// The client's configuration: short connect timeout (a vanished database is noticed
     /// quickly), a small pool (the store's work is a few statements per 100 ms).
-    func clientConfiguration() -> PostgresClient.Configuration {
+    func clientConfiguration(connections: Int = 8) -> PostgresClient.Configuration {
         let tlsConfiguration: PostgresClient.Configuration.TLS
         switch tls {
         case .disable: tlsConfiguration = .disable
@@ -93,7 +93,7 @@ struct DatabaseSettings: Sendable, CustomStringConvertible {
         var configuration = PostgresClient.Configuration(
             host: host, port: port, username: username, password: password?.revealed, database: database, tls: tlsConfiguration)
         configuration.options.connectTimeout = .seconds(2)
-        configuration.options.maximumConnections = 8
+        configuration.options.maximumConnections = connections
         configuration.options.keepAliveBehavior = .init(frequency: .seconds(5))
         return configuration
     }

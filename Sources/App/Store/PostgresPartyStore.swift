@@ -12,8 +12,12 @@ import WatchPartyCore
 /// - **Written as it changes.** Every update's ``Outcome/changes`` marks its rooms; every
 ///   ``flushInterval`` the marked rooms' records are written, in one transaction, each under
 ///   this replica's claim (``RoomTable``'s fencing rule). A record equal to the last one
-///   written is not written again. A crash loses at most the changes of the last
-///   ``flushInterval`` plus one write's time (PROTOCOL.md: 200 ms).
+///   written is not written again. While the database answers, a crash loses at most the
+///   changes of the last ``flushInterval`` plus one write's time (PROTOCOL.md: 200 ms); while
+///   it does not, at most those of the claim's remaining time (``isActing``).
+/// - **Writes in order.** Each write carries a sequence number the database compares, so a
+///   write given up on that lands after a later one changes nothing; a room another owner
+///   closed is never brought back (only rooms made here are ever inserted).
 /// - **One owner.** Claims are renewed every ``renewInterval``. This replica acts on its
 ///   rooms only while the last successful renewal began less than the lease minus a margin
 ///   ago (``isActing``), so by the time another replica may claim a room (the lease has run
@@ -27,8 +31,14 @@ import WatchPartyCore
 final class PostgresPartyStore: PartyStore, SharedRoomStore {
     private struct Lease {
         var epoch: Int64
-        /// The room's row exists (written once, or claimed): later writes update it.
-        var inserted: Bool
+        /// Made here (not claimed): its row is inserted by its first write.
+        var created: Bool
+        /// The room is in memory here (made here, or adopted after its claim): only then can its
+        /// absence from memory mean it closed (and its row be deleted).
+        var adopted: Bool
+        /// When the statement that began this claim (the claim, or the first insert) was sent:
+        /// the claim lasts at least a lease from then.
+        var since: ContinuousClock.Instant
     }
 
     private struct Ledger {
@@ -41,6 +51,10 @@ final class PostgresPartyStore: PartyStore, SharedRoomStore {
         var relinquished: Set<RoomID> = []
         /// When the last successful renewal round began: every claim held then lasts a lease from it.
         var renewedAt: ContinuousClock.Instant
+        /// Orders this replica's writes (``RoomTable/Write``).
+        var nextSeq: Int64 = 0
+        /// Recoveries under way (bounded: clients cause them).
+        var recovering = 0
         var reachable = false
         var handingOver = false
         var flushing = false
@@ -52,6 +66,10 @@ final class PostgresPartyStore: PartyStore, SharedRoomStore {
     static let claimPoll: Duration = .milliseconds(250)
     /// How much longer than expected a lease must have become to count as renewed, seconds.
     static let renewalSign = 0.5
+    /// Recoveries (claims and look-ups) at once; past it an input gets SERVICE_UNAVAILABLE.
+    static let recoveryLimit = 64
+    /// How often rooms nobody came back to are removed from the database.
+    static let janitorInterval: Duration = .seconds(30)
 
     private let party: Mutex<Party>
     private let ledger: Mutex<Ledger>
@@ -63,6 +81,8 @@ final class PostgresPartyStore: PartyStore, SharedRoomStore {
     private let safetyMargin: Duration
     private let metrics: MetricsRegistry
     private let health: HealthState?
+    /// RESUME_GRACE_SECONDS: a room unclaimed for longer than this and a lease is abandoned.
+    private let graceSeconds: Int
     private let logger: Logger
     private let encoder: JSONEncoder = {
         let encoder = JSONEncoder()
@@ -71,6 +91,7 @@ final class PostgresPartyStore: PartyStore, SharedRoomStore {
     }()
 
     init(_ party: Party, table: RoomTable, metrics: MetricsRegistry, health: HealthState? = nil, logger: Logger) {
+        self.graceSeconds = Int(party.rules.resumeGraceMs / 1000)
         self.party = Mutex(party)
         self.table = table
         self.leaseDuration = .seconds(table.leaseSeconds)
@@ -97,7 +118,7 @@ final class PostgresPartyStore: PartyStore, SharedRoomStore {
                     if party.rooms[room] == nil { ledger.relinquished.remove(room) }
                     if ledger.leases[room] == nil, party.rooms[room] != nil, !ledger.handingOver, !ledger.relinquished.contains(room) {
                         // Created here: its claim starts with its first write.
-                        ledger.leases[room] = Lease(epoch: 1, inserted: false)
+                        ledger.leases[room] = Lease(epoch: 1, created: true, adopted: true, since: .now)
                     }
                     if ledger.leases[room] != nil { ledger.dirty.insert(room) }
                 }
@@ -135,14 +156,21 @@ final class PostgresPartyStore: PartyStore, SharedRoomStore {
         lostHandler.withLock { $0 = handler }
     }
 
-    func recover(_ need: RecoveryNeed, adopt: @escaping @Sendable (RoomRecord) -> Bool) async -> RecoveryVerdict {
-        if ledger.withLock({ $0.handingOver }) { return .proceed }  // the core refuses it (draining)
+    func recover(_ need: RecoveryNeed, adopt: @escaping @Sendable (RoomRecord, ServerTime?) -> Bool) async -> RecoveryVerdict {
+        // Draining: the core refuses it (SERVER_SHUTTING_DOWN); no room is pulled onto this replica.
+        if ledger.withLock({ $0.handingOver }) || party.withLock({ $0.draining }) { return .proceed }
+        guard ledger.withLock({ ledger -> Bool in
+            guard ledger.recovering < Self.recoveryLimit else { return false }
+            ledger.recovering += 1
+            return true
+        }) else { return .unavailable }
+        defer { ledger.withLock { $0.recovering -= 1 } }
         let rooms: [RoomID]
         do {
             switch need {
             case .room(let room): rooms = [room]
-            case .token(let digest): rooms = try await timed(.locate) { [table] in try await table.room(resumedBy: digest.hex) }.map { [$0] } ?? []
-            case .identity(let identity): rooms = try await timed(.locate) { [table] in try await table.rooms(of: identity) }
+            case .token(let digest): rooms = try await timed(.locate, affectsReachability: false) { [table] in try await table.room(resumedBy: digest.hex) }.map { [$0] } ?? []
+            case .identity(let identity): rooms = try await timed(.locate, affectsReachability: false) { [table] in try await table.rooms(of: identity) }
             }
         } catch {
             return .unavailable
@@ -155,7 +183,7 @@ final class PostgresPartyStore: PartyStore, SharedRoomStore {
     }
 
     /// Claims `room` and takes it over here, or waits for the claim of another request for it.
-    private func takeOver(_ room: RoomID, adopt: @escaping @Sendable (RoomRecord) -> Bool) async -> RecoveryVerdict {
+    private func takeOver(_ room: RoomID, adopt: @escaping @Sendable (RoomRecord, ServerTime?) -> Bool) async -> RecoveryVerdict {
         let task = claims.withLock { claims -> Task<RecoveryVerdict, Never> in
             if let running = claims[room] { return running }
             let task = Task { await self.claimAndAdopt(room, adopt: adopt) }
@@ -169,7 +197,7 @@ final class PostgresPartyStore: PartyStore, SharedRoomStore {
         return verdict
     }
 
-    private func claimAndAdopt(_ room: RoomID, adopt: @escaping @Sendable (RoomRecord) -> Bool) async -> RecoveryVerdict {
+    private func claimAndAdopt(_ room: RoomID, adopt: @escaping @Sendable (RoomRecord, ServerTime?) -> Bool) async -> RecoveryVerdict {
         // Its owner may be gone without a handover: wait (at most a lease) for its claim to run out.
         let deadline = ContinuousClock.now + leaseDuration + .seconds(1)
         // The other owner's lease as first seen: a lease that got longer since was renewed (a live owner).
@@ -177,14 +205,23 @@ final class PostgresPartyStore: PartyStore, SharedRoomStore {
         while true {
             if party.withLock({ $0.rooms[room] != nil }) { return .proceed }
             let claim: RoomTable.Claim
+            let sent = ContinuousClock.now
             do {
-                claim = try await timed(.claim) { [table] in try await table.claim(room) }
+                claim = try await timed(.claim, affectsReachability: false) { [table] in try await table.claim(room) }
             } catch {
                 return .unavailable
             }
             switch claim {
-            case .missing, .ownedHere:
+            case .missing:
                 return .proceed
+            case .released:
+                continue
+            case .ownedHere:
+                // Ours in the database but not here (a claim given up on that landed anyway):
+                // nothing serves it until its lease runs out; then it is claimed like any other.
+                if ledger.withLock({ $0.leases[room] != nil }) { return .proceed }
+                guard ContinuousClock.now + Self.claimPoll < deadline else { return .unavailable }
+                try? await Task.sleep(for: Self.claimPoll)
             case .ownedElsewhere(_, let remaining):
                 // A live owner renews every second: a lease that grew since it was first seen is
                 // not worth waiting for. One that only runs down is a dead owner's: wait it out.
@@ -193,18 +230,31 @@ final class PostgresPartyStore: PartyStore, SharedRoomStore {
                 if seen == nil { seen = (remaining, now) }
                 guard now + Self.claimPoll < deadline, !ledger.withLock({ $0.handingOver }) else { return .unavailable }
                 try? await Task.sleep(for: Self.claimPoll)
-            case .claimed(let epoch, let json):
+            case .claimed(let epoch, let json, let silentMs):
                 guard let record = try? JSONDecoder().decode(RoomRecord.self, from: Data(json.utf8)) else {
                     logger.error("Stored room record cannot be read: left claimed, not taken over", metadata: ["room_id": .string(room)])
                     return .unavailable
                 }
-                ledger.withLock { $0.leases[room] = Lease(epoch: epoch, inserted: true) }
-                guard adopt(record) else {
+                // Installed only if no drain began meanwhile (one critical section with handOver's).
+                let installed = ledger.withLock { ledger -> Bool in
+                    guard !ledger.handingOver else { return false }
+                    ledger.leases[room] = Lease(epoch: epoch, created: false, adopted: false, since: sent)
+                    ledger.relinquished.remove(room)
+                    return true
+                }
+                guard installed else {
+                    try? await timed(.release) { [table] in try await table.release([(room, epoch)]) }
+                    return .proceed
+                }
+                let silent = ServerTime(clamping: silentMs)
+                let ownerGoneAt = ServerTime(Date().timeIntervalSince1970 * 1000) - silent
+                guard adopt(record, ownerGoneAt) else {
                     ledger.withLock { $0.leases[room] = nil }
                     try? await timed(.release) { [table] in try await table.release([(room, epoch)]) }
                     logger.warning("Stored room not taken over: it conflicts with the state here", metadata: ["room_id": .string(room)])
                     return .proceed
                 }
+                ledger.withLock { $0.leases[room]?.adopted = true }
                 metrics.roomTakenOver()
                 logger.notice("Room taken over from the store", metadata: [
                     "room_id": .string(room), "epoch": .stringConvertible(epoch), "members": .stringConvertible(record.members.count),
@@ -217,11 +267,11 @@ final class PostgresPartyStore: PartyStore, SharedRoomStore {
     func handOver(release: @escaping @Sendable (RoomID) -> Void) async -> Int {
         ledger.withLock { ledger in
             ledger.handingOver = true
-            ledger.dirty.formUnion(ledger.leases.keys)
+            ledger.dirty.formUnion(ledger.leases.filter(\.value.adopted).keys)
             ledger.written = [:]
         }
         await flush()
-        let leases = ledger.withLock { ledger in ledger.leases.filter(\.value.inserted).map { (room: $0.key, epoch: $0.value.epoch) } }
+        let leases = ledger.withLock { ledger in ledger.leases.filter { !$0.value.created || ledger.written[$0.key] != nil }.map { (room: $0.key, epoch: $0.value.epoch) } }
         do {
             try await timed(.release) { [table] in try await table.release(leases) }
         } catch {
@@ -261,6 +311,12 @@ final class PostgresPartyStore: PartyStore, SharedRoomStore {
                     try? await Task.sleep(for: Self.renewInterval)
                 }
             }
+            group.addTask {
+                while !Task.isCancelled {
+                    try? await Task.sleep(for: Self.janitorInterval)
+                    await self.removeAbandoned()
+                }
+            }
         }
         await flush()
     }
@@ -282,16 +338,22 @@ final class PostgresPartyStore: PartyStore, SharedRoomStore {
         guard !dirty.isEmpty else { return }
         let records = party.withLock { party in dirty.map { ($0, party.record(of: $0)) } }
         let encoded = records.map { room, record in (room, record, record.flatMap { try? encoder.encode($0) }.map { String(decoding: $0, as: UTF8.self) }) }
+        let sent = ContinuousClock.now
         let writes = ledger.withLock { ledger -> [RoomTable.Write] in
             var writes: [RoomTable.Write] = []
             for (room, record, json) in encoded {
                 guard let lease = ledger.leases[room] else { continue }
                 if let record, let json {
-                    if ledger.written[room] != json { writes.append(.upsert(record, json: json, epoch: lease.epoch, inserted: lease.inserted)) }
-                } else if lease.inserted {
-                    writes.append(.delete(room, epoch: lease.epoch))
-                } else {
-                    ledger.leases[room] = nil  // created and closed between two writes: never stored
+                    guard ledger.written[room] != json else { continue }
+                    ledger.nextSeq += 1
+                    writes.append(.upsert(record, json: json, epoch: lease.epoch, seq: ledger.nextSeq, created: lease.created))
+                } else if lease.adopted {
+                    // Closed here. A room made here and never written has no row to delete.
+                    if lease.created && ledger.written[room] == nil {
+                        ledger.leases[room] = nil
+                    } else {
+                        writes.append(.delete(room, epoch: lease.epoch))
+                    }
                 }
             }
             return writes
@@ -300,37 +362,63 @@ final class PostgresPartyStore: PartyStore, SharedRoomStore {
         do {
             let result = try await timed(.write) { [table] in try await table.write(writes) }
             ledger.withLock { ledger in
-                for write in writes where result.written.contains(write.room) {
+                for write in writes where result.written.contains(write.room) && ledger.leases[write.room]?.epoch == write.epoch {
                     switch write {
-                    case .upsert(_, let json, _, _):
-                        ledger.leases[write.room]?.inserted = true
+                    case .upsert(_, let json, _, _, _):
+                        if ledger.written[write.room] == nil, ledger.leases[write.room]?.created == true {
+                            ledger.leases[write.room]?.since = sent  // its first insert: the claim runs from then
+                        }
                         ledger.written[write.room] = json
                     case .delete(let room, _):
                         ledger.leases[room] = nil
                         ledger.written[room] = nil
                     }
                 }
+                for room in result.failed {
+                    ledger.written[room] = nil
+                    ledger.dirty.insert(room)
+                }
             }
             lose(result.lost)
         } catch {
-            // Written next time (with whatever changed meanwhile).
-            ledger.withLock { $0.dirty.formUnion(writes.map(\.room)) }
+            // Written next time (with whatever changed meanwhile); what was last written is no
+            // longer known (a write given up on may still land), so nothing is skipped as unchanged.
+            ledger.withLock { ledger in
+                for write in writes {
+                    ledger.written[write.room] = nil
+                    ledger.dirty.insert(write.room)
+                }
+            }
         }
     }
 
-    /// One renewal round: every stored claim renewed, or found lost.
+    /// Rooms nobody came back to (unclaimed past every grace) are removed from the database.
+    func removeAbandoned() async {
+        guard let removed = try? await timed(.write, { [table, graceSeconds] in try await table.removeAbandoned(graceSeconds: graceSeconds) }), removed > 0 else { return }
+        logger.info("Shared store: abandoned rooms removed", metadata: ["rooms": .stringConvertible(removed)])
+    }
+
+    /// One renewal round: every stored claim renewed, or found lost. A claim this round did
+    /// not include (begun after it took its list) counts from when that claim began, so
+    /// ``isActing`` never trusts a round for more than it renewed.
     func renew() async {
         let started = ContinuousClock.now
-        let leases = ledger.withLock { ledger in ledger.leases.filter(\.value.inserted).map { (room: $0.key, epoch: $0.value.epoch) } }
+        let leases = ledger.withLock { ledger in
+            ledger.leases.filter { !$0.value.created || ledger.written[$0.key] != nil }.map { (room: $0.key, epoch: $0.value.epoch) }
+        }
         do {
             let held = try await timed(leases.isEmpty ? .ping : .renew) { [table] in try await table.renew(leases) }
-            let lost = ledger.withLock { ledger -> [RoomID] in
-                ledger.renewedAt = started
-                // Only rooms still claimed under the epoch renewed (not removed or re-claimed meanwhile).
-                return leases.filter { !held.contains($0.room) && ledger.leases[$0.room]?.epoch == $0.epoch }.map(\.room)
+            let lost = ledger.withLock { ledger -> [(room: RoomID, epoch: Int64)] in
+                let covered = Set(leases.map(\.room))
+                let uncovered = ledger.leases.filter { !covered.contains($0.key) }.map(\.value.since)
+                ledger.renewedAt = ([started] + uncovered).min() ?? started
+                return leases.filter { !held.contains($0.room) }
             }
             lose(lost)
         } catch {
+            // Not acting on the rooms from the margin on (SERVICE_UNAVAILABLE, timers wait), but
+            // keeping them: PROTOCOL.md §14. When the database is back, the next round renews the
+            // claims nobody took meanwhile and removes the others.
             if !isActing, ledger.withLock({ !$0.leases.isEmpty && !$0.handingOver }) {
                 logger.error("Shared store: claims not renewed in time; not acting on this replica's rooms until they are", metadata: [
                     "error": .string(StoreFailure.describe(error))
@@ -340,16 +428,21 @@ final class PostgresPartyStore: PartyStore, SharedRoomStore {
     }
 
     /// Rooms whose claim another replica holds now: removed here, never written again.
-    private func lose(_ rooms: [RoomID]) {
-        guard !rooms.isEmpty else { return }
-        ledger.withLock { ledger in
-            for room in rooms {
+    /// Only claims still held under the epoch given count (a room lost and claimed again since is kept).
+    private func lose(_ claims: [(room: RoomID, epoch: Int64)]) {
+        guard !claims.isEmpty else { return }
+        let rooms = ledger.withLock { ledger -> [RoomID] in
+            var rooms: [RoomID] = []
+            for (room, epoch) in claims where ledger.leases[room]?.epoch == epoch {
                 ledger.leases[room] = nil
                 ledger.written[room] = nil
                 ledger.dirty.remove(room)
                 ledger.relinquished.insert(room)
+                rooms.append(room)
             }
+            return rooms
         }
+        guard !rooms.isEmpty else { return }
         for room in rooms {
             metrics.leaseLost()
             logger.error("Room claim lost to another replica: removed here, its members reconnect", metadata: ["room_id": .string(room)])
@@ -358,16 +451,21 @@ final class PostgresPartyStore: PartyStore, SharedRoomStore {
     }
 
     /// One database call, timed and counted; a failure or a success updates reachability.
-    private func timed<Value: Sendable>(_ operation: StoreOperation, _ call: @escaping @Sendable () async throws -> Value) async throws -> Value {
+    /// `affectsReachability`: false for the calls clients cause (claims, look-ups), so that a
+    /// flood of them never turns readiness off; the replica's own upkeep says whether the
+    /// database is there.
+    private func timed<Value: Sendable>(
+        _ operation: StoreOperation, affectsReachability: Bool = true, _ call: @escaping @Sendable () async throws -> Value
+    ) async throws -> Value {
         let start = ContinuousClock.now
         do {
             let value = try await call()
             metrics.storeCall(operation.rawValue, seconds: (ContinuousClock.now - start).seconds, failed: false)
-            setReachable(true, error: nil)
+            if affectsReachability { setReachable(true, error: nil) }
             return value
         } catch {
             metrics.storeCall(operation.rawValue, seconds: (ContinuousClock.now - start).seconds, failed: true)
-            setReachable(false, error: error)
+            if affectsReachability, !RoomTable.isStatementError(error) { setReachable(false, error: error) }
             throw error
         }
     }

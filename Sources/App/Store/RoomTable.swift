@@ -12,19 +12,34 @@ import WatchPartyCore
 /// or one whose lease has run out, judged by the database's clock alone. Every call gives up
 /// after ``callLimit``.
 struct RoomTable: Sendable {
+    /// Renewals and writes: the replica's own upkeep.
     let client: PostgresClient
+    /// Claims and look-ups, which clients cause: a pool of their own, so a burst of them never
+    /// delays a renewal.
+    let lookups: PostgresClient
     /// This process's replica id (unique per start: a restarted process owns nothing).
     let replica: String
     let leaseSeconds: Int
     let logger: Logger
 
+    init(client: PostgresClient, lookups: PostgresClient? = nil, replica: String, leaseSeconds: Int, logger: Logger) {
+        self.client = client
+        self.lookups = lookups ?? client
+        self.replica = replica
+        self.leaseSeconds = leaseSeconds
+        self.logger = logger
+    }
+
     static let callLimit: Duration = .seconds(2)
 
     enum Claim: Equatable {
-        /// The room is this replica's now, under `epoch`; `record` is its stored state (JSON).
-        case claimed(epoch: Int64, record: String)
+        /// The room is this replica's now, under `epoch`; `record` is its stored state (JSON);
+        /// its previous owner was last heard of (a write, a renewal) `silentMs` ago.
+        case claimed(epoch: Int64, record: String, silentMs: Int64)
         /// No such room in the store.
         case missing
+        /// Released while the claim was looked at: try again.
+        case released
         /// Another replica holds a lease on it that runs `remaining` seconds more.
         case ownedElsewhere(owner: String, remaining: Double)
         /// This replica holds it already.
@@ -33,22 +48,44 @@ struct RoomTable: Sendable {
 
     /// One room's pending write: its current record, or its removal.
     enum Write: Sendable {
-        case upsert(RoomRecord, json: String, epoch: Int64, inserted: Bool)
+        /// `seq` orders this replica's writes of a room: a write that lands after a later one
+        /// (it was given up on, and committed anyway) changes nothing. `created`: the room was
+        /// made here and its row may not exist yet (it is inserted); otherwise the row is only
+        /// updated — a room another owner has since closed is never brought back.
+        case upsert(RoomRecord, json: String, epoch: Int64, seq: Int64, created: Bool)
         case delete(RoomID, epoch: Int64)
 
         var room: RoomID {
             switch self {
-            case .upsert(let record, _, _, _): record.id
+            case .upsert(let record, _, _, _, _): record.id
             case .delete(let room, _): room
+            }
+        }
+
+        var epoch: Int64 {
+            switch self {
+            case .upsert(_, _, let epoch, _, _), .delete(_, let epoch): epoch
             }
         }
     }
 
     struct WriteResult: Sendable {
-        /// Written (or removed) under this replica's claim.
+        /// Written (or removed) under this replica's claim, or already superseded by a later write of its own.
         var written: [RoomID] = []
-        /// Refused: the claim has passed to another replica (or the id was taken).
-        var lost: [RoomID] = []
+        /// Refused: the claim (under the epoch written with) has passed to another replica.
+        var lost: [(room: RoomID, epoch: Int64)] = []
+        /// The database refused the statement itself (bad data): written next time, if ever.
+        var failed: [RoomID] = []
+    }
+
+    /// A call that reached the database and was refused by it (a statement error), as opposed
+    /// to one that did not reach it (connection, timeout): only the latter says anything
+    /// about reachability.
+    static func isStatementError(_ error: any Error) -> Bool {
+        if let error = error as? PostgresTransactionError {
+            return (error.closureError ?? error.beginError ?? error.commitError).map(isStatementError) ?? false
+        }
+        return (error as? PSQLError)?.serverInfo != nil
     }
 
     @discardableResult
@@ -64,22 +101,28 @@ struct RoomTable: Sendable {
 
     /// Claims `room` if it is released or its lease has run out.
     func claim(_ room: RoomID) async throws -> Claim {
-        let (client, replica, lease, logger) = (client, replica, Double(leaseSeconds), logger)
+        let (client, replica, lease, logger) = (lookups, replica, Double(leaseSeconds), logger)
         return try await timed {
             let claimed = try await client.query(
                 """
-                UPDATE owp_rooms SET owner = \(replica), epoch = epoch + 1, lease_until = now() + make_interval(secs => \(lease))
-                WHERE room_id = \(room) AND (owner IS NULL OR lease_until < now())
-                RETURNING epoch, record::text
+                WITH old AS (
+                    SELECT room_id, greatest(updated_at, lease_until - make_interval(secs => \(lease))) AS heard
+                    FROM owp_rooms WHERE room_id = \(room) AND (owner IS NULL OR lease_until < now()) FOR UPDATE
+                )
+                UPDATE owp_rooms AS r SET owner = \(replica), epoch = r.epoch + 1, write_seq = 0,
+                    lease_until = now() + make_interval(secs => \(lease))
+                FROM old WHERE r.room_id = old.room_id
+                RETURNING r.epoch, r.record::text, (extract(epoch FROM now() - old.heard) * 1000)::bigint
                 """, logger: logger)
-            for try await (epoch, record) in claimed.decode((Int64, String).self) {
-                return .claimed(epoch: epoch, record: record)
+            for try await (epoch, record, silent) in claimed.decode((Int64, String, Int64).self) {
+                return .claimed(epoch: epoch, record: record, silentMs: max(0, silent))
             }
             let holders = try await client.query(
                 "SELECT owner, extract(epoch FROM lease_until - now())::float8 FROM owp_rooms WHERE room_id = \(room)", logger: logger)
             for try await (owner, remaining) in holders.decode((String?, Double).self) {
-                guard let owner else { return .missing }  // released between the two statements: try again
-                return owner == replica ? .ownedHere : .ownedElsewhere(owner: owner, remaining: remaining)
+                guard let owner else { return .released }  // released between the two statements
+                if owner == replica { return .ownedHere }
+                return remaining < 0 ? .released : .ownedElsewhere(owner: owner, remaining: remaining)
             }
             return .missing
         }
@@ -109,57 +152,95 @@ struct RoomTable: Sendable {
         }
     }
 
-    /// Writes rooms' records (and their seats' look-up rows) under this replica's claims, in
-    /// one transaction.
+    /// Writes rooms' records (and their seats' look-up rows) under this replica's claims, each
+    /// room in a transaction of its own (one room the database refuses never holds up the
+    /// others), each statement limited by the server itself to ``callLimit``. Throws only when
+    /// the database cannot be reached.
     func write(_ writes: [Write]) async throws -> WriteResult {
         let (client, replica, lease, logger) = (client, replica, Double(leaseSeconds), logger)
         return try await timed {
-            try await client.withTransaction(logger: logger) { connection -> WriteResult in
-                var result = WriteResult()
-                for write in writes {
-                    switch write {
-                    case .delete(let room, let epoch):
-                        try await connection.query(
-                            "DELETE FROM owp_rooms WHERE room_id = \(room) AND owner = \(replica) AND epoch = \(epoch)", logger: logger)
-                        result.written.append(room)
-                    case .upsert(let record, let json, let epoch, let inserted):
-                        let statement: PostgresQuery =
-                            inserted
-                            ? """
-                            UPDATE owp_rooms SET record = \(json)::jsonb, name = \(record.name), members = \(record.members.count),
-                                media_id = \(record.mediaID), updated_at = now()
-                            WHERE room_id = \(record.id) AND owner = \(replica) AND epoch = \(epoch)
-                            RETURNING room_id
-                            """
-                            : """
-                            INSERT INTO owp_rooms (room_id, owner, epoch, lease_until, record, name, members, media_id, created_at)
-                            VALUES (\(record.id), \(replica), \(epoch), now() + make_interval(secs => \(lease)), \(json)::jsonb, \(record.name),
-                                \(record.members.count), \(record.mediaID), \(Int64(record.createdAt)))
-                            ON CONFLICT (room_id) DO NOTHING
-                            RETURNING room_id
-                            """
-                        var ours = false
-                        for try await _ in try await connection.query(statement, logger: logger).decode(RoomID.self) { ours = true }
-                        guard ours else {
-                            result.lost.append(record.id)
-                            continue
-                        }
-                        try await connection.query("DELETE FROM owp_seats WHERE room_id = \(record.id)", logger: logger)
-                        let ids = record.seats.map(\.id)
-                        let digests = record.seats.map { $0.resumeDigest ?? "" }
-                        let identities = record.seats.map { $0.identity ?? "" }
-                        try await connection.query(
-                            """
-                            INSERT INTO owp_seats (client_id, room_id, digest, identity)
-                            SELECT s.client_id, \(record.id), nullif(s.digest, ''), nullif(s.identity, '')
-                            FROM unnest(\(ids)::text[], \(digests)::text[], \(identities)::text[]) AS s(client_id, digest, identity)
-                            ON CONFLICT (client_id) DO UPDATE SET room_id = excluded.room_id, digest = excluded.digest, identity = excluded.identity
-                            """, logger: logger)
-                        result.written.append(record.id)
+            var result = WriteResult()
+            for write in writes {
+                do {
+                    switch try await Self.apply(write, client: client, replica: replica, lease: lease, logger: logger) {
+                    case true: result.written.append(write.room)
+                    case false: result.lost.append((write.room, write.epoch))
                     }
+                } catch where Self.isStatementError(error) {
+                    logger.error("Shared store refused a room's record", metadata: ["room_id": .string(write.room), "error": .string(StoreFailure.describe(error))])
+                    result.failed.append(write.room)
                 }
-                return result
             }
+            return result
+        }
+    }
+
+    /// One room's write; false if its claim has passed to another replica.
+    private static func apply(_ write: Write, client: PostgresClient, replica: String, lease: Double, logger: Logger) async throws -> Bool {
+        switch write {
+        case .delete(let room, let epoch):
+            try await client.query("DELETE FROM owp_rooms WHERE room_id = \(room) AND owner = \(replica) AND epoch = \(epoch)", logger: logger)
+            return true
+        case .upsert(let record, let json, let epoch, let seq, let created):
+            return try await client.withTransaction(logger: logger) { connection -> Bool in
+                try await connection.query("SET LOCAL statement_timeout = \(unescaped: String(Int(callLimit.components.seconds) * 1000))", logger: logger)
+                // Updated only under this claim and only by a later write; a room made here is
+                // inserted if its row is not there yet (a first write given up on may have landed).
+                let upsert: PostgresQuery =
+                    created
+                    ? """
+                    INSERT INTO owp_rooms (room_id, owner, epoch, lease_until, record, name, members, media_id, created_at, write_seq)
+                    VALUES (\(record.id), \(replica), \(epoch), now() + make_interval(secs => \(lease)), \(json)::jsonb, \(record.name),
+                        \(record.members.count), \(record.mediaID), \(Int64(record.createdAt)), \(seq))
+                    ON CONFLICT (room_id) DO UPDATE SET record = excluded.record, name = excluded.name, members = excluded.members,
+                        media_id = excluded.media_id, write_seq = excluded.write_seq, updated_at = now()
+                    WHERE owp_rooms.owner = \(replica) AND owp_rooms.epoch = \(epoch) AND owp_rooms.write_seq < \(seq)
+                    RETURNING room_id
+                    """
+                    : """
+                    UPDATE owp_rooms SET record = \(json)::jsonb, name = \(record.name), members = \(record.members.count),
+                        media_id = \(record.mediaID), write_seq = \(seq), updated_at = now()
+                    WHERE room_id = \(record.id) AND owner = \(replica) AND epoch = \(epoch) AND write_seq < \(seq)
+                    RETURNING room_id
+                    """
+                var applied = false
+                for try await _ in try await connection.query(upsert, logger: logger).decode(RoomID.self) { applied = true }
+                if !applied {
+                    // Not written: superseded by a later write of ours (fine), or the claim is another's.
+                    let row = try await connection.query("SELECT owner, epoch FROM owp_rooms WHERE room_id = \(record.id)", logger: logger)
+                    for try await (owner, current) in row.decode((String?, Int64).self) {
+                        return owner == replica && current == epoch
+                    }
+                    return false
+                }
+                try await connection.query("DELETE FROM owp_seats WHERE room_id = \(record.id)", logger: logger)
+                let ids = record.seats.map(\.id)
+                let digests = record.seats.map { $0.resumeDigest ?? "" }
+                let identities = record.seats.map { $0.identity ?? "" }
+                try await connection.query(
+                    """
+                    INSERT INTO owp_seats (client_id, room_id, digest, identity)
+                    SELECT s.client_id, \(record.id), nullif(s.digest, ''), nullif(s.identity, '')
+                    FROM unnest(\(ids)::text[], \(digests)::text[], \(identities)::text[]) AS s(client_id, digest, identity)
+                    ON CONFLICT (client_id) DO UPDATE SET room_id = excluded.room_id, digest = excluded.digest, identity = excluded.identity
+                    """, logger: logger)
+                return true
+            }
+        }
+    }
+
+    /// Removes rooms nobody can come back to any more: unclaimed for longer than a lease plus
+    /// `graceSeconds` (every seat's grace ran out, so a takeover would close them at once).
+    /// Returns how many.
+    func removeAbandoned(graceSeconds: Int) async throws -> Int {
+        let (client, lease, logger) = (client, Double(leaseSeconds), logger)
+        let limit = Double(graceSeconds) + lease
+        return try await timed {
+            var removed = 0
+            let rows = try await client.query(
+                "DELETE FROM owp_rooms WHERE lease_until < now() - make_interval(secs => \(limit)) RETURNING room_id", logger: logger)
+            for try await _ in rows.decode(RoomID.self) { removed += 1 }
+            return removed
         }
     }
 
@@ -181,7 +262,7 @@ struct RoomTable: Sendable {
 
     /// The room of the seat a resume token (by its digest's hex) resumes, if any.
     func room(resumedBy digest: String) async throws -> RoomID? {
-        let (client, logger) = (client, logger)
+        let (client, logger) = (lookups, logger)
         return try await timed {
             for try await room in try await client.query("SELECT room_id FROM owp_seats WHERE digest = \(digest)", logger: logger).decode(RoomID.self) {
                 return room
@@ -192,7 +273,7 @@ struct RoomTable: Sendable {
 
     /// The rooms with a seat of `identity` (a JWT `sub`, or a claimed `user_id`), at most `limit`.
     func rooms(of identity: String, limit: Int = 8) async throws -> [RoomID] {
-        let (client, logger) = (client, logger)
+        let (client, logger) = (lookups, logger)
         return try await timed {
             var rooms: [RoomID] = []
             let rows = try await client.query(

@@ -26,6 +26,7 @@ enum StoreSchema {
                 members     integer NOT NULL,
                 media_id    text,
                 created_at  bigint NOT NULL,
+                write_seq   bigint NOT NULL DEFAULT 0,
                 updated_at  timestamptz NOT NULL DEFAULT now()
             )
             """,

@@ -66,6 +66,7 @@ enum TestDatabase {
     }
 
     /// Runs `body` with a client connected to `url` (the client runs for the body's duration).
+    @discardableResult
     static func withClient<T: Sendable>(url: String, _ body: @Sendable (PostgresClient) async throws -> T) async throws -> T {
         let settings = try DatabaseSettings(url: url)
         let client = PostgresClient(configuration: settings.clientConfiguration())
@@ -104,8 +105,8 @@ enum TestDatabase {
         @discardableResult
         static func run(_ arguments: [String]) throws -> String {
             let base = NSTemporaryDirectory() + "owp-pg-run-\(UUID().uuidString)"
-            FileManager.default.createFile(atPath: base + ".out", contents: nil)
-            FileManager.default.createFile(atPath: base + ".err", contents: nil)
+            _ = FileManager.default.createFile(atPath: base + ".out", contents: nil)
+            _ = FileManager.default.createFile(atPath: base + ".err", contents: nil)
             defer {
                 try? FileManager.default.removeItem(atPath: base + ".out")
                 try? FileManager.default.removeItem(atPath: base + ".err")
