@@ -27,6 +27,8 @@ DURATION=${DURATION:-40}
 WARMUP=${WARMUP:-5}
 PGDIR=${PGDIR:-/tmp/owp-bench-pg}
 QUIET_WAIT=${QUIET_WAIT:-30}
+FIRST=${FIRST:-1}  # number of the first run pair (to add runs to an existing RESULTS)
+GEN_TIMEOUT=${GEN_TIMEOUT:-$((DURATION + 120))}  # owp-bench gets SIGINT after this many s (it can hang in set-up)
 mkdir -p "$RESULTS"
 source scripts/lib/quiet.sh
 LOGS=$(mktemp -d)
@@ -87,7 +89,7 @@ run() {  # run LABEL nodb|db
   cat /proc/loadavg >"$LOGS/load"
   echo "== $label" >&2
   t0=$(date +%s.%N)
-  "$BENCH" party --url "ws://127.0.0.1:$PORT/ws" --rooms "$ROOMS" --members "$MEMBERS" \
+  timeout -s INT -k 10 "$GEN_TIMEOUT" "$BENCH" party --url "ws://127.0.0.1:$PORT/ws" --rooms "$ROOMS" --members "$MEMBERS" \
     --duration "$DURATION" --warmup "$WARMUP" --ramp 500 --setup-concurrency 16 \
     --json "$RESULTS/$label.json" --markdown "$RESULTS/$label.md" --label "$label" \
     --progress 0 --allow-errors >"$RESULTS/$label.bench.log" 2>&1 && rc=0 || rc=$?
@@ -106,12 +108,12 @@ run() {  # run LABEL nodb|db
     '{"label": $lbl, "mode": $mode, server_cpu_seconds: ($cpu | tonumber? // null),
       xact_commit_before: ($x0 | tonumber? // null), xact_commit_after: ($x1 | tonumber? // null),
       xact_commit_after_stop_settled: ($x2 | tonumber? // null),
-      generator_wall_seconds: (($t1 | tonumber) - ($t0 | tonumber)), bench_rc: $rc,
+      started_at: ($t0 | tonumber), generator_wall_seconds: (($t1 | tonumber) - ($t0 | tonumber)), bench_rc: $rc,
       server_exit_status: $stop_rc, server_stop_seconds: $stop_s, loadavg_before: $load}' \
     >"$RESULTS/$label.run.json"
 }
 
-for i in $(seq "$RUNS"); do
+for i in $(seq "$FIRST" "$((FIRST + RUNS - 1))"); do
   run "nodb-run$i" nodb
   run "db-run$i" db
 done
@@ -149,8 +151,10 @@ def quantile(buckets, q):
     return prev_le
 
 rows = []
-for i in range(1, int(runs) + 1):
-    for label in (f"nodb-run{i}", f"db-run{i}"):
+labels = sorted((f[:-len(".run.json")] for f in os.listdir(results) if f.endswith(".run.json")),
+                key=lambda l: json.load(open(f"{results}/{l}.run.json"))["started_at"])
+for label in labels:
+        run = json.load(open(f"{results}/{label}.run.json"))
         row = {"label": label}
         try:
             rep = json.load(open(f"{results}/{label}.json"))["result"]
@@ -161,8 +165,8 @@ for i in range(1, int(runs) + 1):
                        errors=f'{rep["errorTotal"]}' + (f' {rep["errors"]}' if rep["errors"] else "")
                               + (f', missing {mt["deliveries_missing"]}' if mt["deliveries_missing"] else ""))
         except Exception as e:
-            row.update(p50="-", p99="-", p999="-", max="-", deliveries="-", errors=f"report missing ({e})")
-        run = json.load(open(f"{results}/{label}.run.json"))
+            row.update(p50="-", p99="-", p999="-", max="-", deliveries="-",
+                       errors=f'no report: owp-bench exited {run["bench_rc"]} after {run["generator_wall_seconds"]:.1f} s')
         row["cpu"] = run["server_cpu_seconds"]
         row["tps"] = "–"; row["calls"] = "–"; row["write_p99"] = "–"
         if label.startswith("db"):
@@ -194,7 +198,7 @@ for i in range(1, int(runs) + 1):
 cmd_server = f"{server} --host 127.0.0.1 --port {port} --max-connections 20000 --max-connections-per-ip 20000 --log-level warning"
 cmd_bench = (f"{bench} party --url ws://127.0.0.1:{port}/ws --rooms {rooms} --members {members} --duration {duration} "
              f"--warmup {warmup} --ramp 500 --setup-concurrency 16 --json {results}/<label>.json "
-             f"--markdown {results}/<label>.md --label <label> --progress 0 --allow-errors")
+             f"--markdown {results}/<label>.md --label <label> --progress 0 --allow-errors (under timeout -s INT <duration+120 s>)")
 out = ["# Shared store (PostgreSQL) cost — party, %s rooms × %s" % (rooms, members), "",
        "Runs interleaved A (no database) / B (DATABASE_URL to a throw-away PostgreSQL 15, fsync=off, same machine), a fresh server per run.", "",
        "Server: `%s` (B: with env `DATABASE_URL=postgres://owp:…@127.0.0.1:PORT/owp?sslmode=disable`; before each B run `TRUNCATE owp_rooms CASCADE`)" % cmd_server, "",

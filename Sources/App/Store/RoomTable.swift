@@ -139,11 +139,16 @@ struct RoomTable: Sendable {
         let rooms = leases.map(\.room)
         let epochs = leases.map(\.epoch)
         return try await timed {
+            // Rows locked in room order, as writes lock them: the two never deadlock.
             let renewed = try await client.query(
                 """
+                WITH held AS (
+                    SELECT r.room_id FROM owp_rooms AS r
+                    JOIN unnest(\(rooms)::text[], \(epochs)::bigint[]) AS l(room_id, epoch) ON r.room_id = l.room_id AND r.epoch = l.epoch
+                    WHERE r.owner = \(replica) ORDER BY r.room_id FOR UPDATE OF r
+                )
                 UPDATE owp_rooms AS r SET lease_until = now() + make_interval(secs => \(lease))
-                FROM unnest(\(rooms)::text[], \(epochs)::bigint[]) AS l(room_id, epoch)
-                WHERE r.room_id = l.room_id AND r.epoch = l.epoch AND r.owner = \(replica)
+                FROM held WHERE r.room_id = held.room_id
                 RETURNING r.room_id
                 """, logger: logger)
             var held: Set<RoomID> = []
@@ -152,27 +157,131 @@ struct RoomTable: Sendable {
         }
     }
 
-    /// Writes rooms' records (and their seats' look-up rows) under this replica's claims, each
-    /// room in a transaction of its own (one room the database refuses never holds up the
-    /// others), each statement limited by the server itself to ``callLimit``. Throws only when
-    /// the database cannot be reached.
+    /// Writes rooms' records (and their seats' look-up rows) under this replica's claims: all
+    /// of them in one transaction of a few statements, whatever their number, each limited by
+    /// the server itself to ``callLimit``. Rows are locked in room order, as renewals and
+    /// releases lock them, so the two never deadlock. If the database refuses the batch (one
+    /// room's bad data), each room is written on its own, so one room never holds up the
+    /// others. Throws only when the database cannot be reached.
     func write(_ writes: [Write]) async throws -> WriteResult {
         let (client, replica, lease, logger) = (client, replica, Double(leaseSeconds), logger)
         return try await timed {
-            var result = WriteResult()
-            for write in writes {
-                do {
-                    switch try await Self.apply(write, client: client, replica: replica, lease: lease, logger: logger) {
-                    case true: result.written.append(write.room)
-                    case false: result.lost.append((write.room, write.epoch))
+            do {
+                return try await Self.batch(writes, client: client, replica: replica, lease: lease, logger: logger)
+            } catch where Self.isStatementError(error) && writes.count > 1 {
+                var result = WriteResult()
+                for write in writes {
+                    do {
+                        switch try await Self.apply(write, client: client, replica: replica, lease: lease, logger: logger) {
+                        case true: result.written.append(write.room)
+                        case false: result.lost.append((write.room, write.epoch))
+                        }
+                    } catch where Self.isStatementError(error) {
+                        logger.error("Shared store refused a room's record", metadata: ["room_id": .string(write.room), "error": .string(StoreFailure.describe(error))])
+                        result.failed.append(write.room)
                     }
-                } catch where Self.isStatementError(error) {
-                    logger.error("Shared store refused a room's record", metadata: ["room_id": .string(write.room), "error": .string(StoreFailure.describe(error))])
-                    result.failed.append(write.room)
                 }
+                return result
+            } catch where Self.isStatementError(error) {
+                logger.error("Shared store refused a room's record", metadata: ["room_id": .string(writes[0].room), "error": .string(StoreFailure.describe(error))])
+                return WriteResult(failed: writes.map(\.room))
+            }
+        }
+    }
+
+    /// Every write in one transaction.
+    private static func batch(_ writes: [Write], client: PostgresClient, replica: String, lease: Double, logger: Logger) async throws -> WriteResult {
+        var upserts: [(record: RoomRecord, json: String, epoch: Int64, seq: Int64, created: Bool)] = []
+        var deletes: [(room: RoomID, epoch: Int64)] = []
+        for write in writes {
+            switch write {
+            case .upsert(let record, let json, let epoch, let seq, let created): upserts.append((record, json, epoch, seq, created))
+            case .delete(let room, let epoch): deletes.append((room, epoch))
+            }
+        }
+        let timeout = String(Int(callLimit.components.seconds) * 1000)
+        let result = try await client.withTransaction(logger: logger) { connection -> WriteResult in
+            try await connection.query("SET LOCAL statement_timeout = \(unescaped: timeout)", logger: logger)
+            let all = writes.map(\.room)
+            try await connection.query("SELECT room_id FROM owp_rooms WHERE room_id = ANY(\(all)::text[]) ORDER BY room_id FOR UPDATE", logger: logger)
+            var applied: Set<RoomID> = []
+            if !upserts.isEmpty {
+                let ids = upserts.map(\.record.id)
+                let jsons = upserts.map(\.json)
+                let names = upserts.map(\.record.name)
+                let counts = upserts.map { Int64($0.record.members.count) }
+                let media = upserts.map { $0.record.mediaID ?? "" }
+                let seqs = upserts.map(\.seq)
+                let epochs = upserts.map(\.epoch)
+                let updated = try await connection.query(
+                    """
+                    UPDATE owp_rooms AS r SET record = w.record::jsonb, name = w.name, members = w.members, media_id = nullif(w.media_id, ''),
+                        write_seq = w.seq, updated_at = now()
+                    FROM unnest(\(ids)::text[], \(jsons)::text[], \(names)::text[], \(counts)::int8[], \(media)::text[], \(seqs)::int8[], \(epochs)::int8[])
+                        AS w(room_id, record, name, members, media_id, seq, epoch)
+                    WHERE r.room_id = w.room_id AND r.owner = \(replica) AND r.epoch = w.epoch AND r.write_seq < w.seq
+                    RETURNING r.room_id
+                    """, logger: logger)
+                for try await room in updated.decode(RoomID.self) { applied.insert(room) }
+                let fresh = upserts.filter { $0.created && !applied.contains($0.record.id) }
+                if !fresh.isEmpty {
+                    let inserted = try await connection.query(
+                        """
+                        INSERT INTO owp_rooms (room_id, owner, epoch, lease_until, record, name, members, media_id, created_at, write_seq)
+                        SELECT w.room_id, \(replica), w.epoch, now() + make_interval(secs => \(lease)), w.record::jsonb, w.name, w.members,
+                            nullif(w.media_id, ''), w.created_at, w.seq
+                        FROM unnest(\(fresh.map(\.record.id))::text[], \(fresh.map(\.json))::text[], \(fresh.map(\.record.name))::text[],
+                            \(fresh.map { Int64($0.record.members.count) })::int8[], \(fresh.map { $0.record.mediaID ?? "" })::text[],
+                            \(fresh.map { Int64($0.record.createdAt) })::int8[], \(fresh.map(\.seq))::int8[], \(fresh.map(\.epoch))::int8[])
+                            AS w(room_id, record, name, members, media_id, created_at, seq, epoch)
+                        ON CONFLICT (room_id) DO NOTHING
+                        RETURNING room_id
+                        """, logger: logger)
+                    for try await room in inserted.decode(RoomID.self) { applied.insert(room) }
+                }
+                let appliedRecords = upserts.filter { applied.contains($0.record.id) }.map(\.record)
+                if !appliedRecords.isEmpty {
+                    let rooms = appliedRecords.map(\.id)
+                    try await connection.query("DELETE FROM owp_seats WHERE room_id = ANY(\(rooms)::text[])", logger: logger)
+                    let seats = appliedRecords.flatMap { record in record.seats.map { (record.id, $0) } }
+                    try await connection.query(
+                        """
+                        INSERT INTO owp_seats (client_id, room_id, digest, identity)
+                        SELECT s.client_id, s.room_id, nullif(s.digest, ''), nullif(s.identity, '')
+                        FROM unnest(\(seats.map(\.1.id))::text[], \(seats.map(\.0))::text[], \(seats.map { $0.1.resumeDigest ?? "" })::text[],
+                            \(seats.map { $0.1.identity ?? "" })::text[]) AS s(client_id, room_id, digest, identity)
+                        ON CONFLICT (client_id) DO UPDATE SET room_id = excluded.room_id, digest = excluded.digest, identity = excluded.identity
+                        """, logger: logger)
+                }
+            }
+            var result = WriteResult()
+            let notApplied = upserts.filter { !applied.contains($0.record.id) }
+            if !notApplied.isEmpty {
+                // Superseded by a later write of ours (still our claim), or the claim is another's.
+                var current: [RoomID: (owner: String?, epoch: Int64)] = [:]
+                let rows = try await connection.query(
+                    "SELECT room_id, owner, epoch FROM owp_rooms WHERE room_id = ANY(\(notApplied.map(\.record.id))::text[])", logger: logger)
+                for try await (room, owner, epoch) in rows.decode((RoomID, String?, Int64).self) { current[room] = (owner, epoch) }
+                for upsert in notApplied {
+                    if let row = current[upsert.record.id], row.owner == replica, row.epoch == upsert.epoch {
+                        result.written.append(upsert.record.id)
+                    } else {
+                        result.lost.append((upsert.record.id, upsert.epoch))
+                    }
+                }
+            }
+            result.written += upserts.filter { applied.contains($0.record.id) }.map(\.record.id)
+            if !deletes.isEmpty {
+                try await connection.query(
+                    """
+                    DELETE FROM owp_rooms AS r USING unnest(\(deletes.map(\.room))::text[], \(deletes.map(\.epoch))::int8[]) AS d(room_id, epoch)
+                    WHERE r.room_id = d.room_id AND r.epoch = d.epoch AND r.owner = \(replica)
+                    """, logger: logger)
+                result.written += deletes.map(\.room)
             }
             return result
         }
+        return result
     }
 
     /// One room's write; false if its claim has passed to another replica.
@@ -237,8 +346,14 @@ struct RoomTable: Sendable {
         let limit = Double(graceSeconds) + lease
         return try await timed {
             var removed = 0
+            // SKIP LOCKED: a row someone is claiming or writing right now is left for next time.
             let rows = try await client.query(
-                "DELETE FROM owp_rooms WHERE lease_until < now() - make_interval(secs => \(limit)) RETURNING room_id", logger: logger)
+                """
+                DELETE FROM owp_rooms WHERE room_id IN (
+                    SELECT room_id FROM owp_rooms WHERE lease_until < now() - make_interval(secs => \(limit))
+                    ORDER BY room_id FOR UPDATE SKIP LOCKED
+                ) RETURNING room_id
+                """, logger: logger)
             for try await _ in rows.decode(RoomID.self) { removed += 1 }
             return removed
         }
@@ -253,9 +368,13 @@ struct RoomTable: Sendable {
         try await timed {
             try await client.query(
                 """
+                WITH held AS (
+                    SELECT r.room_id FROM owp_rooms AS r
+                    JOIN unnest(\(rooms)::text[], \(epochs)::bigint[]) AS l(room_id, epoch) ON r.room_id = l.room_id AND r.epoch = l.epoch
+                    WHERE r.owner = \(replica) ORDER BY r.room_id FOR UPDATE OF r
+                )
                 UPDATE owp_rooms AS r SET owner = NULL, lease_until = now()
-                FROM unnest(\(rooms)::text[], \(epochs)::bigint[]) AS l(room_id, epoch)
-                WHERE r.room_id = l.room_id AND r.epoch = l.epoch AND r.owner = \(replica)
+                FROM held WHERE r.room_id = held.room_id
                 """, logger: logger)
         }
     }
