@@ -57,14 +57,18 @@ extension Party {
     /// Counts a message against the connection's fixed one-second window (PROTOCOL.md §9);
     /// over the limit the connection gets RATE_LIMITED and is closed. Returns whether to go on.
     mutating func withinRateLimit(_ client: ClientID, counted: Bool, now: ServerTime, out: inout Outcome) -> Bool {
-        guard counted, var session = sessions[client] else { return true }
-        if now >= session.meters.rateWindowStart + 1000 || now < session.meters.rateWindowStart {
-            session.meters.rateWindowStart = now
-            session.meters.rateCount = 0
+        guard counted, sessions[client] != nil else { return true }
+        var count = 0
+        // The rate window is the connection's, kept by no store: not a change to report.
+        sessions.updateUnrecorded(client) { session in
+            if now >= session.meters.rateWindowStart + 1000 || now < session.meters.rateWindowStart {
+                session.meters.rateWindowStart = now
+                session.meters.rateCount = 0
+            }
+            session.meters.rateCount += 1
+            count = session.meters.rateCount
         }
-        session.meters.rateCount += 1
-        sessions[client] = session
-        guard session.meters.rateCount > rules.rateLimitPerSecond else { return true }
+        guard count > rules.rateLimitPerSecond else { return true }
         endSession(client, .rateLimited, now: now, out: &out)
         return false
     }
@@ -82,18 +86,21 @@ extension Party {
     /// refilled at ``PartyRules/clientLogPerSecond``); past it the line is dropped and counted.
     mutating func clientLog(from client: ClientID, payload: JSONValue?, now: ServerTime, out: inout Outcome) {
         guard let category = payload?["category"]?.string, Self.isLogCategory(category),
-            let message = payload?["message"]?.string, var session = sessions[client]
+            let message = payload?["message"]?.string, sessions[client] != nil
         else { return }
-        let earned = Double(now > session.meters.logAllowanceAt ? now - session.meters.logAllowanceAt : 0) / 1000 * rules.clientLogPerSecond
-        session.meters.logAllowance = min(rules.clientLogBurst, session.meters.logAllowance + earned)
-        session.meters.logAllowanceAt = now
-        guard session.meters.logAllowance >= 1 else {
-            sessions[client] = session
+        var allowed = false
+        let (perSecond, burst) = (rules.clientLogPerSecond, rules.clientLogBurst)
+        sessions.updateUnrecorded(client) { session in  // the connection's budget: kept by no store
+            let earned = Double(now > session.meters.logAllowanceAt ? now - session.meters.logAllowanceAt : 0) / 1000 * perSecond
+            session.meters.logAllowance = min(burst, session.meters.logAllowance + earned)
+            session.meters.logAllowanceAt = now
+            allowed = session.meters.logAllowance >= 1
+            if allowed { session.meters.logAllowance -= 1 }
+        }
+        guard allowed else {
             out.events.append(.clientLogDropped)
             return
         }
-        session.meters.logAllowance -= 1
-        sessions[client] = session
         out.events.append(.clientLog(client: client, category: category, message: Sanitizer.logLine(message, limit: Self.clientLogLineLimit)))
     }
 

@@ -161,11 +161,12 @@ public struct Party: Sendable {
 
     /// A round trip to `client` measured by the transport's ping (input to adaptive scheduling).
     public mutating func recordRoundTrip(_ client: ClientID, milliseconds rtt: UInt64) {
-        guard var session = sessions[client] else { return }
-        session.meters.recentRTTs.append(rtt)
-        if session.meters.recentRTTs.count > 8 { session.meters.recentRTTs.removeFirst(session.meters.recentRTTs.count - 8) }
-        session.meters.smoothedRTT = session.meters.smoothedRTT.map { $0 + (Double(rtt) - $0) / 8 } ?? Double(rtt)
-        sessions[client] = session
+        // Round trips are the connection's, kept by no store: not a change to report.
+        sessions.updateUnrecorded(client) { session in
+            session.meters.recentRTTs.append(rtt)
+            if session.meters.recentRTTs.count > 8 { session.meters.recentRTTs.removeFirst(session.meters.recentRTTs.count - 8) }
+            session.meters.smoothedRTT = session.meters.smoothedRTT.map { $0 + (Double(rtt) - $0) / 8 } ?? Double(rtt)
+        }
     }
 
     /// Begin a drain: from now on create and join are refused with SERVER_SHUTTING_DOWN.
@@ -208,8 +209,8 @@ public struct Party: Sendable {
         return finish(out)
     }
 
-    /// Stamps an entry point's outcome with the rooms and sessions it touched (and any a
-    /// ``recordRoundTrip(_:milliseconds:)`` touched since the previous input).
+    /// Stamps an entry point's outcome with the rooms and sessions it touched (what a store
+    /// keeps of them; the connections' meters are not reported: ``TrackedTable/updateUnrecorded(_:_:)``).
     mutating func finish(_ outcome: Outcome) -> Outcome {
         var outcome = outcome
         outcome.changes = StateChanges(rooms: rooms.takeTouched(), sessions: sessions.takeTouched())

@@ -3,8 +3,10 @@
 ///
 /// It is how the core reports, with each ``Outcome``, which rooms and sessions an input
 /// touched (``StateChanges``), so a store can persist exactly those. A key may be recorded
-/// although its value ended up equal (written back unchanged); a key that changed is never
-/// missed, because a value can only change through this type's mutating members.
+/// although its value ended up equal (written back unchanged); a key whose kept part changed
+/// is never missed, because a value can only change through this type's mutating members.
+/// The one exception is ``updateUnrecorded(_:_:)``, for the parts of a value no store keeps
+/// (a session's ``ConnectionMeters``, which change with nearly every message).
 public struct TrackedTable<Key: Hashable & Sendable, Value: Sendable>: Sendable, Sequence {
     public private(set) var storage: [Key: Value] = [:]
     private var touched: Set<Key> = []
@@ -21,6 +23,13 @@ public struct TrackedTable<Key: Hashable & Sendable, Value: Sendable>: Sendable,
             touched.insert(key)
             storage[key] = newValue
         }
+    }
+
+    /// Changes `key`'s value in place without recording it: only for the parts of a value that
+    /// no store keeps. Does nothing if there is no such key.
+    mutating func updateUnrecorded(_ key: Key, _ body: (inout Value) -> Void) {
+        guard storage[key] != nil else { return }
+        body(&storage[key]!)
     }
 
     @discardableResult
