@@ -317,7 +317,7 @@ final class SessionGateway: ConnectionAcceptor {
             // The room's claim may not be current: it waits, and fires once it is (or is gone with the room).
             var deferred = timer
             deferred.due = clock.now() + Self.deferredTimerMs
-            schedule(deferred)
+            schedule(deferred, unlessReplaced: true)
             return
         }
         apply { party, _, now in party.fire(timer.key, now: now) }
@@ -589,7 +589,9 @@ final class SessionGateway: ConnectionAcceptor {
         suspect.probe(within: .milliseconds(Int64(probe.withinMs)), answered: settle)
     }
 
-    private func schedule(_ timer: TimerRequest) {
+    /// `unlessReplaced`: a timer re-armed outside an update (deferred) does not displace one
+    /// armed for the same reason meanwhile.
+    private func schedule(_ timer: TimerRequest, unlessReplaced: Bool = false) {
         // From the precise clock: waiting `due − now` whole milliseconds would fire every timer
         // up to 1 ms late before any real delay (the server clock floors to milliseconds).
         let delay = max(0, (Double(timer.due) - clock.preciseNow()) / 1000)
@@ -597,6 +599,7 @@ final class SessionGateway: ConnectionAcceptor {
         let slot = Self.slot(of: timer.key)
         let loop = timerLoops.next()
         timers.withLock { timers in
+            if unlessReplaced && timers.isArmed(slot) { return }
             // One timer per reason: a newer one (a refreshed token's expiry) replaces the old.
             let id = timers.arm()
             let scheduled = loop.scheduleTask(deadline: deadline) { [weak self] () -> Void in self?.timerFired(timer, slot: slot, id: id) }
@@ -864,6 +867,8 @@ struct ArmedTimers {
     private var nextID: UInt64 = 0
 
     var count: Int { byKey.count }
+
+    func isArmed(_ key: TimerKey) -> Bool { byKey[key] != nil }
 
     /// A fresh id for a timer about to be armed.
     mutating func arm() -> UInt64 {
