@@ -215,7 +215,8 @@ final class PostgresPartyStore: PartyStore, SharedRoomStore {
             case .missing:
                 return .proceed
             case .released:
-                continue
+                guard ContinuousClock.now < deadline else { return .unavailable }
+                continue  // claimable now: claim it
             case .ownedHere:
                 // Ours in the database but not here (a claim given up on that landed anyway):
                 // nothing serves it until its lease runs out; then it is claimed like any other.
