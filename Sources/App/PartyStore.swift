@@ -43,7 +43,7 @@ protocol SharedRoomStore: AnyObject, Sendable {
     /// Brings here the rooms `need` may name that the store holds and no live replica owns,
     /// each handed to `adopt` with when its previous owner was last heard of (which takes it
     /// over in the core, returning false if the core refused it). `.unavailable`: the store
-    /// could not be asked, too many recoveries are under way, or the room is owned elsewhere;
+    /// could not be asked, too many recoveries were waiting too long, or the room is owned elsewhere;
     /// the input then gets SERVICE_UNAVAILABLE.
     func recover(_ need: RecoveryNeed, adopt: @escaping @Sendable (RoomRecord, ServerTime?) -> Bool) async -> RecoveryVerdict
 

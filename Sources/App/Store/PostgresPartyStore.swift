@@ -66,8 +66,10 @@ final class PostgresPartyStore: PartyStore, SharedRoomStore {
     static let claimPoll: Duration = .milliseconds(250)
     /// How much longer than expected a lease must have become to count as renewed, seconds.
     static let renewalSign = 0.5
-    /// Recoveries (claims and look-ups) at once; past it an input gets SERVICE_UNAVAILABLE.
+    /// Recoveries (claims and look-ups) at once; the others wait up to ``recoveryQueueWait``,
+    /// then get SERVICE_UNAVAILABLE.
     static let recoveryLimit = 64
+    static let recoveryQueueWait: Duration = .seconds(5)
     /// How often rooms nobody came back to are removed from the database.
     static let janitorInterval: Duration = .seconds(30)
 
@@ -159,11 +161,17 @@ final class PostgresPartyStore: PartyStore, SharedRoomStore {
     func recover(_ need: RecoveryNeed, adopt: @escaping @Sendable (RoomRecord, ServerTime?) -> Bool) async -> RecoveryVerdict {
         // Draining: the core refuses it (SERVER_SHUTTING_DOWN); no room is pulled onto this replica.
         if ledger.withLock({ $0.handingOver }) || party.withLock({ $0.draining }) { return .proceed }
-        guard ledger.withLock({ ledger -> Bool in
+        // At most `recoveryLimit` at once; the others wait their turn (a reconnect storm is many
+        // at once, each connection at most one), and give up after `recoveryQueueWait`.
+        let queued = ContinuousClock.now
+        while !ledger.withLock({ ledger -> Bool in
             guard ledger.recovering < Self.recoveryLimit else { return false }
             ledger.recovering += 1
             return true
-        }) else { return .unavailable }
+        }) {
+            guard ContinuousClock.now - queued < Self.recoveryQueueWait else { return .unavailable }
+            try? await Task.sleep(for: .milliseconds(10))
+        }
         defer { ledger.withLock { $0.recovering -= 1 } }
         let rooms: [RoomID]
         do {
