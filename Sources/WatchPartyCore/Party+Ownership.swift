@@ -45,8 +45,9 @@ extension Party {
     /// from then, so one that has run out already departs at once (the shell fires its timer
     /// straight away), and a room nobody came back to closes. A pending play is released at
     /// once — no member is present to hold the barrier — and so goes out exactly once, here.
-    /// A member already connected here in no room, as the same identity, resumes its seat as
-    /// an `auth` would have (PROTOCOL.md §13). The lobby is told of the room.
+    /// A member already connected here in no room, as the same identity — exactly one such
+    /// connection — resumes its seat as an `auth` would have (PROTOCOL.md §13). The lobby is
+    /// told of the room.
     public mutating func adopt(_ record: RoomRecord, now: ServerTime, ownerGoneAt: ServerTime? = nil) -> Result<Outcome, AdoptionRefusal> {
         guard record.version <= RoomRecord.currentVersion, !record.members.isEmpty, record.members.contains(record.hostID),
             record.seats.map(\.id) == record.members, Set(record.members).count == record.members.count,
@@ -99,8 +100,9 @@ extension Party {
             let waiting = (sessionsByUser[identity] ?? []).sorted().filter { id in
                 sessions[id].map { $0.isAttached && $0.authenticated && $0.roomID == nil && !$0.closing } ?? false
             }
-            for claimant in waiting {
-                _ = resumeByIdentity(claimant, now: now, out: &out, lobby: &lobby)
+            // Only an unambiguous one: with two such connections (two tabs), neither is guessed.
+            if waiting.count == 1 {
+                _ = resumeByIdentity(waiting[0], now: now, out: &out, lobby: &lobby)
             }
         }
         flushLobby(lobby, now: now, out: &out)

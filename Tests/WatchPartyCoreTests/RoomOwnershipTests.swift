@@ -172,6 +172,20 @@ import Testing
         #expect(b.party.rooms[room]?.away.isEmpty == true)
     }
 
+    @Test func twoTabsOfTheUserWaitingHereAreNotGuessedBetween() throws {
+        let a = Harness(verifier: StubVerifier())
+        a.signIn("alice-1", token: "good-alice")
+        let room = a.createRoom("alice-1")
+        let record = try #require(a.release(room))
+        let b = Harness(verifier: StubVerifier(), start: a.now + 1_000, tokenPrefix: "b")
+        b.signIn("tab-1", token: "good-alice")
+        b.signIn("tab-2", token: "good-alice")
+        b.clear()
+        #expect(b.adopt(record) == nil)
+        #expect(b.messages("tab-1", "client_hello").isEmpty && b.messages("tab-2", "client_hello").isEmpty)
+        #expect(b.party.rooms[room]?.away == ["alice-1"], "the seat waits for its member's own resume")
+    }
+
     @Test func gracesRunFromWhenThePreviousOwnerWasLastHeardOf() throws {
         let a = Harness()
         let (room, _) = Self.playingRoom(a)

@@ -31,8 +31,12 @@ import WatchPartyCore
 final class PostgresPartyStore: PartyStore, SharedRoomStore {
     private struct Lease {
         var epoch: Int64
-        /// Made here (not claimed): its row is inserted by its first write.
+        /// Made here and its row not yet known to exist: its writes may insert it. Cleared by
+        /// the first confirmed write, so that afterwards a write that misses means the claim was
+        /// lost (a room another owner closed is never inserted again).
         var created: Bool
+        /// A write of it was sent (its row may exist, even if that write was given up on).
+        var writeSent = false
         /// The room is in memory here (made here, or adopted after its claim): only then can its
         /// absence from memory mean it closed (and its row be deleted).
         var adopted: Bool
@@ -55,6 +59,8 @@ final class PostgresPartyStore: PartyStore, SharedRoomStore {
         var nextSeq: Int64 = 0
         /// Recoveries under way (bounded: clients cause them).
         var recovering = 0
+        /// Identities whose rooms are being looked up.
+        var identitiesRecovering: Set<String> = []
         var reachable = false
         var handingOver = false
         var flushing = false
@@ -121,6 +127,7 @@ final class PostgresPartyStore: PartyStore, SharedRoomStore {
                     if ledger.leases[room] == nil, party.rooms[room] != nil, !ledger.handingOver, !ledger.relinquished.contains(room) {
                         // Created here: its claim starts with its first write.
                         ledger.leases[room] = Lease(epoch: 1, created: true, adopted: true, since: .now)
+                        // `since` stays at the creation: the row's lease, set by its first insert, lasts longer.
                     }
                     if ledger.leases[room] != nil { ledger.dirty.insert(room) }
                 }
@@ -173,6 +180,13 @@ final class PostgresPartyStore: PartyStore, SharedRoomStore {
             try? await Task.sleep(for: .milliseconds(10))
         }
         defer { ledger.withLock { $0.recovering -= 1 } }
+        if case .identity(let identity) = need {
+            // One look-up per identity at a time (every auth of the user starts one).
+            guard ledger.withLock({ $0.identitiesRecovering.insert(identity).inserted }) else { return .proceed }
+        }
+        defer {
+            if case .identity(let identity) = need { ledger.withLock { _ = $0.identitiesRecovering.remove(identity) } }
+        }
         let rooms: [RoomID]
         do {
             switch need {
@@ -280,7 +294,8 @@ final class PostgresPartyStore: PartyStore, SharedRoomStore {
             ledger.written = [:]
         }
         await flush()
-        let leases = ledger.withLock { ledger in ledger.leases.filter { !$0.value.created || ledger.written[$0.key] != nil }.map { (room: $0.key, epoch: $0.value.epoch) } }
+        // Every claim, written or not (releasing a row that does not exist changes nothing).
+        let leases = ledger.withLock { ledger in ledger.leases.map { (room: $0.key, epoch: $0.value.epoch) } }
         do {
             try await timed(.release) { [table] in try await table.release(leases) }
         } catch {
@@ -347,22 +362,25 @@ final class PostgresPartyStore: PartyStore, SharedRoomStore {
         guard !dirty.isEmpty else { return }
         let records = party.withLock { party in dirty.map { ($0, party.record(of: $0)) } }
         let encoded = records.map { room, record in (room, record, record.flatMap { try? encoder.encode($0) }.map { String(decoding: $0, as: UTF8.self) }) }
-        let sent = ContinuousClock.now
         let writes = ledger.withLock { ledger -> [RoomTable.Write] in
             var writes: [RoomTable.Write] = []
             for (room, record, json) in encoded {
                 guard let lease = ledger.leases[room] else { continue }
-                if let record, let json {
+                if let record {
+                    guard let json else {
+                        logger.error("Room record could not be encoded: not written", metadata: ["room_id": .string(room)])
+                        continue
+                    }
                     guard ledger.written[room] != json else { continue }
                     ledger.nextSeq += 1
+                    ledger.leases[room]?.writeSent = true
                     writes.append(.upsert(record, json: json, epoch: lease.epoch, seq: ledger.nextSeq, created: lease.created))
-                } else if lease.adopted {
-                    // Closed here. A room made here and never written has no row to delete.
-                    if lease.created && ledger.written[room] == nil {
-                        ledger.leases[room] = nil
-                    } else {
-                        writes.append(.delete(room, epoch: lease.epoch))
-                    }
+                } else if !lease.adopted {
+                    ledger.dirty.insert(room)  // being taken over right now: look again next time
+                } else if lease.created && !lease.writeSent {
+                    ledger.leases[room] = nil  // made and closed here between two writes: no row
+                } else {
+                    writes.append(.delete(room, epoch: lease.epoch))
                 }
             }
             return writes
@@ -370,13 +388,12 @@ final class PostgresPartyStore: PartyStore, SharedRoomStore {
         guard !writes.isEmpty else { return }
         do {
             let result = try await timed(.write) { [table] in try await table.write(writes) }
+            let written = Set(result.written)
             ledger.withLock { ledger in
-                for write in writes where result.written.contains(write.room) && ledger.leases[write.room]?.epoch == write.epoch {
+                for write in writes where written.contains(write.room) && ledger.leases[write.room]?.epoch == write.epoch {
                     switch write {
                     case .upsert(_, let json, _, _, _):
-                        if ledger.written[write.room] == nil, ledger.leases[write.room]?.created == true {
-                            ledger.leases[write.room]?.since = sent  // its first insert: the claim runs from then
-                        }
+                        ledger.leases[write.room]?.created = false  // its row exists: only updates from now on
                         ledger.written[write.room] = json
                     case .delete(let room, _):
                         ledger.leases[room] = nil
@@ -413,7 +430,7 @@ final class PostgresPartyStore: PartyStore, SharedRoomStore {
     func renew() async {
         let started = ContinuousClock.now
         let leases = ledger.withLock { ledger in
-            ledger.leases.filter { !$0.value.created || ledger.written[$0.key] != nil }.map { (room: $0.key, epoch: $0.value.epoch) }
+            ledger.leases.filter { !$0.value.created }.map { (room: $0.key, epoch: $0.value.epoch) }
         }
         do {
             let held = try await timed(leases.isEmpty ? .ping : .renew) { [table] in try await table.renew(leases) }

@@ -85,7 +85,11 @@ struct RoomTable: Sendable {
         if let error = error as? PostgresTransactionError {
             return (error.closureError ?? error.beginError ?? error.commitError).map(isStatementError) ?? false
         }
-        return (error as? PSQLError)?.serverInfo != nil
+        // Data exceptions (22), integrity violations (23): the statement's data. Everything
+        // else the server says (shutting down, read-only, too many connections, deadlock,
+        // timeout) is about the database, not about one room.
+        guard let state = (error as? PSQLError)?.serverInfo?[.sqlState] else { return false }
+        return state.hasPrefix("22") || state.hasPrefix("23")
     }
 
     @discardableResult
@@ -373,7 +377,7 @@ struct RoomTable: Sendable {
                     JOIN unnest(\(rooms)::text[], \(epochs)::bigint[]) AS l(room_id, epoch) ON r.room_id = l.room_id AND r.epoch = l.epoch
                     WHERE r.owner = \(replica) ORDER BY r.room_id FOR UPDATE OF r
                 )
-                UPDATE owp_rooms AS r SET owner = NULL, lease_until = now()
+                UPDATE owp_rooms AS r SET owner = NULL, lease_until = now(), updated_at = now()
                 FROM held WHERE r.room_id = held.room_id
                 """, logger: logger)
         }
