@@ -95,7 +95,8 @@ extension Party {
         var lobby = LobbyChange()
         noteRoomsChanged(&lobby)
         // Members who authenticated here before their room arrived (their auth found nothing to resume).
-        let identities = Set(record.seats.compactMap(\.identity))
+        // Only seats still within their grace (the others depart when their timer fires, at once).
+        let identities = Set(arrivals.filter { $0.1 + rules.resumeGraceMs > now }.compactMap(\.0.identity))
         for identity in identities.sorted() {
             let waiting = (sessionsByUser[identity] ?? []).sorted().filter { id in
                 sessions[id].map { $0.isAttached && $0.authenticated && $0.roomID == nil && !$0.closing } ?? false

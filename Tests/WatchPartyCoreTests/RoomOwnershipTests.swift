@@ -172,6 +172,21 @@ import Testing
         #expect(b.party.rooms[room]?.away.isEmpty == true)
     }
 
+    @Test func aSeatWhoseGraceRanOutIsNotResumedByTheTakeover() throws {
+        let a = Harness(verifier: StubVerifier())
+        a.signIn("alice-1", token: "good-alice")
+        let room = a.createRoom("alice-1")
+        let record = try #require(a.party.record(of: room))  // its owner died then
+        let b = Harness(verifier: StubVerifier(), start: a.now + a.party.rules.resumeGraceMs + 1, tokenPrefix: "b")
+        b.signIn("alice-2", token: "good-alice")
+        b.clear()
+        #expect(b.adopt(record, ownerGoneAt: a.now) == nil)
+        #expect(b.messages("alice-2", "client_hello").isEmpty, "too late: the seat departs, it is not handed over")
+        b.advance(by: 0)
+        #expect(b.party.rooms[room] == nil)
+        #expect(b.party.sessions["alice-2"]?.roomID == nil)
+    }
+
     @Test func twoTabsOfTheUserWaitingHereAreNotGuessedBetween() throws {
         let a = Harness(verifier: StubVerifier())
         a.signIn("alice-1", token: "good-alice")
