@@ -42,7 +42,7 @@ case "$command" in
     password="owp-test-$(od -An -N6 -tx1 /dev/urandom | tr -d ' \n')"
     printf '%s\n' "$password" > "$dir.pw"
     if [[ "$(id -u)" == 0 ]]; then chown postgres "$dir.pw"; fi
-    as_owner "$bindir/initdb" -D "$dir/data" -U owp --pwfile="$dir.pw" -A scram-sha-256 -E UTF8 >"$dir.initdb.log" 2>&1
+    as_owner "$bindir/initdb" -D "$dir/data" -U owp --pwfile="$dir.pw" -A scram-sha-256 -E UTF8 >"$dir/initdb.log" 2>&1
     rm -f "$dir.pw"
     echo "$port" > "$dir/port"
     as_owner "$bindir/pg_ctl" -D "$dir/data" -l "$dir/server.log" -w -t 30 \

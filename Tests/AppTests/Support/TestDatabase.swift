@@ -97,7 +97,6 @@ enum TestDatabase {
             guard let directory = sharedDirectory.withLock({ $0 }) else { return }
             _ = try? run([TestDatabase.script, "stop", directory])
             try? FileManager.default.removeItem(atPath: directory)
-            try? FileManager.default.removeItem(atPath: directory + ".initdb.log")
         }
 
         /// Runs the script; its standard output. Output goes through files, not pipes: the
