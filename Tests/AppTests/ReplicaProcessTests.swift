@@ -213,6 +213,7 @@ struct ReplicaProcessTests {
         }
         #expect(ready == 503)
         #expect(ContinuousClock.now - stopped < .seconds(5), "readiness 503 within 5 s")
+        #expect(try await server.httpStatus("/healthz") == 200, "liveness stays 200: the process is fine, its database is not")
         let lobby = try await Member.connect(server.port)
         try await lobby.client.send(["type": "create_room", "payload": ["name": "no database"]])
         #expect(Self.payload(try await lobby.client.next("error"))["code"] as? String == "SERVICE_UNAVAILABLE")

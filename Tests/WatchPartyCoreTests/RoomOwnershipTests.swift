@@ -24,6 +24,13 @@ import Testing
         return (room, tokens)
     }
 
+    /// JWT mode: Alice's room on replica `a` (her first connection "alice-1" is its host).
+    static func alicesRoom() -> (a: Harness, room: RoomID) {
+        let a = Harness(verifier: StubVerifier())
+        a.signIn("alice-1", token: "good-alice")
+        return (a, a.createRoom("alice-1"))
+    }
+
     @Test func aRecordSurvivesItsEncoding() throws {
         let a = Harness()
         let (room, _) = Self.playingRoom(a)
@@ -144,9 +151,7 @@ import Testing
     }
 
     @Test func anIdentityResumesItsSeatOnTheNewOwner() throws {
-        let a = Harness(verifier: StubVerifier())
-        a.signIn("alice-1", token: "good-alice")
-        let room = a.createRoom("alice-1")
+        let (a, room) = Self.alicesRoom()
         let record = try #require(a.release(room))
         #expect(record.seats[0].identity == "u-alice")
         let b = Harness(verifier: StubVerifier(), start: a.now + 1_000, tokenPrefix: "b")
@@ -158,9 +163,7 @@ import Testing
     }
 
     @Test func aMemberWhoLoggedInBeforeItsRoomArrivedIsResumedByTheTakeover() throws {
-        let a = Harness(verifier: StubVerifier())
-        a.signIn("alice-1", token: "good-alice")
-        let room = a.createRoom("alice-1")
+        let (a, room) = Self.alicesRoom()
         let record = try #require(a.release(room))
         let b = Harness(verifier: StubVerifier(), start: a.now + 1_000, tokenPrefix: "b")
         b.signIn("alice-2", token: "good-alice")  // its auth found nothing to resume: the room was not here yet
@@ -173,9 +176,7 @@ import Testing
     }
 
     @Test func aSeatWhoseGraceRanOutIsNotResumedByTheTakeover() throws {
-        let a = Harness(verifier: StubVerifier())
-        a.signIn("alice-1", token: "good-alice")
-        let room = a.createRoom("alice-1")
+        let (a, room) = Self.alicesRoom()
         let record = try #require(a.party.record(of: room))  // its owner died then
         let b = Harness(verifier: StubVerifier(), start: a.now + a.party.rules.resumeGraceMs + 1, tokenPrefix: "b")
         b.signIn("alice-2", token: "good-alice")
@@ -188,9 +189,7 @@ import Testing
     }
 
     @Test func twoTabsOfTheUserWaitingHereAreNotGuessedBetween() throws {
-        let a = Harness(verifier: StubVerifier())
-        a.signIn("alice-1", token: "good-alice")
-        let room = a.createRoom("alice-1")
+        let (a, room) = Self.alicesRoom()
         let record = try #require(a.release(room))
         let b = Harness(verifier: StubVerifier(), start: a.now + 1_000, tokenPrefix: "b")
         b.signIn("tab-1", token: "good-alice")

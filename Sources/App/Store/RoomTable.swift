@@ -82,13 +82,10 @@ struct RoomTable: Sendable {
     /// to one that did not reach it (connection, timeout): only the latter says anything
     /// about reachability.
     static func isStatementError(_ error: any Error) -> Bool {
-        if let error = error as? PostgresTransactionError {
-            return (error.closureError ?? error.beginError ?? error.commitError).map(isStatementError) ?? false
-        }
         // Data exceptions (22), integrity violations (23): the statement's data. Everything
         // else the server says (shutting down, read-only, too many connections, deadlock,
         // timeout) is about the database, not about one room.
-        guard let state = (error as? PSQLError)?.serverInfo?[.sqlState] else { return false }
+        guard let state = (StoreFailure.cause(error) as? PSQLError)?.serverInfo?[.sqlState] else { return false }
         return state.hasPrefix("22") || state.hasPrefix("23")
     }
 

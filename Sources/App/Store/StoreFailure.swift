@@ -8,10 +8,15 @@ enum StoreOperation: String, CaseIterable, Sendable {
 /// A database error as the operator should read it: what failed and the server's own words,
 /// never a query's parameters or the connection's password.
 enum StoreFailure {
+    /// What actually failed inside a transaction (its body, its BEGIN or its COMMIT); any other
+    /// error as it is.
+    static func cause(_ error: any Error) -> any Error {
+        guard let error = error as? PostgresTransactionError else { return error }
+        return error.closureError ?? error.beginError ?? error.commitError ?? error
+    }
+
     static func describe(_ error: any Error) -> String {
-        if let error = error as? PostgresTransactionError {
-            return (error.closureError ?? error.beginError ?? error.commitError).map(describe) ?? "transaction failed"
-        }
+        let error = cause(error)
         if let error = error as? PSQLError {
             var parts = ["\(error.code)"]
             if let info = error.serverInfo {

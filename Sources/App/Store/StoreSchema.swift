@@ -58,8 +58,8 @@ enum StoreSchema {
     static func migrate(_ client: PostgresClient, logger: Logger) async throws -> [Int] {
         do {
             return try await migrateInTransaction(client, logger: logger)
-        } catch let error as PostgresTransactionError {
-            throw error.closureError ?? error.beginError ?? error.commitError ?? error
+        } catch {
+            throw StoreFailure.cause(error)
         }
     }
 
