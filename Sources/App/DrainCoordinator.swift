@@ -79,6 +79,8 @@ struct DrainCoordinator: Service {
             gateway.terminateAllConnections()
             logger.warning("Drain: grace period over, dropping connections that did not close", metadata: ["connections": .stringConvertible(stragglers)])
         }
+        // The owners of relayed connections hear that they closed; the relays of sessions served here, that they must.
+        await gateway.leaveBus()
         let elapsed = (ContinuousClock.now - started).seconds
         metrics.drainFinished()
         logger.info("Drain finished", metadata: [

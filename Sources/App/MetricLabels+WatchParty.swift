@@ -17,7 +17,8 @@ extension MetricLabels {
         closeReasons: CloseReasons.all,
         resumeWays: ResumeWay.allCases.map(\.rawValue),
         resumeResults: ResumeResult.allCases.map(\.rawValue),
-        storeOperations: StoreOperation.allCases.map(\.rawValue)
+        storeOperations: StoreOperation.allCases.map(\.rawValue),
+        busLinkDrops: ReplicaBus.LinkDrop.allCases.map(\.rawValue)
     )
 }
 

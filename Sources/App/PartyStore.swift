@@ -42,8 +42,9 @@ final class InMemoryPartyStore: PartyStore {
 protocol SharedRoomStore: AnyObject, Sendable {
     /// Brings here the rooms `need` may name that the store holds and no live replica owns,
     /// each handed to `adopt` with when its previous owner was last heard of (which takes it
-    /// over in the core, returning false if the core refused it). `.unavailable`: the store
-    /// could not be asked, too many recoveries were waiting too long, or the room is owned elsewhere;
+    /// over in the core, returning false if the core refused it). `.elsewhere`: a live replica
+    /// that listens on the bus owns it. `.unavailable`: the store could not be asked, too many
+    /// recoveries were waiting too long, or the room is owned by a replica that cannot be reached;
     /// the input then gets SERVICE_UNAVAILABLE.
     func recover(_ need: RecoveryNeed, adopt: @escaping @Sendable (RoomRecord, ServerTime?) -> Bool) async -> RecoveryVerdict
 
@@ -72,9 +73,21 @@ enum RecoveryNeed: Sendable, Equatable {
     case identity(String)
     /// `join_room`: this room.
     case room(RoomID)
+
+    /// Whether the message may be served through the replica that owns its room (a `resume`
+    /// or a `join_room`: the connection is then relayed there). An identity `auth` is served
+    /// here; its seats stay where they are.
+    var relays: Bool {
+        switch self {
+        case .token, .room: true
+        case .identity: false
+        }
+    }
 }
 
 enum RecoveryVerdict: Sendable, Equatable {
     case proceed
     case unavailable
+    /// The room is owned by this live replica, reachable over the bus (PROTOCOL.md §14).
+    case elsewhere(String)
 }

@@ -26,14 +26,15 @@ import WatchPartyCore
 /// metrics and log lines here; lines whose rate a client controls go through a ``LogThrottle``.
 final class SessionGateway: ConnectionAcceptor {
     /// The connection carrying a session, and the handle that feeds its input to the core.
-    private struct Carrier {
-        let connection: Connection
+    /// The connection is here, or on another replica (``RemoteConnection``, PROTOCOL.md §14).
+    struct Carrier {
+        let connection: any Carriage
         let handle: ClientHandle
     }
 
     /// Which connection carries which session, and the gateway's own bookkeeping; changed
     /// only inside a store update (so in the core's order), read under its own lock.
-    private struct State {
+    struct State {
         /// Attached sessions only: an away session has none.
         var carriers: [ClientID: Carrier] = [:]
         /// The last time handed to the core; time never runs backwards for it.
@@ -53,19 +54,30 @@ final class SessionGateway: ConnectionAcceptor {
     /// Where timers are scheduled (any loop: firing runs the core like any other input).
     private let timerLoops: any EventLoopGroup
     private let clock: any ServerClock
-    private let logger: Logger
-    private let metrics: MetricsRegistry
+    let logger: Logger
+    let metrics: MetricsRegistry
     private let throttle: LogThrottle
     /// JWT mode only.
     private let verifier: JWTVerifier?
     /// With `DATABASE_URL`: the store that shares rooms with other replicas (PROTOCOL.md §14).
     private let shared: (any SharedRoomStore)?
+    /// With `DATABASE_URL`: the bus to the other replicas, through which members connected to
+    /// one are served by their room's owner (``SessionGateway+Relay``).
+    let bus: ReplicaBus?
+    /// Connections relayed either way over the bus.
+    let relays = Mutex(RelayBook())
+    /// Probes of connections on other replicas, awaiting their answer.
+    let remoteProbes = RemoteProbes()
+    /// The one loop where everything received over the bus is handled, in order.
+    let busLoop: any EventLoop
 
     init(
         store: any PartyStore, clock: any ServerClock, metrics: MetricsRegistry, logger: Logger, verifier: JWTVerifier? = nil, throttle: LogThrottle = LogThrottle(),
-        timerLoops: any EventLoopGroup = MultiThreadedEventLoopGroup.singleton
+        timerLoops: any EventLoopGroup = MultiThreadedEventLoopGroup.singleton, bus: ReplicaBus? = nil
     ) {
         self.timerLoops = timerLoops
+        self.bus = bus
+        self.busLoop = timerLoops.next()
         self.store = store
         self.shared = store as? any SharedRoomStore
         self.clock = clock
@@ -74,6 +86,9 @@ final class SessionGateway: ConnectionAcceptor {
         self.verifier = verifier
         self.throttle = throttle
         shared?.whenLost { [weak self] rooms in self?.removeLost(rooms) }
+        bus?.handle(
+            received: { [weak self] delivery in self?.busReceived(delivery) },
+            dropped: { [weak self] peer, _ in self?.linkDropped(with: peer) })
     }
 
     // MARK: ConnectionAcceptor
@@ -115,10 +130,15 @@ final class SessionGateway: ConnectionAcceptor {
     /// message whose rooms the shared store brought here (or could not: `unavailable`).
     struct Verified: Sendable {
         let message: ClientMessage
+        /// The message as it arrived (what a relay passes on).
+        let text: String
         /// The token check of a JWT `auth`; `nil` when there was none.
         let result: Result<TokenVerdict, TokenRejection>?
         let readAt: UInt64
         var unavailable = false
+        /// Its room is owned by this live replica: the connection is served through it from
+        /// now on (PROTOCOL.md §14), this message first.
+        var relayTo: String?
     }
 
     /// Decodes a text message and runs it through the core, unless it must be made ready
@@ -151,13 +171,20 @@ final class SessionGateway: ConnectionAcceptor {
         // JWT mode: the identity an auth may resume by is known once its token is checked.
         let identityAfterCheck = shared != nil && verify != nil && store.read { $0.rules.resumeGraceMs > 0 }
         let adopt = adopter
+        // Served through another replica only from here: a session already relayed to this one is not relayed on.
+        let mayRelay = bus != nil && handle.connection is Connection
         Task {
             // The token is checked before the core sees the auth (and never logged).
             var result: Result<TokenVerdict, TokenRejection>?
             if let (verifier, token) = verify { result = await verifier.check(token: token, now: now) }
-            var ready = Verified(message: message, result: result, readAt: readAt)
+            var ready = Verified(message: message, text: text, result: result, readAt: readAt)
             if let shared, let need {
-                ready.unavailable = await shared.recover(need, adopt: adopt) == .unavailable
+                switch await shared.recover(need, adopt: adopt) {
+                case .proceed: break
+                case .unavailable: ready.unavailable = true
+                case .elsewhere(let owner):
+                    if mayRelay, need.relays { ready.relayTo = owner } else { ready.unavailable = true }
+                }
             }
             resume(ready)
             if identityAfterCheck, case .success(.valid(let userID, _, _))? = result {
@@ -209,6 +236,11 @@ final class SessionGateway: ConnectionAcceptor {
 
     /// A message made ready off the event loop (see ``Verified``).
     func verified(_ verified: Verified, from client: ClientID, by handle: ClientHandle) {
+        var verified = verified
+        if let owner = verified.relayTo {
+            if relay(handle, carrying: client, to: owner, first: verified.text) { return }
+            verified.unavailable = true  // it could not move (it is closing, or in a room meanwhile)
+        }
         var verdict: TokenVerdict?
         switch verified.result {
         case .success(let valid)?:
@@ -283,7 +315,9 @@ final class SessionGateway: ConnectionAcceptor {
     /// `handle`'s connection ended. `seat`: the session it carried, `nil` if that session was
     /// taken over by another connection (it lives on there; nothing reaches the core).
     func disconnected(_ handle: ClientHandle, seat: ClientID?, code: UInt16?) {
-        metrics.connectionClosed(code: code)
+        if relayEnded(handle, code: code) { return }
+        // A connection on another replica is counted there.
+        if !(handle.connection is RemoteConnection) { metrics.connectionClosed(code: code) }
         let reason = CloseReasons.reason(for: code)
         logger.info("Connection closed", metadata: [
             "client_id": .string(seat ?? handle.greetedAs), "code": code.map { .stringConvertible($0) } ?? .string("client"), "reason": .string(reason),
@@ -371,23 +405,31 @@ final class SessionGateway: ConnectionAcceptor {
     /// Closes every connection for `cause` after its queued messages; returns how many.
     @discardableResult
     func closeAllConnections(_ cause: CloseCause) -> Int {
-        state.withLock { state in
+        let relayed = relayedHandles
+        for handle in relayed { handle.connection.close(code: cause.code, reason: cause.text) }
+        let count = state.withLock { state in
             for carrier in state.carriers.values {
                 carrier.connection.close(code: cause.code, reason: cause.text)
             }
             return state.carriers.count
         }
+        bus?.wakeSender()
+        return count + relayed.count
     }
 
     /// Drops every remaining socket at once; returns how many.
     @discardableResult
     func terminateAllConnections() -> Int {
-        state.withLock { state in
+        let relayed = relayedHandles
+        for handle in relayed { handle.connection.terminate() }
+        let count = state.withLock { state in
             for carrier in state.carriers.values {
                 carrier.connection.terminate()
             }
             return state.carriers.count
         }
+        bus?.wakeSender()
+        return count + relayed.count
     }
 
     // MARK: Operator actions (admin API)
@@ -441,6 +483,7 @@ final class SessionGateway: ConnectionAcceptor {
             defer { state.closedQueuePeak = 0 }
             return (state.carriers.values.map { $0.connection.takeQueuePeak() }.max() ?? 0, state.closedQueuePeak)
         }
+        let (relayed, remote) = relayCounts
         return store.read { party in
             var statuses: [String: Int] = [:]
             for room in party.rooms.values {
@@ -448,7 +491,7 @@ final class SessionGateway: ConnectionAcceptor {
                     statuses[room.statuses[member]?.rawValue ?? MetricLabels.noStatus, default: 0] += 1
                 }
             }
-            return MetricsRegistry.Snapshot(
+            var snapshot = MetricsRegistry.Snapshot(
                 roomsActive: party.rooms.count,
                 authenticatedConnections: party.sessions.values.count { $0.authenticated && $0.isAttached },
                 participantsByStatus: statuses,
@@ -463,6 +506,9 @@ final class SessionGateway: ConnectionAcceptor {
                 requestBodiesTooLarge: budget?.bodyTooLargeCount ?? 0,
                 sessionsAway: party.awayCount
             )
+            snapshot.relayedConnections = relayed
+            snapshot.remoteSessions = remote
+            return snapshot
         }
     }
 
@@ -480,12 +526,14 @@ final class SessionGateway: ConnectionAcceptor {
     private struct Posted {
         var messages: [(type: String, text: OutboundText, recipients: Int)] = []
         var connections: [ObjectIdentifier: Connection] = [:]
+        /// Something was posted to a connection on another replica: the bus's sender is woken once.
+        var relayed = false
         var overflowed: [ClientID] = []
         /// Probes to send: the suspect's connection (if it still has one) and the claimant's.
-        var probes: [(probe: ProbeRequest, suspect: Connection?, claimant: Connection?)] = []
+        var probes: [(probe: ProbeRequest, suspect: (any Carriage)?, claimant: (any Carriage)?)] = []
     }
 
-    private func apply(_ body: (inout Party, inout State, ServerTime) -> Outcome) {
+    func apply(_ body: (inout Party, inout State, ServerTime) -> Outcome) {
         // Inside the update only the core and the posting: each message is handed, not yet
         // encoded, to its recipients' connections, so every client's order is the core's order.
         // Encoding (by the first connection to write it) and the writes come after it.
@@ -510,7 +558,11 @@ final class SessionGateway: ConnectionAcceptor {
                     switch connection.post(text) {
                     case .queued:
                         count += 1
-                        posted.connections[ObjectIdentifier(connection)] = connection
+                        if let local = connection as? Connection {
+                            posted.connections[ObjectIdentifier(local)] = local
+                        } else {
+                            posted.relayed = true
+                        }
                     case .overflow:
                         posted.overflowed.append(recipient)
                     case .closed:
@@ -541,6 +593,7 @@ final class SessionGateway: ConnectionAcceptor {
             return (outcome, posted)
         } }
         Connection.deliver(posted.connections.values)
+        if posted.relayed { bus?.wakeSender() }
         for (type, text, count) in posted.messages where count > 0 {
             metrics.messagesSent(type: type, count: count, bytes: text.byteCount)
         }
@@ -580,7 +633,7 @@ final class SessionGateway: ConnectionAcceptor {
 
     /// Pings the suspect connection and settles the probe on the claimant's event loop, where
     /// the claimant's own input runs (so its handle changes seat between two of its messages).
-    private func sendProbe(_ probe: ProbeRequest, suspect: Connection?, claimant: Connection?) {
+    private func sendProbe(_ probe: ProbeRequest, suspect: (any Carriage)?, claimant: (any Carriage)?) {
         guard let claimant else { return }  // the claimant is gone: nothing to settle
         let settle: @Sendable (Bool) -> Void = { [weak self] answered in
             claimant.onEventLoop { [weak self] in self?.settle(probe, answered: answered) }
@@ -724,12 +777,14 @@ final class SessionGateway: ConnectionAcceptor {
 /// Guarantees: the client's messages reach the core in the order they arrived. While an
 /// `auth` token is verified off the loop, later messages wait here (at most
 /// ``heldLimit``; a client that sends more in that time is flooding and is closed with
-/// 4002); once the connection is gone, nothing it sent is handled any more.
+/// 4002); once the connection is gone, nothing it sent is handled any more. Once its session
+/// moved to another replica (``relay(to:)``), everything it sends goes there, in order.
 final class ClientHandle: ConnectionSession {
     /// The id the connection was greeted with (its session's, until a resume moves it).
     let greetedAs: ClientID
     let gateway: SessionGateway
-    let connection: Connection
+    /// Here, or on another replica (``RemoteConnection``).
+    let connection: any Carriage
 
     private struct Inbox {
         /// The session this connection carries now; `nil` once another connection took it over.
@@ -737,6 +792,8 @@ final class ClientHandle: ConnectionSession {
         var verifying = false
         var held: Deque<(text: String, readAt: UInt64)> = []
         var closed = false
+        /// The replica that serves this connection's session now (PROTOCOL.md §14).
+        var relayedTo: String?
     }
 
     /// Touched by the connection's event loop, and by a handover (``rebind(to:)``, ``detach()``)
@@ -744,7 +801,7 @@ final class ClientHandle: ConnectionSession {
     private let inbox: Mutex<Inbox>
     static let heldLimit = 64
 
-    init(id: ClientID, gateway: SessionGateway, connection: Connection) {
+    init(id: ClientID, gateway: SessionGateway, connection: any Carriage) {
         self.greetedAs = id
         self.gateway = gateway
         self.connection = connection
@@ -758,6 +815,14 @@ final class ClientHandle: ConnectionSession {
     func rebind(to session: ClientID) {
         inbox.withLock { $0.seat = session }
     }
+
+    /// From now on `owner` serves this connection's session: what it sends is relayed there.
+    func relay(to owner: String) {
+        inbox.withLock { $0.relayedTo = owner }
+    }
+
+    /// The replica this connection's session is served by, if not this one.
+    var relayedTo: String? { inbox.withLock { $0.relayedTo } }
 
     /// Another connection took this one's session over: nothing it sends reaches the core.
     func detach() {
@@ -784,8 +849,14 @@ final class ClientHandle: ConnectionSession {
     }
 
     func received(binary: [UInt8], readAt: UInt64) {
+        received(binaryOf: binary.count, readAt: readAt)
+    }
+
+    /// A binary message of `count` bytes (relayed ones arrive as their size).
+    func received(binaryOf count: Int, readAt: UInt64) {
+        if let owner = relayedTo { return gateway.forward(.binary(connection: greetedAs, bytes: count), to: owner) }
         guard let seat else { return }
-        gateway.receivedBinary(binary.count, from: seat, by: self, readAt: readAt)
+        gateway.receivedBinary(count, from: seat, by: self, readAt: readAt)
     }
 
     func closed(code: UInt16?) {
@@ -798,6 +869,10 @@ final class ClientHandle: ConnectionSession {
     }
 
     func measured(roundTrip: Duration) {
+        if let owner = relayedTo {
+            let milliseconds = UInt64(max(0, (roundTrip.seconds * 1000).rounded()))
+            return gateway.forward(.roundTrip(connection: greetedAs, milliseconds: milliseconds), to: owner)
+        }
         guard let seat else { return }
         gateway.recordRoundTrip(seat, roundTrip)
     }
@@ -805,6 +880,10 @@ final class ClientHandle: ConnectionSession {
     /// Hands one message to the gateway; true if it started a verification.
     @discardableResult
     private func take(_ text: String, readAt: UInt64) -> Bool {
+        if let owner = relayedTo {
+            gateway.forward(.input(connection: greetedAs, text: text), to: owner)
+            return false
+        }
         guard let seat else { return false }
         let intake = gateway.receive(text, from: seat, by: self, readAt: readAt) { [self] verified in
             connection.onEventLoop { self.resume(verified) }

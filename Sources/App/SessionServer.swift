@@ -21,7 +21,7 @@ struct SessionServer {
     /// The process's soft `RLIMIT_NOFILE`, read at start.
     let descriptorLimit: Int
     /// With `DATABASE_URL`: the database client and the store that shares rooms through it.
-    let database: (clients: [PostgresClient], store: PostgresPartyStore)?
+    let database: (clients: [PostgresClient], store: PostgresPartyStore, bus: ReplicaBus)?
 
     init(settings: ServerSettings, logger: Logger, clock: any ServerClock = WallClock()) {
         self.settings = settings
@@ -32,15 +32,20 @@ struct SessionServer {
             // Upkeep (renewals, writes) and the look-ups clients cause have pools of their own.
             let client = PostgresClient(configuration: databaseSettings.clientConfiguration(connections: 4), backgroundLogger: logger)
             let lookups = PostgresClient(configuration: databaseSettings.clientConfiguration(connections: 8), backgroundLogger: logger)
-            let table = RoomTable(client: client, lookups: lookups, replica: Self.replicaID(), leaseSeconds: databaseSettings.leaseSeconds, logger: logger)
-            let shared = PostgresPartyStore(party, table: table, metrics: metrics, health: health, logger: logger)
-            database = ([client, lookups], shared)
+            // The bus between replicas sends on a pool of its own and listens on a connection of its own.
+            let busPool = PostgresClient(configuration: databaseSettings.clientConfiguration(connections: 2), backgroundLogger: logger)
+            let replica = Self.replicaID()
+            let table = RoomTable(client: client, lookups: lookups, replica: replica, leaseSeconds: databaseSettings.leaseSeconds, logger: logger)
+            let bus = ReplicaBus(replica: replica, pool: busPool, listenConfiguration: { try databaseSettings.connectionConfiguration() }, metrics: metrics, logger: logger)
+            let shared = PostgresPartyStore(party, table: table, metrics: metrics, health: health, directory: bus.directory, logger: logger)
+            database = ([client, lookups, busPool], shared, bus)
             store = shared
         } else {
             database = nil
             store = InMemoryPartyStore(party)
         }
-        self.gateway = SessionGateway(store: store, clock: clock, metrics: metrics, logger: logger, verifier: settings.jwt.map(JWTVerifier.init))
+        self.gateway = SessionGateway(
+            store: store, clock: clock, metrics: metrics, logger: logger, verifier: settings.jwt.map(JWTVerifier.init), bus: database?.bus)
         var transportConfiguration = settings.transport
         if settings.echoConformance {
             // Autobahn's client answers a ping even in the middle of a frame it is sending in
@@ -167,15 +172,15 @@ struct SessionServer {
                 metadata: ["max_connections": .stringConvertible(settings.admission.maxConnections), "tcp_connection_limit": .stringConvertible(transport.budget.limit)])
         }
         var databaseClient: Task<Void, Never>?
-        if let (clients, store) = database, let databaseSettings = settings.database {
+        if let (clients, store, _) = database, let databaseSettings = settings.database {
             databaseClient = try await openDatabase(clients, store, settings: databaseSettings)
         }
         defer { databaseClient?.cancel() }
         let app = makeApplication()
         var services: [any Service] = [app, drainCoordinator]
-        if let (_, store) = database {
+        if let (_, store, bus) = database {
             // Before the server, so it stops after it: the drain's handover writes through it.
-            services.insert(StoreService(store: store), at: 0)
+            services.insert(StoreService(store: store, bus: bus), at: 0)
         }
         if let admin = makeAdminApplication() {
             // First in the group, so it stops last: an operator can watch the drain.

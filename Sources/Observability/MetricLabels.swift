@@ -32,13 +32,16 @@ public struct MetricLabels: Sendable {
     public var resumeResults: [String]
     /// The shared store's kinds of database call (PROTOCOL.md §14).
     public var storeOperations: [String]
+    /// Why the bus dropped a link with another replica (PROTOCOL.md §14).
+    public var busLinkDrops: [String]
 
     public init(
         clientTypes: [String], serverTypes: [String], errorCodes: [String], roomCloseReasons: [String],
         stateResults: [String], barrierCauses: [String], statuses: [String], refusalReasons: [String], closeReasons: [CloseReason],
-        resumeWays: [String], resumeResults: [String], storeOperations: [String] = []
+        resumeWays: [String], resumeResults: [String], storeOperations: [String] = [], busLinkDrops: [String] = []
     ) {
         self.storeOperations = storeOperations
+        self.busLinkDrops = busLinkDrops
         self.resumeWays = resumeWays
         self.resumeResults = resumeResults
         self.clientTypes = clientTypes

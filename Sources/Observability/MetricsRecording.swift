@@ -69,6 +69,22 @@ extension MetricsRegistry {
     public func leaseLost() { leasesLost.increment() }
     public func storeUnavailableReply() { storeUnavailableReplies.increment() }
 
+    // MARK: The bus between replicas (PROTOCOL.md §14)
+
+    public func busSent(frames: Int) { busFramesSent.increment(by: Double(frames)) }
+
+    /// One notification received: its frames, and how long it took from its sender.
+    public func busReceived(frames: Int, latencySeconds: Double) {
+        busNotificationsReceived.increment()
+        busFramesReceived.increment(by: Double(frames))
+        busLatency.record(latencySeconds)
+    }
+
+    public func busSpilled() { busSpills.increment() }
+
+    /// `reason` from the bus's closed set of ``MetricLabels/busLinkDrops``.
+    public func busLinkDropped(reason: String) { busLinksDropped[reason].increment() }
+
     // MARK: Rooms and sync
 
     public func roomCreated() {
@@ -146,6 +162,9 @@ extension MetricsRegistry {
         public var requestBodiesTooLarge: Int
         /// Room members away from their connection, resumable.
         public var sessionsAway: Int
+        /// Connections here served by another replica, and sessions here carried by another's connections.
+        public var relayedConnections = 0
+        public var remoteSessions = 0
 
         public init(
             roomsActive: Int, authenticatedConnections: Int, participantsByStatus: [String: Int], roomSizes: [Int], queuePeakDepth: Int,
@@ -173,6 +192,8 @@ extension MetricsRegistry {
         roomsActive.set(to: Double(snapshot.roomsActive))
         connectionsAuthenticated.set(to: Double(snapshot.authenticatedConnections))
         sessionsAway.set(to: Double(snapshot.sessionsAway))
+        relayedConnections.set(to: Double(snapshot.relayedConnections))
+        remoteSessions.set(to: Double(snapshot.remoteSessions))
         for status in participantStatusLabels {
             participantsByStatus[status].set(to: Double(snapshot.participantsByStatus[status] ?? 0))
         }

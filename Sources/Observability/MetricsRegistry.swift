@@ -36,6 +36,15 @@ public final class MetricsRegistry: Sendable {
     let roomsHandedOver: Counter
     let leasesLost: Counter
     let storeUnavailableReplies: Counter
+    // The bus between replicas (PROTOCOL.md §14)
+    let busFramesSent: Counter
+    let busFramesReceived: Counter
+    let busNotificationsReceived: Counter
+    let busLatency: ValueHistogram
+    let busSpills: Counter
+    let busLinksDropped: Labeled<Counter>
+    let relayedConnections: Gauge
+    let remoteSessions: Gauge
     // Rooms
     let roomsActive: Gauge
     let roomsCreated: Counter
@@ -139,6 +148,18 @@ public final class MetricsRegistry: Sendable {
         leasesLost = counter("owp_store_leases_lost_total", "Rooms whose claim this replica found taken by another (it stopped acting on them).")
         storeUnavailableReplies = counter(
             "owp_store_unavailable_replies_total", "Messages answered SERVICE_UNAVAILABLE because the shared store could not be reached or the room's claim was not current.")
+        busFramesSent = counter("owp_bus_frames_sent_total", "Frames sent to other replicas over the bus (a client's message relayed, a delivery, a close).")
+        busFramesReceived = counter("owp_bus_frames_received_total", "Frames received from other replicas over the bus.")
+        busNotificationsReceived = counter("owp_bus_notifications_received_total", "Bus notifications received (each a batch of frames).")
+        busLatency = histogram(
+            "owp_bus_latency_seconds", "From a bus notification's sending on one replica to its receipt here (the cross-replica hop, wall clocks).",
+            [0.0005, 0.001, 0.002, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1])
+        busSpills = counter("owp_bus_spilled_total", "Bus notifications too big for NOTIFY, passed through the owp_bus_spill table instead.")
+        busLinksDropped = Labeled(
+            registry, "owp_bus_links_dropped_total", "Links with another replica dropped (their relayed connections reconnect and resume), by reason.",
+            label: "reason", values: labels.busLinkDrops)
+        relayedConnections = gauge("owp_bus_relayed_connections", "Connections here whose session another replica (the room's owner) serves, read at scrape.")
+        remoteSessions = gauge("owp_bus_remote_sessions", "Sessions served here whose connection is on another replica, read at scrape.")
 
         roomsActive = gauge("owp_rooms_active", "Rooms currently open.")
         roomsCreated = counter("owp_rooms_created_total", "Rooms created since start.")

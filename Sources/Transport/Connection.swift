@@ -50,6 +50,10 @@ public final class OutboundText: Sendable {
     /// Its size as text (encodes it if it was not yet).
     public var byteCount: Int { value.payload.readableBytes }
 
+    /// The message as text (encodes it if it was not yet): what is relayed to a connection on
+    /// another server.
+    public var text: String { String(buffer: value.payload) }
+
     /// The frame for a peer with `deflate` negotiated: compressed when the message is at least
     /// `threshold` bytes, else the plain frame.
     func frame(for deflate: DeflateParameters?, threshold: Int) -> ByteBuffer {

@@ -14,13 +14,8 @@ extension Party {
     /// `roomID` as a store keeps it, or `nil` if there is no such room here.
     public func record(of roomID: RoomID) -> RoomRecord? {
         guard let room = rooms[roomID] else { return nil }
-        let seats = room.members.map { member -> SeatRecord in
-            let session = sessions[member]
-            return SeatRecord(
-                id: member, userID: session?.userID ?? "anonymous", name: session?.name ?? "Anonymous",
-                features: (session?.features ?? []).map(\.rawValue).sorted(),
-                verifiedUserID: session?.verifiedUserID ?? false, claimedUserID: session?.claimedUserID ?? false,
-                resumeDigest: session?.resumeDigest?.hex, awaySince: session?.awaySince)
+        let seats = room.members.map { member in
+            Self.seatRecord(of: sessions[member] ?? ClientSession(id: member, userID: "anonymous", name: "Anonymous", authenticated: false))
         }
         return RoomRecord(
             version: RoomRecord.currentVersion, id: room.id, name: room.name, hostID: room.hostID, mediaID: room.mediaID, members: room.members,
@@ -68,19 +63,10 @@ extension Party {
         let gone = min(ownerGoneAt ?? now, now)
         let arrivals = record.seats.map { ($0, min($0.awaySince ?? gone, now)) }.sorted { ($0.1, $0.0.id) < ($1.1, $1.0.id) }
         for (seat, since) in arrivals {
-            var session = ClientSession(id: seat.id, userID: seat.userID, name: seat.name, authenticated: false, connectedAt: now)
-            session.features = Set(seat.features.compactMap(ClientFeature.init(rawValue:)))
-            session.verifiedUserID = seat.verifiedUserID
-            session.claimedUserID = seat.claimedUserID
+            var session = seatSession(seat, now: now)
             session.roomID = room.id
             session.awaySince = since
-            session.meters.logAllowance = rules.clientLogBurst
-            if let digest = seat.resumeDigest.flatMap(ResumeDigest.init(hex:)) {
-                session.resumeDigest = digest
-                resumeIndex[digest] = seat.id
-            }
             sessions[seat.id] = session
-            if let identity = session.identity { sessionsByUser[identity, default: []].insert(seat.id) }
             awayCount += 1
             awayQueue.append((seat.id, since))
             out.timers.append(TimerRequest(key: .resumeGrace(session: seat.id, awaySince: since), due: since + rules.resumeGraceMs))

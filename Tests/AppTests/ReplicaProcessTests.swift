@@ -163,7 +163,7 @@ struct ReplicaProcessTests {
         _ = try await other.exitStatus(within: .seconds(10))
     }
 
-    @Test func aRoomALiveReplicaOwnsIsRefusedNotStolen() async throws {
+    @Test func aRoomALiveReplicaOwnsIsServedThroughItNotStolen() async throws {
         let url = try await TestDatabase.fresh()
         let owner = try ServerProcess(arguments: [], environment: ["DATABASE_URL": url])
         let other = try ServerProcess(arguments: [], environment: ["DATABASE_URL": url])
@@ -174,12 +174,12 @@ struct ReplicaProcessTests {
         let stranger = try await Member.connect(other.port)
         let asked = ContinuousClock.now
         try await stranger.client.send(["type": "join_room", "room": room])
-        let refusal = try await stranger.client.next("error", timeout: .seconds(8))
-        #expect(Self.payload(refusal)["code"] as? String == "SERVICE_UNAVAILABLE", "served through the owner is not built yet: refused, never taken")
-        #expect(refusal["room"] as? String == room)
-        #expect(ContinuousClock.now - asked < .seconds(3), "a live owner is recognised by its renewals")
+        let state = try await stranger.client.next("room_state", timeout: .seconds(8))
+        #expect(state["room"] as? String == room, "served through the owner (PROTOCOL.md §14)")
+        #expect(ContinuousClock.now - asked < .seconds(2), "a live owner is recognised by its heartbeat on the bus")
         try await host.client.send(["type": "chat_message", "room": room, "payload": ["text": "still ours"]])
         _ = try await host.client.next("chat_message")
+        #expect(Self.payload(try await stranger.client.next("chat_message"))["text"] as? String == "still ours")
         #expect(!other.logText.contains("Room taken over"))
         for server in [owner, other] { server.signal(SIGTERM) }
         for server in [owner, other] { _ = try await server.exitStatus(within: .seconds(10)) }

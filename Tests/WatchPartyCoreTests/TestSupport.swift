@@ -251,6 +251,29 @@ final class Harness {
         }
     }
 
+    /// Moves a lobby session away to another server (`nil`: it cannot move); its connection is gone from here.
+    func transferOut(_ client: ClientID) -> SessionTransfer? {
+        guard let (transfer, outcome) = party.transferOut(client) else { return nil }
+        self.record(outcome)
+        carriers[client] = nil
+        detached.insert(client)
+        return transfer
+    }
+
+    /// Serves a session moved here from another server, carried by a connection of the same id; the refusal, if any.
+    @discardableResult
+    func transferIn(_ transfer: SessionTransfer) -> Party.AdoptionRefusal? {
+        switch party.transferIn(transfer, now: now) {
+        case .success(let outcome):
+            carriers[transfer.seat.id] = transfer.seat.id
+            detached.remove(transfer.seat.id)
+            self.record(outcome)
+            return nil
+        case .failure(let refusal):
+            return refusal
+        }
+    }
+
     /// Hands a room away; its record (`nil`: no such room).
     @discardableResult
     func release(_ room: RoomID, closing cause: CloseCause = .serviceRestart) -> RoomRecord? {

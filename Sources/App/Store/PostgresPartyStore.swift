@@ -92,13 +92,17 @@ final class PostgresPartyStore: PartyStore, SharedRoomStore {
     /// RESUME_GRACE_SECONDS: a room unclaimed for longer than this and a lease is abandoned.
     private let graceSeconds: Int
     private let logger: Logger
+    /// With the bus: which replicas listen on it (an owner that does serves its rooms' members
+    /// connected here, through it).
+    private let directory: ReplicaDirectory?
     private let encoder: JSONEncoder = {
         let encoder = JSONEncoder()
         encoder.outputFormatting = [.sortedKeys]
         return encoder
     }()
 
-    init(_ party: Party, table: RoomTable, metrics: MetricsRegistry, health: HealthState? = nil, logger: Logger) {
+    init(_ party: Party, table: RoomTable, metrics: MetricsRegistry, health: HealthState? = nil, directory: ReplicaDirectory? = nil, logger: Logger) {
+        self.directory = directory
         self.graceSeconds = Int(party.rules.resumeGraceMs / 1000)
         self.party = Mutex(party)
         self.table = table
@@ -198,8 +202,12 @@ final class PostgresPartyStore: PartyStore, SharedRoomStore {
             return .unavailable
         }
         var verdict = RecoveryVerdict.proceed
-        for room in rooms where await takeOver(room, adopt: adopt) == .unavailable {
-            verdict = .unavailable
+        for room in rooms {
+            switch await takeOver(room, adopt: adopt) {
+            case .proceed: break
+            case .unavailable: verdict = .unavailable
+            case .elsewhere(let owner): if verdict == .proceed { verdict = .elsewhere(owner) }
+            }
         }
         return verdict
     }
@@ -224,6 +232,7 @@ final class PostgresPartyStore: PartyStore, SharedRoomStore {
         let deadline = ContinuousClock.now + leaseDuration + .seconds(1)
         // The other owner's lease as first seen: a lease that got longer since was renewed (a live owner).
         var seen: (remaining: Double, at: ContinuousClock.Instant)?
+        var lookedAgain = false
         while true {
             if party.withLock({ $0.rooms[room] != nil }) { return .proceed }
             let claim: RoomTable.Claim
@@ -235,7 +244,10 @@ final class PostgresPartyStore: PartyStore, SharedRoomStore {
             }
             switch claim {
             case .missing:
-                return .proceed
+                // A room made on another replica in the last write interval is not written yet: looked for once more.
+                guard !lookedAgain, ContinuousClock.now + Self.flushInterval * 3 < deadline else { return .proceed }
+                lookedAgain = true
+                try? await Task.sleep(for: Self.flushInterval * 3)
             case .released:
                 guard ContinuousClock.now < deadline else { return .unavailable }
                 continue  // claimable now: claim it
@@ -245,7 +257,9 @@ final class PostgresPartyStore: PartyStore, SharedRoomStore {
                 if ledger.withLock({ $0.leases[room] != nil }) { return .proceed }
                 guard ContinuousClock.now + Self.claimPoll < deadline else { return .unavailable }
                 try? await Task.sleep(for: Self.claimPoll)
-            case .ownedElsewhere(_, let remaining):
+            case .ownedElsewhere(let owner, let remaining):
+                // An owner that listens on the bus serves the room's members wherever they are connected.
+                if let directory, let live = try? await directory.live(among: [owner]), live.contains(owner) { return .elsewhere(owner) }
                 // A live owner renews every second: a lease that grew since it was first seen is
                 // not worth waiting for. One that only runs down is a dead owner's: wait it out.
                 let now = ContinuousClock.now

@@ -41,7 +41,12 @@ enum StoreSchema {
             "CREATE INDEX owp_seats_room ON owp_seats (room_id)",
             "CREATE INDEX owp_seats_identity ON owp_seats (identity) WHERE identity IS NOT NULL",
             "CREATE INDEX owp_rooms_owner ON owp_rooms (owner)",
-        ]
+        ],
+        // 2: the bus between replicas (ReplicaBus): who listens, and notifications too big for NOTIFY.
+        [
+            "CREATE TABLE owp_replicas (replica text PRIMARY KEY, heard_at timestamptz NOT NULL)",
+            "CREATE TABLE owp_bus_spill (id bigserial PRIMARY KEY, payload text NOT NULL, created_at timestamptz NOT NULL DEFAULT now())",
+        ],
     ]
 
     static var latestVersion: Int { migrations.count }

@@ -1,0 +1,44 @@
+import WatchPartyCore
+
+/// One message between two replicas about a connection on one whose session the other serves
+/// (PROTOCOL.md §14: members connected to any replica are served by their room's owner).
+///
+/// The *relay* is the replica the client is connected to; the *owner* serves its session. A
+/// connection is named by the id it was greeted with on its relay (unique: a UUID), which
+/// stays its name on the bus whatever seat it carries later.
+enum BusFrame: Codable, Sendable, Equatable {
+    // Relay → owner.
+    /// The connection's session moves to the owner, with the message that named the owner's room.
+    case attach(connection: ClientID, session: SessionTransfer, text: String)
+    /// A text message the client sent, as it arrived.
+    case input(connection: ClientID, text: String)
+    /// A binary message of this size (the protocol has none: the owner answers with the error).
+    case binary(connection: ClientID, bytes: Int)
+    /// A round trip the relay's pings measured.
+    case roundTrip(connection: ClientID, milliseconds: UInt64)
+    /// The connection is gone (whoever closed it): the session goes away or ends, as for a local one.
+    case gone(connection: ClientID)
+    /// Whether the connection answered a ``probe(connection:probe:withinMs:)``.
+    case probed(probe: UInt64, answered: Bool)
+
+    // Owner → relay.
+    /// One message for these connections, encoded once.
+    case deliver(connections: [ClientID], text: String)
+    /// Close the connection with this code (after what was delivered before).
+    case close(connection: ClientID, code: UInt16, reason: String)
+    /// Ping the connection and say, within this many milliseconds, whether it answered.
+    case probe(connection: ClientID, probe: UInt64, withinMs: Int64)
+
+    // Either way.
+    /// The sender dropped everything it had with the receiver (its listener was lost, or its
+    /// backlog to the receiver overflowed): the receiver drops the link too.
+    case unlinked
+}
+
+/// What one notification carries: frames from one replica, in the order it sent them.
+struct BusBatch: Codable, Sendable {
+    var from: String
+    /// When it was sent, microseconds since 1970 (the cross-replica latency, on one clock or NTP's).
+    var sentAt: Int64
+    var frames: [BusFrame]
+}

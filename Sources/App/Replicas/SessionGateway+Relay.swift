@@ -1,0 +1,195 @@
+import Logging
+import NIOCore
+import Transport
+import WatchPartyCore
+
+/// Connections relayed over the bus, both ways (PROTOCOL.md §14).
+struct RelayBook {
+    /// Relay side: connections here whose session another replica serves, by greeting id.
+    var outgoing: [ClientID: (handle: ClientHandle, owner: String)] = [:]
+    /// Owner side: the handles of connections on other replicas, by replica, then by bus name.
+    var incoming: [String: [ClientID: ClientHandle]] = [:]
+}
+
+/// Members connected to one replica, served by their room's owner (PROTOCOL.md §14).
+///
+/// A connection here whose `join_room` or `resume` names a room a live replica owns is
+/// *relayed*: its session (in no room yet) moves to the owner as a value
+/// (``Party/transferOut(_:)``), and from then on this replica only passes frames: the client's
+/// messages to the owner, the owner's deliveries and closes back to the socket. The owner
+/// serves the session like any of its own (``RemoteConnection`` carries it), so every member
+/// of a room gets the room's messages from one core, in one order. A link that can lose frames
+/// is dropped (``ReplicaBus``): relayed connections here are closed with 1012 and resume;
+/// sessions served here for another replica's connections go away, resumable.
+extension SessionGateway {
+    /// Moves `client`'s session to `owner` and relays `handle`'s connection there from now on,
+    /// `first` the message that named the owner's room. False if the session cannot move.
+    func relay(_ handle: ClientHandle, carrying client: ClientID, to owner: String, first: String) -> Bool {
+        guard let bus else { return false }
+        var transfer: SessionTransfer?
+        apply { party, state, _ in
+            guard state.carriers[client]?.handle === handle, let (moved, outcome) = party.transferOut(client) else { return Outcome() }
+            state.carriers[client] = nil
+            transfer = moved
+            return outcome
+        }
+        guard let transfer else { return false }
+        relays.withLock { $0.outgoing[handle.greetedAs] = (handle, owner) }
+        handle.relay(to: owner)
+        bus.send(.attach(connection: handle.greetedAs, session: transfer, text: first), to: owner)
+        logger.info("Connection served by the room's owner", metadata: [
+            "client_id": .string(client), "connection_client_id": .string(handle.greetedAs), "owner": .string(owner),
+        ])
+        return true
+    }
+
+    /// Passes a relayed connection's input to the replica serving it.
+    func forward(_ frame: BusFrame, to owner: String) {
+        bus?.send(frame, to: owner)
+    }
+
+    /// A relayed connection closed: its owner is told (the session goes away there). False if
+    /// `handle` was not relayed.
+    func relayEnded(_ handle: ClientHandle, code: UInt16?) -> Bool {
+        guard handle.relayedTo != nil else { return false }
+        metrics.connectionClosed(code: code)
+        logger.info("Connection closed", metadata: [
+            "client_id": .string(handle.greetedAs), "code": code.map { .stringConvertible($0) } ?? .string("client"),
+            "reason": .string(CloseReasons.reason(for: code)), "owner": .string(handle.relayedTo ?? "?"),
+        ])
+        let owner = relays.withLock { relays -> String? in
+            guard let entry = relays.outgoing[handle.greetedAs], entry.handle === handle else { return nil }
+            relays.outgoing[handle.greetedAs] = nil
+            return entry.owner
+        }
+        if let owner { bus?.send(.gone(connection: handle.greetedAs), to: owner) }
+        return true
+    }
+
+    /// Every connection here that another replica serves.
+    var relayedHandles: [ClientHandle] { relays.withLock { $0.outgoing.values.map(\.handle) } }
+
+    /// Connections here served elsewhere, and sessions served here for connections elsewhere.
+    var relayCounts: (relayed: Int, remote: Int) {
+        relays.withLock { ($0.outgoing.count, $0.incoming.values.reduce(0) { $0 + $1.count }) }
+    }
+
+    // MARK: Frames from the bus
+
+    /// Frames from `delivery.from`, handled on the bus's loop, in order.
+    func busReceived(_ delivery: ReplicaBus.Delivery) {
+        busLoop.execute { [self] in
+            let readAt = TransportClock.uptimeNanoseconds()
+            var written: [ObjectIdentifier: Connection] = [:]
+            for frame in delivery.frames {
+                handle(frame, from: delivery.from, readAt: readAt, written: &written)
+            }
+            Connection.deliver(written.values)
+        }
+    }
+
+    private func handle(_ frame: BusFrame, from peer: String, readAt: UInt64, written: inout [ObjectIdentifier: Connection]) {
+        switch frame {
+        // As the owner.
+        case .attach(let name, let session, let text):
+            attach(name, session: session, on: peer, first: text, readAt: readAt)
+        case .input(let name, let text):
+            incoming(name, on: peer)?.received(text: text, readAt: readAt)
+        case .binary(let name, let bytes):
+            incoming(name, on: peer)?.received(binaryOf: bytes, readAt: readAt)
+        case .roundTrip(let name, let milliseconds):
+            incoming(name, on: peer)?.measured(roundTrip: .milliseconds(Int64(clamping: milliseconds)))
+        case .gone(let name):
+            guard let handle = relays.withLock({ $0.incoming[peer]?.removeValue(forKey: name) }) else { return }
+            (handle.connection as? RemoteConnection)?.markGone()
+            handle.closed(code: nil)
+        case .probed(let probe, let answered):
+            remoteProbes.answer(probe, answered)
+        // As the relay.
+        case .deliver(let names, let text):
+            let message = OutboundText(text)
+            for name in names {
+                guard let connection = outgoing(name, to: peer)?.connection as? Connection else { continue }
+                if connection.post(message) == .queued { written[ObjectIdentifier(connection)] = connection }
+            }
+        case .close(let name, let code, let reason):
+            outgoing(name, to: peer)?.connection.close(code: code, reason: reason)
+        case .probe(let name, let probe, let withinMs):
+            guard let connection = outgoing(name, to: peer)?.connection else {
+                return forward(.probed(probe: probe, answered: false), to: peer)
+            }
+            connection.probe(within: .milliseconds(withinMs)) { [weak self] answered in
+                self?.forward(.probed(probe: probe, answered: answered), to: peer)
+            }
+        case .unlinked:
+            break  // the bus drops the link itself
+        }
+    }
+
+    private func incoming(_ name: ClientID, on peer: String) -> ClientHandle? {
+        relays.withLock { $0.incoming[peer]?[name] }
+    }
+
+    private func outgoing(_ name: ClientID, to peer: String) -> ClientHandle? {
+        relays.withLock { relays in relays.outgoing[name].flatMap { $0.owner == peer ? $0.handle : nil } }
+    }
+
+    /// A session moved here from `peer`: served from now on, `first` its first message.
+    private func attach(_ name: ClientID, session: SessionTransfer, on peer: String, first: String, readAt: UInt64) {
+        guard let bus else { return }
+        let connection = RemoteConnection(peer: peer, name: name, bus: bus, loop: busLoop, probes: remoteProbes)
+        let handle = ClientHandle(id: session.seat.id, gateway: self, connection: connection)
+        var accepted = false
+        apply { party, state, now in
+            guard !party.draining, case .success(let outcome) = party.transferIn(session, now: now) else { return Outcome() }
+            state.carriers[session.seat.id] = Carrier(connection: connection, handle: handle)
+            accepted = true
+            return outcome
+        }
+        guard accepted else {
+            // Draining, or a session by that id or token is here already: the client reconnects.
+            let restart = CloseCause.serviceRestart
+            connection.close(code: restart.code, reason: restart.text)
+            logger.warning("Session from another replica not served here: its connection reconnects", metadata: [
+                "client_id": .string(session.seat.id), "peer": .string(peer),
+            ])
+            return
+        }
+        relays.withLock { $0.incoming[peer, default: [:]][name] = handle }
+        logger.info("Serving a member connected to another replica", metadata: ["client_id": .string(session.seat.id), "peer": .string(peer)])
+        handle.received(text: first, readAt: readAt)
+    }
+
+    // MARK: Links
+
+    /// The link with `peer` (`nil`: every peer) was dropped: frames may have been lost. Relayed
+    /// connections here are closed with 1012 (they reconnect and resume); sessions served here
+    /// for connections there go away (resumable), as if those connections had dropped.
+    func linkDropped(with peer: String?) {
+        let (outgoing, incoming) = relays.withLock { relays -> ([ClientHandle], [ClientHandle]) in
+            let outgoing = relays.outgoing.filter { peer == nil || $0.value.owner == peer }
+            for name in outgoing.keys { relays.outgoing[name] = nil }
+            var incoming: [ClientHandle] = []
+            for (from, handles) in relays.incoming where peer == nil || from == peer {
+                incoming.append(contentsOf: handles.values)
+                relays.incoming[from] = nil
+            }
+            return (outgoing.values.map(\.handle), incoming)
+        }
+        let restart = CloseCause.serviceRestart
+        for handle in outgoing {
+            handle.connection.close(code: restart.code, reason: restart.text)
+        }
+        busLoop.execute {
+            for handle in incoming {
+                (handle.connection as? RemoteConnection)?.markGone()
+                handle.closed(code: nil)
+            }
+        }
+    }
+
+    /// The last step of a drain: what waits for other replicas is sent, and this one leaves the bus.
+    func leaveBus() async {
+        await bus?.finish(within: .seconds(2))
+    }
+}

@@ -1,0 +1,70 @@
+import Logging
+import PostgresNIO
+
+/// Which replicas can be reached over the bus now (PROTOCOL.md §14): each one that listens
+/// says so every ``ReplicaBus/heartbeatInterval`` (`owp_replicas.heard_at`, by the database's
+/// clock), and a replica not heard of for ``liveWindowSeconds`` is taken for gone — whatever
+/// it still believes, nothing it is sent is heard.
+///
+/// Guarantees: a replica is said to be live only while its listener is up (it writes its
+/// heartbeat only then, and the listener's session is looked for); a drained replica removes
+/// itself at once.
+struct ReplicaDirectory: Sendable {
+    let client: PostgresClient
+    let replica: String
+    let logger: Logger
+
+    /// Three missed heartbeats.
+    static let liveWindowSeconds = 3.0
+
+    /// This replica listens: heard now.
+    func heartbeat() async throws {
+        let (client, replica, logger) = (client, replica, logger)
+        _ = try await Deadline.within(RoomTable.callLimit) {
+            try await client.query(
+                """
+                INSERT INTO owp_replicas (replica, heard_at) VALUES (\(replica), now())
+                ON CONFLICT (replica) DO UPDATE SET heard_at = now()
+                """, logger: logger)
+        }
+    }
+
+    /// Which of `replicas` were heard of within the live window and have their listener
+    /// connected now (its session, named after its channel, is in `pg_stat_activity`): a
+    /// process that died is seen at once, as the database drops its connections.
+    func live(among replicas: [String]) async throws -> Set<String> {
+        guard !replicas.isEmpty else { return [] }
+        let (client, logger, window) = (client, logger, Self.liveWindowSeconds)
+        let channels = replicas.map(ReplicaBus.channel(of:))
+        return try await Deadline.within(RoomTable.callLimit) {
+            let rows = try await client.query(
+                """
+                SELECT r.replica FROM owp_replicas AS r
+                JOIN unnest(\(replicas)::text[], \(channels)::text[]) AS l(replica, channel) ON r.replica = l.replica
+                WHERE r.heard_at > now() - make_interval(secs => \(window))
+                  AND EXISTS (SELECT 1 FROM pg_stat_activity AS a WHERE a.application_name = l.channel)
+                """, logger: logger)
+            var live: Set<String> = []
+            for try await replica in rows.decode(String.self) { live.insert(replica) }
+            return live
+        }
+    }
+
+    /// This replica stopped listening for good (a drain): nothing is to be sent to it any more.
+    func remove() async throws {
+        let (client, replica, logger) = (client, replica, logger)
+        _ = try await Deadline.within(RoomTable.callLimit) {
+            try await client.query("DELETE FROM owp_replicas WHERE replica = \(replica)", logger: logger)
+        }
+    }
+
+    /// Forgets replicas gone for a day, and spilled notifications nobody fetched within a minute
+    /// (their listener was gone).
+    func removeStale() async throws {
+        let (client, logger) = (client, logger)
+        _ = try await Deadline.within(RoomTable.callLimit) {
+            try await client.query("DELETE FROM owp_replicas WHERE heard_at < now() - interval '1 day'", logger: logger)
+            try await client.query("DELETE FROM owp_bus_spill WHERE created_at < now() - interval '1 minute'", logger: logger)
+        }
+    }
+}

@@ -1,0 +1,169 @@
+import Foundation
+import NIOWebSocket
+import Testing
+
+@testable import App
+
+/// Three real `owp-server` processes and one PostgreSQL (PROTOCOL.md §14): members of one room
+/// connected to different replicas are served by the room's owner through the bus, so they
+/// see one sequence of messages; when the owner stops or dies, the members connected
+/// elsewhere are closed with 1012 and resume with the room intact.
+@Suite(.serialized, .enabled(if: TestDatabase.enabled, "needs PostgreSQL's server binaries or OWP_TEST_DATABASE_URL"))
+struct ReplicaBusProcessTests {
+    typealias Member = ReplicaProcessTests.Member
+
+    static func replicas(_ count: Int, environment: [String: String]) async throws -> [ServerProcess] {
+        let servers = try (0..<count).map { _ in try ServerProcess(arguments: [], environment: environment) }
+        for server in servers { try await server.waitUntilListening() }
+        // Each must be listening on the bus (its heartbeat written) before another relays to it.
+        for server in servers {
+            let deadline = ContinuousClock.now + .seconds(10)
+            while !server.logText.contains("Bus: listening"), ContinuousClock.now < deadline { try await Task.sleep(for: .milliseconds(20)) }
+            #expect(server.logText.contains("Bus: listening"), "\(server.logText)")
+        }
+        return servers
+    }
+
+    static func stop(_ servers: [ServerProcess]) async throws {
+        for server in servers { server.signal(SIGTERM) }
+        for server in servers { _ = try await server.exitStatus(within: .seconds(10)) }
+    }
+
+    /// Every text `client` receives until it has been quiet for `quiet`.
+    static func texts(_ client: LiveClient, quiet: Duration = .milliseconds(600)) async -> [String] {
+        var texts: [String] = []
+        while let text = try? await client.nextText(timeout: quiet) { texts.append(text) }
+        return texts
+    }
+
+    static func type(_ text: String) -> String {
+        ((try? JSONSerialization.jsonObject(with: Data(text.utf8))) as? [String: Any])?["type"] as? String ?? "?"
+    }
+
+    /// A host on `servers[0]` and a guest on each replica; every guest has its `room_state`.
+    static func spreadParty(_ servers: [ServerProcess]) async throws -> (room: String, host: Member, guests: [Member]) {
+        let host = try await Member.connect(servers[0].port)
+        try await host.client.send(["type": "create_room", "payload": ["name": "Spread night", "user_name": "Hannah"]])
+        let room = try #require(try await host.client.next("room_state")["room"] as? String)
+        var guests: [Member] = []
+        for (index, server) in servers.enumerated() {
+            let guest = try await Member.connect(server.port)
+            try await guest.client.send(["type": "join_room", "room": room, "payload": ["user_name": "Guest \(index)"]])
+            let state = try await guest.client.next("room_state", timeout: .seconds(8))
+            #expect(state["room"] as? String == room)
+            guests.append(guest)
+        }
+        return (room, host, guests)
+    }
+
+    @Test func membersSpreadOverThreeReplicasSeeOneSequence() async throws {
+        let url = try await TestDatabase.fresh()
+        let servers = try await Self.replicas(3, environment: ["DATABASE_URL": url])
+        let (room, host, guests) = try await Self.spreadParty(servers)
+        for member in [host] + guests { _ = await Self.texts(member.client) }
+
+        // Chat, the ready barrier, play, pause, seek, the host's state relayed, from members on every replica.
+        try await guests[1].client.send(["type": "chat_message", "room": room, "payload": ["text": "hi from replica 2"]])
+        try await guests[2].client.send(["type": "chat_message", "room": room, "payload": ["text": "hi from replica 3"]])
+        for guest in guests { try await guest.client.send(["type": "ready", "room": room]) }
+        try await host.client.send(["type": "player_event", "room": room, "payload": ["action": "play", "position": 12]])
+        try await Task.sleep(for: .milliseconds(200))
+        try await host.client.send(["type": "state_update", "room": room, "payload": ["position": 14.5, "play_state": "playing"]])
+        try await host.client.send(["type": "player_event", "room": room, "payload": ["action": "pause", "position": 20]])
+        try await host.client.send(["type": "player_event", "room": room, "payload": ["action": "seek", "position": 60]])
+        try await guests[0].client.send(["type": "participant_status", "room": room, "payload": ["status": "buffering"]])
+        try await guests[2].client.send(["type": "chat_message", "room": room, "payload": ["text": "bye"]])
+
+        var sequences: [[String]] = []
+        for guest in guests { sequences.append(await Self.texts(guest.client, quiet: .seconds(2))) }
+        let types = sequences[0].map(Self.type)
+        for expected in ["chat_message", "player_event", "participant_statuses"] {
+            #expect(types.contains(expected), "\(types)")
+        }
+        #expect(types.filter { $0 == "player_event" }.count >= 3, "play, pause and seek: \(types)")
+        #expect(types.filter { $0 == "chat_message" }.count == 3, "\(types)")
+        // Byte for byte: one core encoded each message once, and the relays passed it on as it was.
+        #expect(sequences[1] == sequences[0], "the guest on replica 2 saw what the guest on the owner saw")
+        #expect(sequences[2] == sequences[0], "the guest on replica 3 saw what the guest on the owner saw")
+        #expect(!servers[1].logText.contains("Room taken over"), "served through the owner, never taken from it")
+        #expect(servers[1].logText.contains("Connection served by the room's owner"))
+        let metrics = try await servers[0].httpResponse("/metrics")
+        #expect(metrics.contains("owp_bus_remote_sessions 2"), "two sessions served for connections elsewhere")
+        try await Self.stop(servers)
+    }
+
+    @Test func aRelayedMemberLeavesAndRejoinsAndItsConnectionClosesCleanly() async throws {
+        let url = try await TestDatabase.fresh()
+        let servers = try await Self.replicas(2, environment: ["DATABASE_URL": url])
+        let (room, host, guests) = try await Self.spreadParty(servers)
+        let remote = guests[1]
+        try await remote.client.send(["type": "leave_room", "room": room])
+        _ = try await remote.client.next("room_list")
+        try await remote.client.send(["type": "join_room", "room": room])
+        #expect(try await remote.client.next("room_state")["room"] as? String == room)
+        try await host.client.send(["type": "chat_message", "room": room, "payload": ["text": "welcome back"]])
+        #expect(ReplicaProcessTests.payload(try await remote.client.next("chat_message"))["text"] as? String == "welcome back")
+        try await Task.sleep(for: .milliseconds(300))
+        _ = await Self.texts(host.client, quiet: .milliseconds(300))
+        _ = try await remote.client.close()
+        try await Task.sleep(for: .milliseconds(500))
+        let away = try await servers[0].httpResponse("/metrics")
+        #expect(away.contains("owp_sessions_away 1"), "the owner holds the seat for a resume: \(servers[0].logText)")
+        #expect(await Self.texts(host.client).map(Self.type).contains("participant_statuses"), "the others learn of the absence")
+        // Resumed through the other replica again, by its token.
+        let resumed = try await remote.resume(on: servers[1].port)
+        #expect(ReplicaProcessTests.payload(resumed.hello)["client_id"] as? String == remote.id)
+        #expect(resumed.state["room"] as? String == room)
+        try await Self.stop(servers)
+    }
+
+    @Test func aStoppedOwnerHandsTheRoomOverAndRelayedMembersResume() async throws {
+        let url = try await TestDatabase.fresh()
+        let servers = try await Self.replicas(3, environment: ["DATABASE_URL": url])
+        let (room, host, guests) = try await Self.spreadParty(servers)
+        try await Task.sleep(for: .milliseconds(300))
+
+        servers[0].signal(SIGTERM)
+        let stopped = ContinuousClock.now
+        for member in [host] + guests {
+            let close = try await member.client.closeFrame()
+            #expect(close?.closeCode == WebSocketErrorCode(codeNumber: 1012), "every member reconnects and resumes")
+        }
+        #expect(ContinuousClock.now - stopped < .seconds(4), "relayed members are told at once, not when the owner's heartbeats stop")
+        _ = try await servers[0].exitStatus(within: .seconds(10))
+        // Each back through a replica of its own: the room moves to the first that asks, the others are served through it.
+        var resumed: [(client: LiveClient, hello: [String: Any], state: [String: Any])] = []
+        for (index, member) in ([host] + guests).enumerated() {
+            let server = servers[1 + index % 2]
+            let back = try await member.resume(on: server.port)
+            #expect(ReplicaProcessTests.payload(back.hello)["client_id"] as? String == member.id)
+            #expect(back.state["room"] as? String == room)
+            resumed.append(back)
+        }
+        try await resumed[0].client.send(["type": "chat_message", "room": room, "payload": ["text": "still here"]])
+        for back in resumed.dropFirst() {
+            #expect(ReplicaProcessTests.payload(try await back.client.next("chat_message"))["text"] as? String == "still here")
+        }
+        let logs = servers[1].logText + servers[2].logText
+        #expect(!logs.contains("Room closed"), "no room closed")
+        #expect(logs.components(separatedBy: "Room taken over from the store").count == 2, "taken over exactly once")
+        try await Self.stop(Array(servers.dropFirst()))
+    }
+
+    @Test func aKilledOwnersRelayedMembersAreClosedAndResumeElsewhere() async throws {
+        let url = try await TestDatabase.fresh()
+        let servers = try await Self.replicas(2, environment: ["DATABASE_URL": url, "ROOM_LEASE_SECONDS": "3"])
+        let (room, _, guests) = try await Self.spreadParty(servers)
+        try await Task.sleep(for: .milliseconds(300))
+
+        servers[0].signal(SIGKILL)
+        let killed = ContinuousClock.now
+        let close = try await guests[1].client.closeFrame()
+        #expect(close?.closeCode == WebSocketErrorCode(codeNumber: 1012), "the relay closes what it cannot serve any more")
+        #expect(ContinuousClock.now - killed < .seconds(3), "its listener's session is gone at once: seen by the next heartbeat's check")
+        let back = try await guests[1].resume(on: servers[1].port)
+        #expect(back.state["room"] as? String == room)
+        #expect(ContinuousClock.now - killed < .seconds(3 + 1 + 4), "taken over after the dead owner's lease")
+        try await Self.stop([servers[1]])
+    }
+}
