@@ -159,7 +159,7 @@ final class SessionGateway: ConnectionAcceptor {
             // Open mode, RESUME_BY_USER_ID: the auth is served at once; its rooms are brought
             // here meanwhile, and taking one over resumes the member's seat (Party.adopt).
             self.handle(decoded, from: client, by: handle, verdict: nil, readAt: readAt)
-            recoverInBackground(need)
+            recoverInBackground(need, for: handle)
             return .handled
         }
         guard verify != nil || need != nil else {
@@ -190,7 +190,7 @@ final class SessionGateway: ConnectionAcceptor {
             if identityAfterCheck, case .success(.valid(let userID, _, _))? = result {
                 // The auth is served at once (its deadline runs); the user's rooms are brought
                 // here meanwhile, and taking one over resumes the seat (Party.adopt).
-                self.recoverInBackground(.identity(userID))
+                self.recoverInBackground(.identity(userID), for: handle)
             }
         }
         return .verifying
@@ -201,11 +201,20 @@ final class SessionGateway: ConnectionAcceptor {
         { [weak self] record, ownerGoneAt in self?.adopt(record, ownerGoneAt: ownerGoneAt) ?? false }
     }
 
-    /// Brings `need`'s rooms here without holding any input for it.
-    private func recoverInBackground(_ need: RecoveryNeed?) {
+    /// Brings `need`'s rooms here without holding any input for it. A room a live replica
+    /// owns stays there: `handle`'s connection is served through that replica from then on
+    /// (if its session is still in no room), and resumes its user's seat there.
+    private func recoverInBackground(_ need: RecoveryNeed?, for handle: ClientHandle) {
         guard let shared, let need else { return }
         let adopt = adopter
-        Task { _ = await shared.recover(need, adopt: adopt) }
+        let mayRelay = bus != nil && handle.connection is Connection
+        Task {
+            guard case .elsewhere(let owner) = await shared.recover(need, adopt: adopt), mayRelay else { return }
+            handle.connection.onEventLoop { [weak self] in
+                guard let self, let seat = handle.seat, handle.relayedTo == nil else { return }
+                self.relay(handle, carrying: seat, to: owner, first: nil)
+            }
+        }
     }
 
     /// With a shared store: what `message` needs looked up there before the core sees it
@@ -896,7 +905,12 @@ final class ClientHandle: ConnectionSession {
     /// Back on the event loop with a verdict: the auth, then what waited for it, in order.
     private func resume(_ verified: SessionGateway.Verified) {
         guard let seat = inbox.withLock({ $0.closed ? nil : $0.seat }) else { return }
-        gateway.verified(verified, from: seat, by: self)
+        if let owner = relayedTo {
+            // Its session moved to another replica meanwhile (its user's seat is there): the message goes with it.
+            gateway.forward(.input(connection: greetedAs, text: verified.text), to: owner)
+        } else {
+            gateway.verified(verified, from: seat, by: self)
+        }
         while let next = inbox.withLock({ inbox -> (text: String, readAt: UInt64)? in
             guard let first = inbox.held.popFirst() else {
                 inbox.verifying = false

@@ -28,8 +28,10 @@ extension Party {
     /// Serves a session handed over by another server (``transferOut(_:)`` there): attached,
     /// authenticated, in no room, resumable by the token it was greeted with. It is not greeted
     /// again (its connection was, by the server it is connected to); a token expiry is armed.
-    /// `.conflict` if a session with its id or its token is here already.
-    public mutating func transferIn(_ transfer: SessionTransfer, now: ServerTime) -> Result<Outcome, AdoptionRefusal> {
+    /// `resumingIdentity`: it came for its user's seat here, and takes it as an `auth` as that
+    /// user would have (PROTOCOL.md §13: exactly one away seat is resumed; one still attached
+    /// is probed). `.conflict` if a session with its id or its token is here already.
+    public mutating func transferIn(_ transfer: SessionTransfer, now: ServerTime, resumingIdentity: Bool = false) -> Result<Outcome, AdoptionRefusal> {
         let seat = transfer.seat
         guard seat.awaySince == nil, seat.resumeDigest.map({ ResumeDigest(hex: $0) != nil }) ?? true else { return .failure(.malformed) }
         guard sessions[seat.id] == nil, seat.resumeDigest.flatMap(ResumeDigest.init(hex:)).map({ resumeIndex[$0] == nil }) ?? true else {
@@ -43,6 +45,11 @@ extension Party {
         refreshLobby(seat.id)
         if let expiresAt = transfer.expiresAt {
             out.timers.append(TimerRequest(key: .sessionExpiry(client: seat.id, expiresAt: expiresAt), due: expiresAt))
+        }
+        if resumingIdentity {
+            var lobby = LobbyChange()
+            _ = resumeByIdentity(seat.id, now: now, out: &out, lobby: &lobby)
+            flushLobby(lobby, now: now, out: &out)
         }
         return .success(finish(out))
     }

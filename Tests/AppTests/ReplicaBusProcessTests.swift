@@ -150,6 +150,44 @@ struct ReplicaBusProcessTests {
         try await Self.stop(Array(servers.dropFirst()))
     }
 
+    @Test func upstreamClientsComeBackByTheirLoginThroughAnyReplica() async throws {
+        // The upstream clients know no resume token: after a 1012 they reconnect (through the
+        // load balancer, to any replica) and send `auth` with the same JWT.
+        let url = try await TestDatabase.fresh()
+        let servers = try await Self.replicas(3, environment: ["DATABASE_URL": url, "JWT_SECRET": TestTokens.secret])
+        let hostToken = TestTokens.token(claims: TestTokens.claims(["sub": "u-host", "name": "Hannah"]))
+        let guestToken = TestTokens.token(claims: TestTokens.claims(["sub": "u-guest", "name": "Gus"]))
+        let host = try await Member.connect(servers[0].port)
+        try await host.client.send(["type": "auth", "payload": ["token": hostToken]])
+        _ = try await host.client.next("auth_success")
+        try await host.client.send(["type": "create_room", "payload": ["name": "Upstream night"]])
+        let room = try #require(try await host.client.next("room_state")["room"] as? String)
+        try await Task.sleep(for: .milliseconds(300))
+        let guest = try await Member.connect(servers[1].port)
+        try await guest.client.send(["type": "auth", "payload": ["token": guestToken]])
+        _ = try await guest.client.next("auth_success")
+        try await guest.client.send(["type": "join_room", "room": room])
+        _ = try await guest.client.next("room_state", timeout: .seconds(8))
+        try await Task.sleep(for: .milliseconds(300))
+
+        servers[0].signal(SIGTERM)
+        for member in [host, guest] { _ = try await member.client.closeFrame() }
+        _ = try await servers[0].exitStatus(within: .seconds(10))
+        // The host through replica 2 (the room moves there), the guest through replica 3 (served through 2).
+        for (member, token, server) in [(host, hostToken, servers[1]), (guest, guestToken, servers[2])] {
+            let client = try await LiveClient(port: server.port)
+            _ = try await client.next("client_hello")
+            try await client.send(["type": "auth", "payload": ["token": token]])
+            _ = try await client.next("auth_success", timeout: .seconds(8))
+            let hello = try await client.next("client_hello", timeout: .seconds(8))
+            #expect(ReplicaProcessTests.payload(hello)["client_id"] as? String == member.id, "the same seat, by the same sub")
+            #expect(ReplicaProcessTests.payload(hello)["resumed"] as? Bool == true)
+            #expect(try await client.next("room_state")["room"] as? String == room)
+        }
+        #expect(servers[2].logText.contains("Connection served by the room's owner"), "the guest came back through a replica that does not own the room")
+        try await Self.stop(Array(servers.dropFirst()))
+    }
+
     @Test func aKilledOwnersRelayedMembersAreClosedAndResumeElsewhere() async throws {
         let url = try await TestDatabase.fresh()
         let servers = try await Self.replicas(2, environment: ["DATABASE_URL": url, "ROOM_LEASE_SECONDS": "3"])

@@ -78,3 +78,33 @@ struct SessionTransferTests {
         #expect(owner.handovers.contains { $0.session == "g" && $0.carrier == "g2" }, "resumed by the token its relay gave it")
     }
 }
+
+/// The upstream clients come back by `auth`, through whichever replica: their session moves
+/// to the owner of their seat and takes it there.
+struct IdentityTransferTests {
+    @Test func aMovedSessionTakesItsUsersAwaySeat() throws {
+        let owner = Harness(verifier: StubVerifier())
+        owner.signIn("bob-1", token: "good-bob")
+        let room = owner.createRoom("bob-1")
+        owner.signIn("alice-1", token: "good-alice")
+        owner.joinRoom("alice-1", room)
+        owner.disconnect("alice-1")
+        let relay = Harness(verifier: StubVerifier(), tokenPrefix: "relay")
+        relay.signIn("alice-2", token: "good-alice")
+        let transfer = try #require(relay.transferOut("alice-2"))
+        owner.clear()
+        let outcome = try owner.party.transferIn(transfer, now: owner.now, resumingIdentity: true).get()
+        #expect(outcome.handovers.map { [$0.session, $0.carrier] } == [["alice-1", "alice-2"]], "the seat is the new connection's, as an auth here would have made it")
+        #expect(outcome.handovers.first?.tookOver == false, "it was away")
+    }
+
+    @Test func withoutAnAwaySeatNothingIsTaken() throws {
+        let owner = Harness(verifier: StubVerifier())
+        let relay = Harness(verifier: StubVerifier(), tokenPrefix: "relay")
+        relay.signIn("alice-2", token: "good-alice")
+        let transfer = try #require(relay.transferOut("alice-2"))
+        let outcome = try owner.party.transferIn(transfer, now: owner.now, resumingIdentity: true).get()
+        #expect(outcome.handovers.isEmpty && outcome.probes.isEmpty)
+        #expect(owner.party.sessions["alice-2"]?.roomID == nil, "served in the lobby")
+    }
+}

@@ -23,8 +23,10 @@ struct RelayBook {
 /// sessions served here for another replica's connections go away, resumable.
 extension SessionGateway {
     /// Moves `client`'s session to `owner` and relays `handle`'s connection there from now on,
-    /// `first` the message that named the owner's room. False if the session cannot move.
-    func relay(_ handle: ClientHandle, carrying client: ClientID, to owner: String, first: String) -> Bool {
+    /// `first` the message that named the owner's room (`nil`: its user's seat is there, and it
+    /// resumes it as its `auth` would have here). False if the session cannot move.
+    @discardableResult
+    func relay(_ handle: ClientHandle, carrying client: ClientID, to owner: String, first: String?) -> Bool {
         guard let bus else { return false }
         var transfer: SessionTransfer?
         apply { party, state, _ in
@@ -36,7 +38,11 @@ extension SessionGateway {
         guard let transfer else { return false }
         relays.withLock { $0.outgoing[handle.greetedAs] = (handle, owner) }
         handle.relay(to: owner)
-        bus.send(.attach(connection: handle.greetedAs, session: transfer, text: first), to: owner)
+        if let first {
+            bus.send(.attach(connection: handle.greetedAs, session: transfer, text: first), to: owner)
+        } else {
+            bus.send(.attachResuming(connection: handle.greetedAs, session: transfer), to: owner)
+        }
         logger.info("Connection served by the room's owner", metadata: [
             "client_id": .string(client), "connection_client_id": .string(handle.greetedAs), "owner": .string(owner),
         ])
@@ -93,6 +99,8 @@ extension SessionGateway {
         // As the owner.
         case .attach(let name, let session, let text):
             attach(name, session: session, on: peer, first: text, readAt: readAt)
+        case .attachResuming(let name, let session):
+            attach(name, session: session, on: peer, first: nil, readAt: readAt)
         case .input(let name, let text):
             incoming(name, on: peer)?.received(text: text, readAt: readAt)
         case .binary(let name, let bytes):
@@ -134,14 +142,15 @@ extension SessionGateway {
         relays.withLock { relays in relays.outgoing[name].flatMap { $0.owner == peer ? $0.handle : nil } }
     }
 
-    /// A session moved here from `peer`: served from now on, `first` its first message.
-    private func attach(_ name: ClientID, session: SessionTransfer, on peer: String, first: String, readAt: UInt64) {
+    /// A session moved here from `peer`: served from now on, `first` its first message (`nil`:
+    /// it resumes its user's seat here).
+    private func attach(_ name: ClientID, session: SessionTransfer, on peer: String, first: String?, readAt: UInt64) {
         guard let bus else { return }
         let connection = RemoteConnection(peer: peer, name: name, bus: bus, loop: busLoop, probes: remoteProbes)
         let handle = ClientHandle(id: session.seat.id, gateway: self, connection: connection)
         var accepted = false
         apply { party, state, now in
-            guard !party.draining, case .success(let outcome) = party.transferIn(session, now: now) else { return Outcome() }
+            guard !party.draining, case .success(let outcome) = party.transferIn(session, now: now, resumingIdentity: first == nil) else { return Outcome() }
             state.carriers[session.seat.id] = Carrier(connection: connection, handle: handle)
             accepted = true
             return outcome
@@ -157,7 +166,7 @@ extension SessionGateway {
         }
         relays.withLock { $0.incoming[peer, default: [:]][name] = handle }
         logger.info("Serving a member connected to another replica", metadata: ["client_id": .string(session.seat.id), "peer": .string(peer)])
-        handle.received(text: first, readAt: readAt)
+        if let first { handle.received(text: first, readAt: readAt) }
     }
 
     // MARK: Links
