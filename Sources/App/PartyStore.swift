@@ -63,6 +63,10 @@ protocol SharedRoomStore: AnyObject, Sendable {
     /// Where the store reports rooms whose claim it found taken by another replica: they
     /// must be removed here at once, without a departure.
     func whenLost(_ handler: @escaping @Sendable ([RoomID]) -> Void)
+
+    /// Where the store reports, when they change, the rooms other replicas own (read every
+    /// ``PostgresPartyStore/listingInterval``): a lobby here lists them with its own.
+    func whenRoomsElsewhereChange(_ handler: @escaping @Sendable ([ListedRoom]) -> Void)
 }
 
 /// What an input needs the store to look up before the core sees it.

@@ -86,6 +86,9 @@ final class SessionGateway: ConnectionAcceptor {
         self.verifier = verifier
         self.throttle = throttle
         shared?.whenLost { [weak self] rooms in self?.removeLost(rooms) }
+        shared?.whenRoomsElsewhereChange { [weak self] listed in
+            self?.apply { party, _, now in party.listRoomsElsewhere(listed, now: now) }
+        }
         bus?.handle(
             received: { [weak self] delivery in self?.busReceived(delivery) },
             dropped: { [weak self] peer, _ in self?.linkDropped(with: peer) })

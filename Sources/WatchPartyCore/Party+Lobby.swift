@@ -1,3 +1,14 @@
+/// A room another server owns, as a lobby here lists it.
+public struct ListedRoom: Sendable, Equatable {
+    public var summary: RoomSummary
+    public var createdAt: ServerTime
+
+    public init(summary: RoomSummary, createdAt: ServerTime) {
+        self.summary = summary
+        self.createdAt = createdAt
+    }
+}
+
 /// Lobby bookkeeping collected while one input is handled, flushed once at its end.
 struct LobbyChange {
     /// The set of rooms or a member count changed.
@@ -23,12 +34,27 @@ extension Party {
         roomListCache = nil
     }
 
-    /// Every room, in creation order, built afresh.
+    /// Every room, in creation order, built afresh: this server's, and those other servers own
+    /// (merged by when each was made; a room here is listed as it is here).
     func roomSummaries() -> [RoomSummary] {
         // Summarise first, then sort the small values (sorting Room values copies whole rooms).
-        rooms.values.map { ($0.sequence, RoomSummary(id: $0.id, name: $0.name, count: $0.members.count, mediaID: $0.mediaID)) }
+        let here = rooms.values.map { ($0.sequence, $0.createdAt, RoomSummary(id: $0.id, name: $0.name, count: $0.members.count, mediaID: $0.mediaID)) }
             .sorted { $0.0 < $1.0 }
-            .map(\.1)
+        guard !roomsElsewhere.isEmpty else { return here.map(\.2) }
+        let elsewhere = roomsElsewhere.filter { rooms[$0.summary.id] == nil }.map { ($0.createdAt, $0.summary) }
+        return (here.map { ($0.1, $0.2) } + elsewhere).sorted { ($0.0, $0.1.id) < ($1.0, $1.1.id) }.map(\.1)
+    }
+
+    /// The rooms other servers own now (PROTOCOL.md §14), as the shell read them: listed with
+    /// this server's from now on; the lobby is told when that changes the list.
+    public mutating func listRoomsElsewhere(_ listed: [ListedRoom], now: ServerTime) -> Outcome {
+        var out = Outcome()
+        guard listed != roomsElsewhere else { return finish(out) }
+        roomsElsewhere = listed
+        var lobby = LobbyChange()
+        noteRoomsChanged(&lobby)
+        flushLobby(lobby, now: now, out: &out)
+        return finish(out)
     }
 
     /// Moves a connection in or out of a room: the one place a membership pointer changes.

@@ -42,6 +42,8 @@ public struct Party: Sendable {
     var sessionsByUser: [String: Set<ClientID>] = [:]
     /// The current `room_list` snapshot, until the rooms change (``roomList()``).
     var roomListCache: RoomList?
+    /// Rooms other servers own, as the shell last read them (PROTOCOL.md §14: `room_list` is global).
+    var roomsElsewhere: [ListedRoom] = []
     /// JWT mode: connections must `auth` with a valid token before anything else.
     public let authRequired: Bool
     var roomSequence: UInt64 = 0

@@ -34,6 +34,13 @@ public struct RoomSummary: Sendable, Equatable, Encodable {
 
     enum CodingKeys: String, CodingKey { case id, name, count, mediaID = "media_id" }
 
+    public init(id: String, name: String, count: Int, mediaID: String?) {
+        self.id = id
+        self.name = name
+        self.count = count
+        self.mediaID = mediaID
+    }
+
     public func encode(to encoder: any Encoder) throws {
         var container = encoder.container(keyedBy: CodingKeys.self)
         try container.encode(id, forKey: .id)

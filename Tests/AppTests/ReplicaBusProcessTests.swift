@@ -188,6 +188,25 @@ struct ReplicaBusProcessTests {
         try await Self.stop(Array(servers.dropFirst()))
     }
 
+    @Test func theRoomListIsGlobal() async throws {
+        let url = try await TestDatabase.fresh()
+        let servers = try await Self.replicas(2, environment: ["DATABASE_URL": url])
+        let lobby = try await Member.connect(servers[1].port)
+        _ = try await lobby.client.next("room_list")
+        let host = try await Member.connect(servers[0].port)
+        try await host.client.send(["type": "create_room", "payload": ["name": "Far away", "user_name": "Hannah"]])
+        let room = try #require(try await host.client.next("room_state")["room"] as? String)
+        let made = ContinuousClock.now
+        // A room made on another replica reaches this lobby within a write and a read of the list (~1 s).
+        let list = try await lobby.client.next("room_list", timeout: .seconds(3))
+        let entries = list["payload"] as? [[String: Any]] ?? []
+        #expect(entries.map { $0["id"] as? String } == [room] && entries.first?["name"] as? String == "Far away", "\(list)")
+        #expect(ContinuousClock.now - made < .seconds(2))
+        try await lobby.client.send(["type": "join_room", "room": room])
+        #expect(try await lobby.client.next("room_state", timeout: .seconds(8))["room"] as? String == room, "and joined through its owner")
+        try await Self.stop(servers)
+    }
+
     @Test func aKilledOwnersRelayedMembersAreClosedAndResumeElsewhere() async throws {
         let url = try await TestDatabase.fresh()
         let servers = try await Self.replicas(2, environment: ["DATABASE_URL": url, "ROOM_LEASE_SECONDS": "3"])

@@ -108,3 +108,41 @@ struct IdentityTransferTests {
         #expect(owner.party.sessions["alice-2"]?.roomID == nil, "served in the lobby")
     }
 }
+
+/// `room_list` is global with several replicas (PROTOCOL.md §14): rooms other servers own are
+/// listed with this one's, in creation order, and the lobby is told when they change.
+struct RoomsElsewhereTests {
+    static func listed(_ id: String, at createdAt: ServerTime, count: Int = 2) -> ListedRoom {
+        ListedRoom(summary: RoomSummary(id: id, name: "Room \(id)", count: count, mediaID: nil), createdAt: createdAt)
+    }
+
+    @Test func roomsElsewhereAreListedInCreationOrderAndTheLobbyIsTold() throws {
+        let h = Harness()
+        h.login("host", name: "Hannah")
+        let here = h.createRoom("host")
+        h.login("l")
+        h.clear()
+        let made = try #require(h.party.rooms[here]?.createdAt)
+        h.listRoomsElsewhere([Self.listed("far-1", at: made - 10), Self.listed("far-2", at: made + 10, count: 5)])
+        let list = try #require(h.last("l", "room_list")?.roomList)
+        #expect(list.map { $0["id"] as? String } == ["far-1", here, "far-2"], "one list, oldest first")
+        #expect(list.last?["count"] as? Int == 5)
+        #expect(h.types("host").isEmpty, "members of a room are not sent the lobby's list")
+        h.clear()
+        h.listRoomsElsewhere([Self.listed("far-1", at: made - 10), Self.listed("far-2", at: made + 10, count: 5)])
+        #expect(h.types("l").isEmpty, "nothing changed: nothing sent")
+    }
+
+    @Test func aRoomHereIsListedAsItIsHere() throws {
+        let h = Harness()
+        h.login("host", name: "Hannah")
+        let here = h.createRoom("host")
+        h.login("l")
+        h.clear()
+        // Taken over meanwhile: the database still names another owner until the next read.
+        h.listRoomsElsewhere([Self.listed(here, at: 0, count: 9)])
+        h.send("l", "list_rooms")
+        let list = try #require(h.last("l", "room_list")?.roomList)
+        #expect(list.count == 1 && list.first?["count"] as? Int == 1, "listed once, with the count here")
+    }
+}

@@ -274,6 +274,12 @@ final class Harness {
         }
     }
 
+    /// The rooms other servers own, as the shell read them.
+    @discardableResult
+    func listRoomsElsewhere(_ listed: [ListedRoom]) -> Outcome {
+        record(party.listRoomsElsewhere(listed, now: now))
+    }
+
     /// Hands a room away; its record (`nil`: no such room).
     @discardableResult
     func release(_ room: RoomID, closing cause: CloseCause = .serviceRestart) -> RoomRecord? {

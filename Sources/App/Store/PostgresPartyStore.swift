@@ -76,6 +76,8 @@ final class PostgresPartyStore: PartyStore, SharedRoomStore {
     /// then get SERVICE_UNAVAILABLE.
     static let recoveryLimit = 64
     static let recoveryQueueWait: Duration = .seconds(5)
+    /// How often the rooms other replicas own are read for the lobby (PROTOCOL.md §14: up to 1 s late).
+    static let listingInterval: Duration = .seconds(1)
     /// How often rooms nobody came back to are removed from the database.
     static let janitorInterval: Duration = .seconds(30)
 
@@ -83,6 +85,8 @@ final class PostgresPartyStore: PartyStore, SharedRoomStore {
     private let ledger: Mutex<Ledger>
     private let claims = Mutex<[RoomID: Task<RecoveryVerdict, Never>]>([:])
     private let lostHandler = Mutex<(@Sendable ([RoomID]) -> Void)?>(nil)
+    /// Who is told of the rooms other replicas own, and what it was told last.
+    private let listing = Mutex<(handler: (@Sendable ([ListedRoom]) -> Void)?, last: [ListedRoom])>((nil, []))
     let table: RoomTable
     private let leaseDuration: Duration
     /// How long before its lease runs out this replica stops acting on its rooms.
@@ -167,6 +171,21 @@ final class PostgresPartyStore: PartyStore, SharedRoomStore {
 
     func whenLost(_ handler: @escaping @Sendable ([RoomID]) -> Void) {
         lostHandler.withLock { $0 = handler }
+    }
+
+    func whenRoomsElsewhereChange(_ handler: @escaping @Sendable ([ListedRoom]) -> Void) {
+        listing.withLock { $0.handler = handler }
+    }
+
+    /// Reads the rooms other replicas own and tells the handler if they changed.
+    func listRoomsElsewhere() async {
+        guard let listed = try? await timed(.list, affectsReachability: false, { [table] in try await table.roomsElsewhere() }) else { return }
+        let handler = listing.withLock { listing -> (@Sendable ([ListedRoom]) -> Void)? in
+            guard listing.last != listed else { return nil }
+            listing.last = listed
+            return listing.handler
+        }
+        handler?(listed)
     }
 
     func recover(_ need: RecoveryNeed, adopt: @escaping @Sendable (RoomRecord, ServerTime?) -> Bool) async -> RecoveryVerdict {
@@ -353,6 +372,12 @@ final class PostgresPartyStore: PartyStore, SharedRoomStore {
                 while !Task.isCancelled {
                     try? await Task.sleep(for: Self.janitorInterval)
                     await self.removeAbandoned()
+                }
+            }
+            group.addTask {
+                while !Task.isCancelled {
+                    await self.listRoomsElsewhere()
+                    try? await Task.sleep(for: Self.listingInterval)
                 }
             }
         }

@@ -391,6 +391,24 @@ struct RoomTable: Sendable {
         }
     }
 
+    /// Rooms other replicas own (or owned: a room whose owner is gone is listed until it is
+    /// taken over or removed), oldest first, at most `limit`: what a lobby here lists with its own.
+    func roomsElsewhere(limit: Int = 5_000) async throws -> [ListedRoom] {
+        let (client, replica, logger) = (client, replica, logger)
+        return try await timed {
+            var listed: [ListedRoom] = []
+            let rows = try await client.query(
+                """
+                SELECT room_id, name, members, media_id, created_at FROM owp_rooms
+                WHERE owner IS DISTINCT FROM \(replica) ORDER BY created_at, room_id LIMIT \(limit)
+                """, logger: logger)
+            for try await (room, name, members, media, created) in rows.decode((RoomID, String, Int, String?, Int64).self) {
+                listed.append(ListedRoom(summary: RoomSummary(id: room, name: name, count: members, mediaID: media), createdAt: ServerTime(clamping: created)))
+            }
+            return listed
+        }
+    }
+
     /// The rooms with a seat of `identity` (a JWT `sub`, or a claimed `user_id`), at most `limit`.
     func rooms(of identity: String, limit: Int = 8) async throws -> [RoomID] {
         let (client, logger) = (lookups, logger)

@@ -3,6 +3,8 @@ import PostgresNIO
 /// The kinds of call the shared store makes (the `operation` label of its metrics).
 enum StoreOperation: String, CaseIterable, Sendable {
     case migrate, claim, renew, write, release, locate, ping
+    /// The rooms other replicas own, read for the lobby.
+    case list
     /// The bus between replicas (ReplicaBus): a notification sent, a big one spilled or fetched.
     case notify, spill
 }
