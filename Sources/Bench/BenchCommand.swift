@@ -20,6 +20,8 @@ struct BenchCommand: AsyncParsableCommand {
 
 struct CommonOptions: ParsableArguments {
     @Option(help: "Server WebSocket URL (its /metrics is read on the same host and port)") var url = "ws://127.0.0.1:3000/ws"
+    @Option(help: "Another replica's WebSocket URL, repeatable (party): members are spread over --url and these at random, the host's replica owning the room")
+    var replica: [String] = []
     @Option(help: "Event-loop threads of the generator") var threads = 2
     @Option(help: "Write the report as JSON to this path") var json: String?
     @Option(help: "Write the report as Markdown to this path") var markdown: String?
@@ -42,7 +44,8 @@ func execute(
     let outcome: (RunResult, RunResult?, [String: Double]?, [TargetCheck])
     do {
         let deflate = min(max(common.deflateFraction, 0), 1)
-        outcome = try await body { Harness(url: $0, group: group, deflateFraction: deflate) }
+        let replicas = try common.replica.map(ServerURL.init)
+        outcome = try await body { Harness(url: $0, group: group, deflateFraction: deflate, replicas: replicas) }
     } catch {
         try? await group.shutdownGracefully()
         throw error

@@ -5,6 +5,8 @@ import NIOPosix
 /// What every scenario shares: the server, the event loops, the counters and the histograms.
 final class Harness: Sendable {
     let url: ServerURL
+    /// Every server URL members are placed on: `url` first, then the other replicas (`--replica`).
+    let replicas: [ServerURL]
     let group: any EventLoopGroup
     let loops: [any EventLoop]
     let counters = BenchCounters()
@@ -13,8 +15,9 @@ final class Harness: Sendable {
     let deflateFraction: Double
     private let connects = Atomic<Int>(0)
 
-    init(url: ServerURL, group: any EventLoopGroup, deflateFraction: Double = 0) {
+    init(url: ServerURL, group: any EventLoopGroup, deflateFraction: Double = 0, replicas: [ServerURL] = []) {
         self.url = url
+        self.replicas = [url] + replicas
         self.group = group
         self.loops = Array(group.makeIterator())
         self.recorders = Recorders(group: group)
@@ -30,11 +33,11 @@ final class Harness: Sendable {
     func loop(_ index: Int) -> any EventLoop { loops[index % loops.count] }
 
     /// Connects one WebSocket on `loop` (counted: handshake time, failures, open connections).
-    func connect(on loop: any EventLoop) async throws -> BenchSocket {
+    func connect(on loop: any EventLoop, replica: Int = 0) async throws -> BenchSocket {
         let start = BenchClock.micros()
         do {
             let deflate = offersDeflate(connects.wrappingAdd(1, ordering: .relaxed).oldValue)
-            let socket = try await BenchSocket.connect(to: url, on: loop, counters: counters, deflate: deflate)
+            let socket = try await BenchSocket.connect(to: replicas[replica % replicas.count], on: loop, counters: counters, deflate: deflate)
             recorders.recorder(for: loop).record(.handshake, micros: BenchClock.micros() - start)
             return socket
         } catch {
@@ -50,12 +53,25 @@ final class Harness: Sendable {
         let loop: any EventLoop
         /// The host first, then the guests in join order.
         let sockets: [BenchSocket]
+        /// The replica (index into ``Harness/replicas``) each socket is connected to.
+        var placement: [Int] = []
+    }
+
+    /// Where member `member` of room `index` connects: spread at random over the replicas (a
+    /// fixed hash, so a run is reproducible), as a load balancer without affinity spreads them.
+    func replica(room index: Int, member: Int) -> Int {
+        guard replicas.count > 1 else { return 0 }
+        var hash = UInt64(index) &* 0x9E37_79B9_7F4A_7C15 ^ UInt64(member) &* 0xC2B2_AE3D_27D4_EB4F
+        hash ^= hash >> 29
+        hash = hash &* 0xBF58_476D_1CE4_E5B9
+        hash ^= hash >> 32
+        return Int(hash % UInt64(replicas.count))
     }
 
     func buildRoom(index: Int, members: Int, ready: Bool, pacer: Pacer?) async throws -> BuiltRoom {
         let loop = loop(index)
         await pacer?.wait()
-        let host = try await connect(on: loop)
+        let host = try await connect(on: loop, replica: replica(room: index, member: 0))
         host.sendFromAnywhere(#"{"type":"create_room","payload":{"name":"bench \#(index)","user_name":"host-\#(index)"},"ts":\#(BenchClock.ts())}"#)
         let state = try await host.expectFromAnywhere("room_state")
         guard let id = JSONScan.string(.room, in: state) else { throw BenchError.http("room_state without room") }
@@ -63,7 +79,7 @@ final class Harness: Sendable {
             for member in 1..<max(members, 1) {
                 group.addTask {
                     await pacer?.wait()
-                    let guest = try await self.connect(on: loop)
+                    let guest = try await self.connect(on: loop, replica: self.replica(room: index, member: member))
                     guest.sendFromAnywhere(
                         #"{"type":"join_room","room":"\#(id)","payload":{"user_name":"member-\#(index)-\#(member)"},"ts":\#(BenchClock.ts())}"#)
                     _ = try await guest.expectFromAnywhere("room_state")
@@ -75,7 +91,7 @@ final class Harness: Sendable {
             for try await guest in group { guests.append(guest) }
             return guests.sorted { $0.0 < $1.0 }.map(\.1)
         }
-        return BuiltRoom(index: index, id: id, loop: loop, sockets: [host] + guests)
+        return BuiltRoom(index: index, id: id, loop: loop, sockets: [host] + guests, placement: (0..<max(members, 1)).map { replica(room: index, member: $0) })
     }
 
     /// Runs `body` for each index with at most `limit` at once; failures are counted, not thrown.

@@ -132,6 +132,8 @@ final class PartyRoom: @unchecked Sendable {
     let sockets: [BenchSocket]
     let recorder: Recorder
     let counters: BenchCounters
+    /// With several replicas: whether each member is connected to another replica than the host's.
+    let crossReplica: [Bool]?
     private var tasks: [RepeatedTask] = []
     private var commandSentAt: [Int64: UInt64] = [:]
     private var stateSentAt: [Int64: UInt64] = [:]
@@ -148,6 +150,16 @@ final class PartyRoom: @unchecked Sendable {
         self.sockets = built.sockets
         self.recorder = scenario.harness.recorders.recorder(for: built.loop)
         self.counters = scenario.harness.counters
+        self.crossReplica = scenario.harness.replicas.count > 1 ? built.placement.map { $0 != built.placement.first } : nil
+    }
+
+    /// A measured delivery to `member`: every kind's series, and with several replicas whether it crossed.
+    private func recordDelivery(_ series: Series, to member: Int, micros: UInt64) {
+        recorder.record(.delivery, micros: micros)
+        recorder.record(series, micros: micros)
+        if let crossReplica, member < crossReplica.count {
+            recorder.record(crossReplica[member] ? .crossReplica : .sameReplica, micros: micros)
+        }
     }
 
     var host: BenchSocket { sockets[0] }
@@ -263,8 +275,7 @@ final class PartyRoom: @unchecked Sendable {
                 }
             }
             if member != 0, let position = JSONScan.number(.position, in: message), let sentAt = commandSentAt[Self.key(position)], sentAt >= measureFrom {
-                recorder.record(.delivery, micros: now &- sentAt)
-                recorder.record(.playerEvent, micros: now &- sentAt)
+                recordDelivery(.playerEvent, to: member, micros: now &- sentAt)
             }
             if member != 0 && scenario.options.statusReports {
                 let status =
@@ -279,14 +290,12 @@ final class PartyRoom: @unchecked Sendable {
         case .chatMessage:
             counters.delivered.add(1, ordering: .relaxed)
             if member != 0, let sentAt = Self.stamp(in: message, prefix: UInt8(ascii: "L")), sentAt >= measureFrom {
-                recorder.record(.delivery, micros: now &- sentAt)
-                recorder.record(.chat, micros: now &- sentAt)
+                recordDelivery(.chat, to: member, micros: now &- sentAt)
             }
         case .stateUpdate:
             scenario.stateUpdatesRelayed.add(1, ordering: .relaxed)
             if let position = JSONScan.number(.position, in: message), let sentAt = stateSentAt[Self.key(position)], sentAt >= measureFrom {
-                recorder.record(.delivery, micros: now &- sentAt)
-                recorder.record(.stateUpdate, micros: now &- sentAt)
+                recordDelivery(.stateUpdate, to: member, micros: now &- sentAt)
             }
         case .pong:
             scenario.pongs.add(1, ordering: .relaxed)

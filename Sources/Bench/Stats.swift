@@ -101,6 +101,10 @@ enum Series: String, CaseIterable, Sendable {
     case playerEvent = "delivery_player_event"
     case chat = "delivery_chat"
     case stateUpdate = "delivery_state_update"
+    /// Deliveries to a guest connected to another replica than its host (the room's owner), and
+    /// to one on the owner itself: recorded only with several replicas (`--replica`).
+    case crossReplica = "delivery_cross_replica"
+    case sameReplica = "delivery_same_replica"
     /// Ping → pong round trip.
     case pingRTT = "ping_rtt"
     /// target_server_ts − arrival, in server time (how much of the schedule lead is left).

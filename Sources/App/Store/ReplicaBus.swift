@@ -314,13 +314,21 @@ final class ReplicaBus: Sendable {
     /// Sends what waits (within `limit`), drops every link and stops listening for good: the
     /// last step of a drain.
     func finish(within limit: Duration) async {
-        wakeSender()
         let deadline = ContinuousClock.now + limit
+        await sent(by: deadline)
+        // The peers drop their side now rather than at their next heartbeat.
+        drop(nil, .shutdown, tell: true)
+        await sent(by: deadline)
+        state.withLock { $0.stopped = true }
+        try? await directory.remove()
+    }
+
+    /// Waits until nothing waits to be sent, or `deadline`.
+    private func sent(by deadline: ContinuousClock.Instant) async {
+        wakeSender()
         while ContinuousClock.now < deadline, state.withLock({ !$0.outbox.isEmpty || $0.sending }) {
             try? await Task.sleep(for: .milliseconds(5))
         }
-        state.withLock { $0.stopped = true }
-        try? await directory.remove()
     }
 
     private func runListener() async {
