@@ -79,8 +79,9 @@ struct DrainCoordinator: Service {
             gateway.terminateAllConnections()
             logger.warning("Drain: grace period over, dropping connections that did not close", metadata: ["connections": .stringConvertible(stragglers)])
         }
-        // The owners of relayed connections hear that they closed; the relays of sessions served here, that they must.
-        await gateway.leaveBus()
+        // The owners of relayed connections hear that they closed; the relays of sessions served
+        // here, that they must: within what is left of the grace (at least a moment).
+        await gateway.leaveBus(within: max(.milliseconds(200), min(.seconds(2), deadline + Self.shutdownMargin / 2 - ContinuousClock.now)))
         let elapsed = (ContinuousClock.now - started).seconds
         metrics.drainFinished()
         logger.info("Drain finished", metadata: [

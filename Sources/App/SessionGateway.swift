@@ -53,7 +53,7 @@ final class SessionGateway: ConnectionAcceptor {
     private let timers = Mutex(ArmedTimers())
     /// Where timers are scheduled (any loop: firing runs the core like any other input).
     private let timerLoops: any EventLoopGroup
-    private let clock: any ServerClock
+    let clock: any ServerClock
     let logger: Logger
     let metrics: MetricsRegistry
     private let throttle: LogThrottle
@@ -70,6 +70,10 @@ final class SessionGateway: ConnectionAcceptor {
     let remoteProbes = RemoteProbes()
     /// The one loop where everything received over the bus is handled, in order.
     let busLoop: any EventLoop
+    /// PartyRules.rateLimitPerSecond (the rules never change): what a relay answers pings up to.
+    let rateLimitPerSecond: Int
+    /// Set when a drain begins handing the rooms over: sessions from other replicas are no longer taken on.
+    let handingOver = Atomic<Bool>(false)
 
     init(
         store: any PartyStore, clock: any ServerClock, metrics: MetricsRegistry, logger: Logger, verifier: JWTVerifier? = nil, throttle: LogThrottle = LogThrottle(),
@@ -77,6 +81,7 @@ final class SessionGateway: ConnectionAcceptor {
     ) {
         self.timerLoops = timerLoops
         self.bus = bus
+        self.rateLimitPerSecond = store.read { $0.rules.rateLimitPerSecond }
         self.busLoop = timerLoops.next()
         self.store = store
         self.shared = store as? any SharedRoomStore
@@ -174,8 +179,8 @@ final class SessionGateway: ConnectionAcceptor {
         // JWT mode: the identity an auth may resume by is known once its token is checked.
         let identityAfterCheck = shared != nil && verify != nil && store.read { $0.rules.resumeGraceMs > 0 }
         let adopt = adopter
-        // Served through another replica only from here: a session already relayed to this one is not relayed on.
-        let mayRelay = bus != nil && handle.connection is Connection
+        // A session relayed here may be relayed on once more (it moves to a room a third replica owns).
+        let mayRelay = bus != nil && Self.hops(of: handle) < Self.relayHopLimit
         Task {
             // The token is checked before the core sees the auth (and never logged).
             var result: Result<TokenVerdict, TokenRejection>?
@@ -210,12 +215,15 @@ final class SessionGateway: ConnectionAcceptor {
     private func recoverInBackground(_ need: RecoveryNeed?, for handle: ClientHandle) {
         guard let shared, let need else { return }
         let adopt = adopter
-        let mayRelay = bus != nil && handle.connection is Connection
+        let mayRelay = bus != nil && Self.hops(of: handle) < Self.relayHopLimit
         Task {
             guard case .elsewhere(let owner) = await shared.recover(need, adopt: adopt), mayRelay else { return }
             handle.connection.onEventLoop { [weak self] in
                 guard let self, let seat = handle.seat, handle.relayedTo == nil else { return }
-                self.relay(handle, carrying: seat, to: owner, first: nil)
+                if !self.relay(handle, carrying: seat, to: owner, first: nil) {
+                    // In a room here meanwhile, closing, or draining: its seat there waits for its next connection.
+                    self.logger.info("Seat elsewhere not resumed: the connection stays here", metadata: ["client_id": .string(seat), "owner": .string(owner)])
+                }
             }
         }
     }
@@ -393,6 +401,7 @@ final class SessionGateway: ConnectionAcceptor {
     /// with 1012); returns how many.
     func handOverRooms() async -> Int {
         guard let shared else { return 0 }
+        handingOver.store(true, ordering: .releasing)
         return await shared.handOver { [weak self] room in
             self?.apply { party, _, now in party.release(room, closing: .serviceRestart, now: now)?.outcome ?? Outcome() }
         }
@@ -806,6 +815,8 @@ final class ClientHandle: ConnectionSession {
         var closed = false
         /// The replica that serves this connection's session now (PROTOCOL.md §14).
         var relayedTo: String?
+        /// Pings answered here for a relayed connection in the current one-second window.
+        var relayedPings = (windowStart: UInt64(0), count: 0)
     }
 
     /// Touched by the connection's event loop, and by a handover (``rebind(to:)``, ``detach()``)
@@ -835,6 +846,18 @@ final class ClientHandle: ConnectionSession {
 
     /// The replica this connection's session is served by, if not this one.
     var relayedTo: String? { inbox.withLock { $0.relayedTo } }
+
+    /// Whether one more ping of this relayed connection may be answered here (at most the
+    /// protocol's rate limit per second; past it they go to the owner, which applies the limit).
+    func admitsRelayedPing(at stamp: UInt64, limit: Int) -> Bool {
+        inbox.withLock { inbox in
+            if stamp >= inbox.relayedPings.windowStart + 1_000_000_000 || stamp < inbox.relayedPings.windowStart {
+                inbox.relayedPings = (stamp, 0)
+            }
+            inbox.relayedPings.count += 1
+            return inbox.relayedPings.count <= limit
+        }
+    }
 
     /// Another connection took this one's session over: nothing it sends reaches the core.
     func detach() {
@@ -893,7 +916,9 @@ final class ClientHandle: ConnectionSession {
     @discardableResult
     private func take(_ text: String, readAt: UInt64) -> Bool {
         if let owner = relayedTo {
-            gateway.forward(.input(connection: greetedAs, text: text), to: owner)
+            if !gateway.answeredAtRelay(text, by: self, readAt: readAt) {
+                gateway.forward(.input(connection: greetedAs, text: text), to: owner)
+            }
             return false
         }
         guard let seat else { return false }

@@ -7,11 +7,10 @@ import Testing
 /// Three real `owp-server` processes and one PostgreSQL (PROTOCOL.md §14): members of one room
 /// connected to different replicas are served by the room's owner through the bus, so they
 /// see one sequence of messages; when the owner stops or dies, the members connected
-/// elsewhere are closed with 1012 and resume with the room intact.
-@Suite(.serialized, .enabled(if: TestDatabase.enabled, "needs PostgreSQL's server binaries or OWP_TEST_DATABASE_URL"))
-struct ReplicaBusProcessTests {
-    typealias Member = ReplicaProcessTests.Member
-
+/// elsewhere are closed with 1012 and resume with the room intact. Part of
+/// ``ReplicaProcessTests``, so that no two of these multi-process tests run at once (several
+/// debug servers starting together would starve the timing tests running beside them).
+extension ReplicaProcessTests {
     static func replicas(_ count: Int, environment: [String: String]) async throws -> [ServerProcess] {
         let servers = try (0..<count).map { _ in try ServerProcess(arguments: [], environment: environment) }
         for server in servers { try await server.waitUntilListening() }
@@ -204,6 +203,13 @@ struct ReplicaBusProcessTests {
         #expect(ContinuousClock.now - made < .seconds(2))
         try await lobby.client.send(["type": "join_room", "room": room])
         #expect(try await lobby.client.next("room_state", timeout: .seconds(8))["room"] as? String == room, "and joined through its owner")
+        // Its pings are answered by the replica it is connected to: no bus hop in its round trip.
+        try await lobby.client.send(["type": "ping", "payload": ["client_ts": 12345]])
+        #expect(ReplicaProcessTests.payload(try await lobby.client.next("pong"))["client_ts"] as? Int == 12345)
+        let relayMetrics = try await servers[1].httpResponse("/metrics")
+        let ownerMetrics = try await servers[0].httpResponse("/metrics")
+        #expect(relayMetrics.contains(#"owp_messages_received_total{type="ping"} 1"#), "answered by the relay")
+        #expect(ownerMetrics.contains(#"owp_messages_received_total{type="ping"} 0"#), "never reached the owner")
         try await Self.stop(servers)
     }
 

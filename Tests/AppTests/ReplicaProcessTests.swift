@@ -150,6 +150,7 @@ struct ReplicaProcessTests {
 
         owner.signal(SIGKILL)
         let killed = ContinuousClock.now
+        try await Task.sleep(for: .seconds(1))  // the upstream clients' first back-off
         let resumed = try await guest.resume(on: other.port)
         let moved = ContinuousClock.now - killed
         #expect(resumed.state["room"] as? String == room)
@@ -186,7 +187,7 @@ struct ReplicaProcessTests {
     }
 
     @Test func readinessFollowsTheDatabaseAndNothingAcknowledgedIsLost() async throws {
-        let cluster = try TestDatabase.Cluster.start()
+        let cluster = try await offPool { try TestDatabase.Cluster.start() }
         defer {
             cluster.stop()
             try? FileManager.default.removeItem(atPath: cluster.directory)
@@ -198,7 +199,7 @@ struct ReplicaProcessTests {
         _ = try await guest.client.next("chat_message")
         #expect(try await server.httpStatus("/readyz") == 200)
 
-        cluster.stop()
+        try await offPool { cluster.stop() }
         let stopped = ContinuousClock.now
         // Within the claim the room keeps working, and what it acknowledges now is written later.
         try await host.client.send(["type": "chat_message", "room": room, "payload": ["text": "during"]])
@@ -221,7 +222,7 @@ struct ReplicaProcessTests {
         try await host.client.send(["type": "chat_message", "room": room, "payload": ["text": "unsure"]])
         #expect(Self.payload(try await host.client.next("error"))["code"] as? String == "SERVICE_UNAVAILABLE")
 
-        try cluster.start()
+        try await offPool { try cluster.start() }
         let restarted = ContinuousClock.now
         while ready != 200 && ContinuousClock.now - restarted < .seconds(12) {
             ready = try await server.httpStatus("/readyz")

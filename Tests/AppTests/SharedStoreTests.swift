@@ -169,7 +169,7 @@ struct SharedStoreTests {
         #expect(settings.description == "postgres://owp:<redacted>@db.example:6432/owp?sslmode=require")
         #expect(!"\(settings)".contains("s3cr"))
 
-        let url = try TestDatabase.serverURL()
+        let url = try await offPool { try TestDatabase.serverURL() }
         var wrong = URLComponents(string: url)!
         wrong.password = "not-the-password"
         let server = try ServerProcess(arguments: [], environment: ["DATABASE_URL": wrong.string!])

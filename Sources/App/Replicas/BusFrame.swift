@@ -9,11 +9,14 @@ import WatchPartyCore
 enum BusFrame: Codable, Sendable, Equatable {
     // Relay → owner.
     /// The connection's session moves to the owner, with the message that named the owner's room.
-    case attach(connection: ClientID, session: SessionTransfer, text: String)
+    /// `hops`: how many replicas the connection is relayed through already (1: straight from
+    /// the one it is connected to); a session served through a relay may be relayed on once
+    /// more at most (``SessionGateway/relayHopLimit``).
+    case attach(connection: ClientID, session: SessionTransfer, text: String, hops: Int)
     /// The connection's session moves to the owner to take its user's seat there, as an `auth`
     /// as that user does (PROTOCOL.md §13): how the upstream clients, which know no resume
     /// token, come back.
-    case attachResuming(connection: ClientID, session: SessionTransfer)
+    case attachResuming(connection: ClientID, session: SessionTransfer, hops: Int)
     /// A text message the client sent, as it arrived.
     case input(connection: ClientID, text: String)
     /// A binary message of this size (the protocol has none: the owner answers with the error).

@@ -14,15 +14,18 @@ final class RemoteConnection: Carriage {
     let peer: String
     /// The connection's name on the bus: the id its relay greeted it with.
     let name: ClientID
+    /// How many replicas relay it to here (1: the one it is connected to).
+    let hops: Int
     private let bus: ReplicaBus
     /// Where the session's remote input is handled (one loop for all the bus's input, in order).
     private let loop: any EventLoop
     private let probes: RemoteProbes
     private let open = Atomic<Bool>(true)
 
-    init(peer: String, name: ClientID, bus: ReplicaBus, loop: any EventLoop, probes: RemoteProbes) {
+    init(peer: String, name: ClientID, hops: Int, bus: ReplicaBus, loop: any EventLoop, probes: RemoteProbes) {
         self.peer = peer
         self.name = name
+        self.hops = hops
         self.bus = bus
         self.loop = loop
         self.probes = probes
@@ -48,7 +51,7 @@ final class RemoteConnection: Carriage {
     func takeQueuePeak() -> Int { 0 }
 
     func probe(within: TimeAmount, answered: @escaping @Sendable (Bool) -> Void) {
-        let id = probes.expect(answered, within: within + Self.busAllowance, on: loop)
+        let id = probes.expect(answered, from: peer, within: within + Self.busAllowance, on: loop)
         bus.send(.probe(connection: name, probe: id, withinMs: within.nanoseconds / 1_000_000), to: peer)
     }
 
@@ -65,28 +68,38 @@ final class RemoteConnection: Carriage {
     }
 }
 
-/// Probes of remote connections awaiting their relay's answer, each answered exactly once.
+/// Probes of remote connections awaiting their relay's answer, each answered exactly once,
+/// and only by the replica that was asked (ids are random: another cannot guess one).
 final class RemoteProbes: Sendable {
-    private struct Book {
-        var next: UInt64 = 0
-        var waiting: [UInt64: @Sendable (Bool) -> Void] = [:]
+    private struct Waiting {
+        let peer: String
+        let answered: @Sendable (Bool) -> Void
     }
 
-    private let book = Mutex(Book())
+    private let waiting = Mutex<[UInt64: Waiting]>([:])
 
-    /// Registers `answered`; it gets `false` if no answer comes `within`.
-    func expect(_ answered: @escaping @Sendable (Bool) -> Void, within: TimeAmount, on loop: any EventLoop) -> UInt64 {
-        let id = book.withLock { book -> UInt64 in
-            book.next += 1
-            book.waiting[book.next] = answered
-            return book.next
+    /// Registers `answered` for a probe sent to `peer`; it gets `false` if no answer comes `within`.
+    func expect(_ answered: @escaping @Sendable (Bool) -> Void, from peer: String, within: TimeAmount, on loop: any EventLoop) -> UInt64 {
+        let id = waiting.withLock { waiting -> UInt64 in
+            var id = UInt64.random(in: 1...UInt64.max)
+            while waiting[id] != nil { id = UInt64.random(in: 1...UInt64.max) }
+            waiting[id] = Waiting(peer: peer, answered: answered)
+            return id
         }
-        loop.scheduleTask(in: within) { [self] in answer(id, false) }
+        loop.scheduleTask(in: within) { [self] in settle(id, false, from: nil) }
         return id
     }
 
-    /// The relay's answer (or the timeout's); later ones for the same probe are ignored.
-    func answer(_ id: UInt64, _ answered: Bool) {
-        book.withLock { $0.waiting.removeValue(forKey: id) }?(answered)
+    /// `peer`'s answer; one from another replica, or a later one, is ignored.
+    func answer(_ id: UInt64, _ answered: Bool, from peer: String) {
+        settle(id, answered, from: peer)
+    }
+
+    /// `from` nil: the timeout.
+    private func settle(_ id: UInt64, _ answered: Bool, from peer: String?) {
+        waiting.withLock { waiting -> Waiting? in
+            guard let entry = waiting[id], peer == nil || entry.peer == peer else { return nil }
+            return waiting.removeValue(forKey: id)
+        }?.answered(answered)
     }
 }

@@ -22,15 +22,26 @@ struct RelayBook {
 /// is dropped (``ReplicaBus``): relayed connections here are closed with 1012 and resume;
 /// sessions served here for another replica's connections go away, resumable.
 extension SessionGateway {
+    /// A session served through a relay may be relayed on once (it left its room for one a
+    /// third replica owns); further it is refused (SERVICE_UNAVAILABLE) until it reconnects.
+    static let relayHopLimit = 2
+
+    /// How many replicas `handle`'s connection is relayed through to here (0: it is here).
+    static func hops(of handle: ClientHandle) -> Int {
+        (handle.connection as? RemoteConnection)?.hops ?? 0
+    }
+
     /// Moves `client`'s session to `owner` and relays `handle`'s connection there from now on,
     /// `first` the message that named the owner's room (`nil`: its user's seat is there, and it
     /// resumes it as its `auth` would have here). False if the session cannot move.
     @discardableResult
     func relay(_ handle: ClientHandle, carrying client: ClientID, to owner: String, first: String?) -> Bool {
-        guard let bus else { return false }
+        let hops = Self.hops(of: handle) + 1
+        guard let bus, hops <= Self.relayHopLimit else { return false }
         var transfer: SessionTransfer?
         apply { party, state, _ in
-            guard state.carriers[client]?.handle === handle, let (moved, outcome) = party.transferOut(client) else { return Outcome() }
+            // Draining: its message is answered here (SERVER_SHUTTING_DOWN), and its connection closed with the others.
+            guard !party.draining, state.carriers[client]?.handle === handle, let (moved, outcome) = party.transferOut(client) else { return Outcome() }
             state.carriers[client] = nil
             transfer = moved
             return outcome
@@ -39,15 +50,37 @@ extension SessionGateway {
         relays.withLock { $0.outgoing[handle.greetedAs] = (handle, owner) }
         handle.relay(to: owner)
         if let first {
-            bus.send(.attach(connection: handle.greetedAs, session: transfer, text: first), to: owner)
+            bus.send(.attach(connection: handle.greetedAs, session: transfer, text: first, hops: hops), to: owner)
         } else {
-            bus.send(.attachResuming(connection: handle.greetedAs, session: transfer), to: owner)
+            bus.send(.attachResuming(connection: handle.greetedAs, session: transfer, hops: hops), to: owner)
         }
         logger.info("Connection served by the room's owner", metadata: [
             "client_id": .string(client), "connection_client_id": .string(handle.greetedAs), "owner": .string(owner),
         ])
         return true
     }
+
+    /// A relayed connection's `ping` is answered here, by the replica the client is connected to:
+    /// its round trip is then the client's to this replica, without two bus hops in it (the
+    /// clients estimate the server's clock from it), and half the traffic a relayed member
+    /// causes never crosses the bus. The replicas' clocks are one (NTP), as they must be for
+    /// the owner's `target_server_ts` anyway. True if it was answered.
+    func answeredAtRelay(_ text: String, by handle: ClientHandle, readAt: UInt64) -> Bool {
+        guard text.utf8.count <= Self.relayedPingLimit, text.contains("\"ping\""), case .success(let message) = ClientMessageDecoder.decode(text),
+            message.type == .ping, handle.admitsRelayedPing(at: readAt, limit: rateLimitPerSecond)
+        else { return false }
+        let pong = OutboundText(ServerMessage(room: message.room, ts: clock.now(), payload: .pong(message.payload)).encodedJSON())
+        if handle.connection.post(pong) == .queued {
+            if let local = handle.connection as? Connection { local.deliver() } else { bus?.wakeSender() }
+            metrics.messagesSent(type: ServerMessageType.pong.rawValue, count: 1, bytes: pong.byteCount)
+        }
+        metrics.messageReceived(type: ClientMessageType.ping.rawValue, bytes: text.utf8.count)
+        metrics.messageHandled(type: ClientMessageType.ping.rawValue, seconds: Self.seconds(since: readAt))
+        return true
+    }
+
+    /// Longest relayed message looked at as a possible ping (a ping is a few dozen bytes).
+    static let relayedPingLimit = 1024
 
     /// Passes a relayed connection's input to the replica serving it.
     func forward(_ frame: BusFrame, to owner: String) {
@@ -97,10 +130,10 @@ extension SessionGateway {
     private func handle(_ frame: BusFrame, from peer: String, readAt: UInt64, written: inout [ObjectIdentifier: Connection]) {
         switch frame {
         // As the owner.
-        case .attach(let name, let session, let text):
-            attach(name, session: session, on: peer, first: text, readAt: readAt)
-        case .attachResuming(let name, let session):
-            attach(name, session: session, on: peer, first: nil, readAt: readAt)
+        case .attach(let name, let session, let text, let hops):
+            attach(name, session: session, on: peer, first: text, hops: hops, readAt: readAt)
+        case .attachResuming(let name, let session, let hops):
+            attach(name, session: session, on: peer, first: nil, hops: hops, readAt: readAt)
         case .input(let name, let text):
             incoming(name, on: peer)?.received(text: text, readAt: readAt)
         case .binary(let name, let bytes):
@@ -112,13 +145,21 @@ extension SessionGateway {
             (handle.connection as? RemoteConnection)?.markGone()
             handle.closed(code: nil)
         case .probed(let probe, let answered):
-            remoteProbes.answer(probe, answered)
+            remoteProbes.answer(probe, answered, from: peer)
         // As the relay.
         case .deliver(let names, let text):
             let message = OutboundText(text)
             for name in names {
-                guard let connection = outgoing(name, to: peer)?.connection as? Connection else { continue }
-                if connection.post(message) == .queued { written[ObjectIdentifier(connection)] = connection }
+                guard let handle = outgoing(name, to: peer) else { continue }
+                switch handle.connection.post(message) {
+                case .queued:
+                    if let local = handle.connection as? Connection { written[ObjectIdentifier(local)] = local } else { bus?.wakeSender() }
+                case .overflow:
+                    metrics.slowClientDisconnected()
+                    logger.warning("Slow client disconnected: outbound queue full", metadata: ["client_id": .string(name), "owner": .string(peer)])
+                case .closed:
+                    break
+                }
             }
         case .close(let name, let code, let reason):
             outgoing(name, to: peer)?.connection.close(code: code, reason: reason)
@@ -134,29 +175,41 @@ extension SessionGateway {
         }
     }
 
+    /// The session served here for `peer`'s connection `name`. None (it ended here, or a link
+    /// drop lost it): the relay is told to close the connection, which then resumes.
     private func incoming(_ name: ClientID, on peer: String) -> ClientHandle? {
-        relays.withLock { $0.incoming[peer]?[name] }
+        if let handle = relays.withLock({ $0.incoming[peer]?[name] }) { return handle }
+        let restart = CloseCause.serviceRestart
+        forward(.close(connection: name, code: restart.code, reason: restart.text), to: peer)
+        return nil
     }
 
+    /// The connection here whose session `peer` serves. None (it closed here, or a link drop
+    /// lost it): the owner is told it is gone, so the session goes away there.
     private func outgoing(_ name: ClientID, to peer: String) -> ClientHandle? {
-        relays.withLock { relays in relays.outgoing[name].flatMap { $0.owner == peer ? $0.handle : nil } }
+        if let handle = relays.withLock({ relays in relays.outgoing[name].flatMap { $0.owner == peer ? $0.handle : nil } }) { return handle }
+        forward(.gone(connection: name), to: peer)
+        return nil
     }
 
     /// A session moved here from `peer`: served from now on, `first` its first message (`nil`:
     /// it resumes its user's seat here).
-    private func attach(_ name: ClientID, session: SessionTransfer, on peer: String, first: String?, readAt: UInt64) {
+    private func attach(_ name: ClientID, session: SessionTransfer, on peer: String, first: String?, hops: Int, readAt: UInt64) {
         guard let bus else { return }
-        let connection = RemoteConnection(peer: peer, name: name, bus: bus, loop: busLoop, probes: remoteProbes)
+        let connection = RemoteConnection(peer: peer, name: name, hops: hops, bus: bus, loop: busLoop, probes: remoteProbes)
         let handle = ClientHandle(id: session.seat.id, gateway: self, connection: connection)
         var accepted = false
+        // Once the rooms are being handed over, nothing new is taken on (during the drain delay
+        // a join is answered SERVER_SHUTTING_DOWN by the core, as for a member here).
+        let known = handingOver.load(ordering: .acquiring) || relays.withLock { $0.incoming[peer]?[name] != nil }
         apply { party, state, now in
-            guard !party.draining, case .success(let outcome) = party.transferIn(session, now: now, resumingIdentity: first == nil) else { return Outcome() }
+            guard !known, case .success(let outcome) = party.transferIn(session, now: now, resumingIdentity: first == nil) else { return Outcome() }
             state.carriers[session.seat.id] = Carrier(connection: connection, handle: handle)
             accepted = true
             return outcome
         }
         guard accepted else {
-            // Draining, or a session by that id or token is here already: the client reconnects.
+            // Handing over, a name or a session (by id or token) that is here already: the client reconnects.
             let restart = CloseCause.serviceRestart
             connection.close(code: restart.code, reason: restart.text)
             logger.warning("Session from another replica not served here: its connection reconnects", metadata: [
@@ -174,31 +227,39 @@ extension SessionGateway {
     /// The link with `peer` (`nil`: every peer) was dropped: frames may have been lost. Relayed
     /// connections here are closed with 1012 (they reconnect and resume); sessions served here
     /// for connections there go away (resumable), as if those connections had dropped.
+    ///
+    /// On the bus's loop, in order with the frames received (an `attach` handled before the drop
+    /// is dropped with it; one after it starts a new link). Each side is also told of each
+    /// connection or session by name, so that one the other side took on meanwhile does not
+    /// outlive the link.
     func linkDropped(with peer: String?) {
-        let (outgoing, incoming) = relays.withLock { relays -> ([ClientHandle], [ClientHandle]) in
-            let outgoing = relays.outgoing.filter { peer == nil || $0.value.owner == peer }
-            for name in outgoing.keys { relays.outgoing[name] = nil }
-            var incoming: [ClientHandle] = []
-            for (from, handles) in relays.incoming where peer == nil || from == peer {
-                incoming.append(contentsOf: handles.values)
-                relays.incoming[from] = nil
+        busLoop.execute { [self] in
+            let (outgoing, incoming) = relays.withLock { relays -> ([(ClientID, String, ClientHandle)], [(ClientID, String, ClientHandle)]) in
+                let outgoing = relays.outgoing.filter { peer == nil || $0.value.owner == peer }
+                for name in outgoing.keys { relays.outgoing[name] = nil }
+                var incoming: [(ClientID, String, ClientHandle)] = []
+                for (from, handles) in relays.incoming where peer == nil || from == peer {
+                    incoming.append(contentsOf: handles.map { ($0.key, from, $0.value) })
+                    relays.incoming[from] = nil
+                }
+                return (outgoing.map { ($0.key, $0.value.owner, $0.value.handle) }, incoming)
             }
-            return (outgoing.values.map(\.handle), incoming)
-        }
-        let restart = CloseCause.serviceRestart
-        for handle in outgoing {
-            handle.connection.close(code: restart.code, reason: restart.text)
-        }
-        busLoop.execute {
-            for handle in incoming {
+            let restart = CloseCause.serviceRestart
+            for (name, owner, handle) in outgoing {
+                handle.connection.close(code: restart.code, reason: restart.text)
+                forward(.gone(connection: name), to: owner)
+            }
+            for (name, relay, handle) in incoming {
                 (handle.connection as? RemoteConnection)?.markGone()
                 handle.closed(code: nil)
+                forward(.close(connection: name, code: restart.code, reason: restart.text), to: relay)
             }
         }
     }
 
-    /// The last step of a drain: what waits for other replicas is sent, and this one leaves the bus.
-    func leaveBus() async {
-        await bus?.finish(within: .seconds(2))
+    /// The last step of a drain: what waits for other replicas is sent (within `limit`), and
+    /// this one leaves the bus.
+    func leaveBus(within limit: Duration) async {
+        await bus?.finish(within: limit)
     }
 }

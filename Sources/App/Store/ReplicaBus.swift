@@ -32,6 +32,8 @@ final class ReplicaBus: Sendable {
         case sendFailed = "send_failed"
         case backlogFull = "backlog_full"
         case peerUnlinked = "peer_unlinked"
+        /// A notification too big for NOTIFY could not be fetched, or one could not be read.
+        case unreadable
         case shutdown
     }
 
@@ -44,6 +46,8 @@ final class ReplicaBus: Sendable {
     /// NOTIFY takes payloads below 8000 bytes; this leaves room for nothing to come near it.
     static let payloadLimit = 7_800
     static let heartbeatInterval: Duration = .seconds(1)
+    /// A listener that has not heard its own echo for this long is taken for dead and reconnected.
+    static let echoLimit: Duration = .seconds(5)
     static let reconnectDelay: Duration = .seconds(1)
     /// Frames waiting for one peer at most; one more drops the link.
     static let backlogLimit = 50_000
@@ -56,6 +60,10 @@ final class ReplicaBus: Sendable {
 
     private struct State {
         var outbox: [String: [Entry]] = [:]
+        /// The listener's connection, while it listens (closed to make it reconnect).
+        var listener: PostgresConnection?
+        /// When this replica last heard its own heartbeat's echo on its channel.
+        var echoHeardAt: ContinuousClock.Instant?
         /// Peers sent to or heard from since the link was last dropped.
         var links: Set<String> = []
         var listening = false
@@ -175,7 +183,8 @@ final class ReplicaBus: Sendable {
                         logger.warning("Bus: sending to a replica failed; its relayed connections are dropped", metadata: [
                             "peer": .string(peer), "error": .string(StoreFailure.describe(error)),
                         ])
-                        drop(peer, .sendFailed, tell: false)
+                        // Told (next round): the peer must not keep sessions for connections closed here.
+                        drop(peer, .sendFailed, tell: true)
                     }
                 }
             }
@@ -343,7 +352,13 @@ final class ReplicaBus: Sendable {
                 defer { Task { try? await connection.close() } }
                 try await connection.listen(on: channel) { notifications in
                     attempt = 0
-                    state.withLock { $0.listening = true }
+                    // Named only now that LISTEN is in force: before, a peer must not take this replica for live.
+                    try await connection.query("SELECT set_config('application_name', \(channel), false)", logger: logger)
+                    state.withLock { state in
+                        state.listening = true
+                        state.listener = connection
+                        state.echoHeardAt = .now
+                    }
                     try? await directory.heartbeat()
                     logger.info("Bus: listening", metadata: ["channel": .string(channel)])
                     for try await notification in notifications {
@@ -359,7 +374,13 @@ final class ReplicaBus: Sendable {
                 }
             }
             // Whatever was sent to this replica while it was not listening is lost: every link goes.
-            if state.withLock({ state in defer { state.listening = false }; return state.listening }) {
+            if state.withLock({ state in
+                defer {
+                    state.listening = false
+                    state.listener = nil
+                }
+                return state.listening
+            }) {
                 drop(nil, .listenerLost, tell: true)
             }
             attempt += 1
@@ -368,31 +389,61 @@ final class ReplicaBus: Sendable {
         state.withLock { $0.listening = false }
     }
 
+    /// The payload of this replica's own heartbeat echo.
+    static let echo = "E"
+
     private func received(_ payload: String) async {
+        if payload == Self.echo {
+            state.withLock { $0.echoHeardAt = .now }
+            return
+        }
         var text = payload
         if payload.hasPrefix("S"), let id = Int64(payload.dropFirst()) {
             guard let fetched = try? await fetchSpilled(id) else {
+                // Whose it was is unknown: every link goes (their connections resume).
                 logger.error("Bus: a spilled notification could not be fetched; links dropped", metadata: ["spill_id": .stringConvertible(id)])
-                drop(nil, .listenerLost, tell: true)
+                drop(nil, .unreadable, tell: true)
                 return
             }
             text = fetched
         }
         guard let batch = try? JSONDecoder().decode(BusBatch.self, from: Data(text.utf8)) else {
-            logger.error("Bus: a notification could not be read; ignored", metadata: ["bytes": .stringConvertible(text.utf8.count)])
+            // A frame this version does not know (a newer peer mid-upgrade) or a broken one: lost, so the link goes.
+            let from = (try? JSONDecoder().decode(Sender.self, from: Data(text.utf8)))?.from
+            logger.error("Bus: a notification could not be read; its link is dropped", metadata: [
+                "bytes": .stringConvertible(text.utf8.count), "peer": .string(from ?? "?"),
+            ])
+            drop(from, .unreadable, tell: true)
             return
         }
         let now = Int64(Date().timeIntervalSince1970 * 1_000_000)
         metrics.busReceived(frames: batch.frames.count, latencySeconds: Double(max(0, now - batch.sentAt)) / 1e6)
-        if batch.frames.contains(.unlinked) {
+        // In order: frames before an `unlinked` belong to the old link, those after it to a new one.
+        var frames: [BusFrame] = []
+        for frame in batch.frames {
+            guard frame == .unlinked else {
+                frames.append(frame)
+                continue
+            }
+            hand(frames, from: batch.from)
+            frames = []
             drop(batch.from, .peerUnlinked, tell: false)
-            return
         }
+        hand(frames, from: batch.from)
+    }
+
+    /// Just enough of a batch to know who sent it.
+    private struct Sender: Decodable {
+        var from: String
+    }
+
+    private func hand(_ frames: [BusFrame], from peer: String) {
+        guard !frames.isEmpty else { return }
         let receiver = state.withLock { state in
-            state.links.insert(batch.from)
+            state.links.insert(peer)
             return state.receiver
         }
-        receiver?(Delivery(from: batch.from, frames: batch.frames))
+        receiver?(Delivery(from: peer, frames: frames))
     }
 
     /// Every heartbeat: say this replica listens, and drop the links with peers not heard of.
@@ -402,7 +453,20 @@ final class ReplicaBus: Sendable {
             try? await Task.sleep(for: Self.heartbeatInterval)
             beats += 1
             guard state.withLock({ $0.listening && !$0.stopped }) else { continue }
+            // A listener whose connection died without a sign hears nothing, its own echo neither.
+            if let deaf = state.withLock({ state -> PostgresConnection? in
+                guard let heard = state.echoHeardAt, ContinuousClock.now - heard > Self.echoLimit else { return nil }
+                return state.listener
+            }) {
+                logger.error("Bus: the listener stopped hearing its own heartbeat; reconnecting it (its links are dropped)")
+                try? await deaf.close()
+                continue
+            }
             try? await directory.heartbeat()
+            let (pool, channel, logger) = (pool, channel, logger)
+            _ = try? await Deadline.within(RoomTable.callLimit) {
+                try await pool.query("SELECT pg_notify(\(channel), \(Self.echo))", logger: logger)
+            }
             let peers = state.withLock { Array($0.links) }
             if let live = try? await directory.live(among: peers) {
                 for peer in peers where !live.contains(peer) {

@@ -51,7 +51,10 @@ enum TestDatabase {
 
     /// A new, empty database on the test server; its URL.
     static func fresh() async throws -> String {
-        let server = try serverURL()
+        // Off the concurrency pool: the first call starts the cluster (seconds of initdb) under a
+        // lock the others wait on, which would otherwise block the pool's threads and starve
+        // every other test running meanwhile.
+        let server = try await offPool { try serverURL() }
         let name = "owp_t_" + UUID().uuidString.prefix(12).lowercased().replacingOccurrences(of: "-", with: "")
         try await withClient(url: server) { client in
             try await client.query("CREATE DATABASE \(unescaped: name)")
