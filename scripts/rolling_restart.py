@@ -22,7 +22,7 @@ connection received (a member misses, by design, what is sent while it is away).
 
 Exits 1 if a room closed, a member did not come back into its seat, or a message was lost.
 """
-import argparse, asyncio, json, os, random, re, signal, socket, statistics, subprocess, sys, time
+import argparse, asyncio, json, os, random, re, shutil, signal, socket, subprocess, sys, time
 
 import websockets
 
@@ -253,6 +253,7 @@ async def main():
     database_url = args.database_url
     if not database_url:
         cluster = os.path.join(args.logs, "pg")
+        shutil.rmtree(cluster, ignore_errors=True)  # a previous run's
         database_url = subprocess.check_output([os.path.join(ROOT, "scripts/pg_throwaway.sh"), "start", cluster], text=True).strip()
     env = {"DRAIN_DELAY_SECONDS": str(args.drain_delay), "SHUTDOWN_GRACE_SECONDS": "10"}
     processes = []
@@ -333,6 +334,7 @@ async def main():
             p.stop(signal.SIGKILL)
         if cluster:
             subprocess.run([os.path.join(ROOT, "scripts/pg_throwaway.sh"), "stop", cluster], check=False)
+            shutil.rmtree(cluster, ignore_errors=True)
     print(json.dumps(report, indent=2))
     if args.json:
         with open(args.json, "w") as f:
