@@ -40,6 +40,10 @@
 #                   OWPStoreUnreachable           its database stopped
 #                   OWPStoreLeaseLost             its room claimed by another owner (the row
 #                                                 taken and its fencing epoch moved, in SQL)
+#   2c. bus       Two servers sharing a third cluster, a guest on one relayed to its room's
+#                 owner on the other (PROTOCOL.md §14), the host chatting 20 times a second:
+#                   OWPCrossReplicaLatencyHigh    the relay paused (SIGSTOP) 150 ms of every
+#                                                 300 ms, so the owner's notifications wait
 #   3. cpu quota  Three servers with identical traffic (20 connections x 10 messages/s,
 #                 under the rate limit, and rooms whose play waits on the ready barrier until
 #                 MAX_READY_WAIT_MS=300 releases it by timer). After 5 s the control's CPU use
@@ -402,6 +406,64 @@ grep -q "Shared store unreachable" "$WORK/server-store.log" || fail "'store' did
 targets
 for name in store stolen; do kill "${PID[$name]}" 2>/dev/null || true; wait "${PID[$name]}" 2>/dev/null || true; done
 ok "phase 2b done at $(elapsed)s"
+
+# --- 2c. The bus between replicas ------------------------------------------------------------
+step "2c. Provoke OWPCrossReplicaLatencyHigh (a relayed member's replica paused in bursts)"
+CLUSTERS+=("$PG_ROOT/c")
+URL_C=$(bash scripts/pg_throwaway.sh start "$PG_ROOT/c") || fail "could not start a PostgreSQL cluster"
+DATABASE_URL="$URL_C" start_server owner
+DATABASE_URL="$URL_C" start_server relay
+targets owner relay
+sleep 2  # both listening on the bus (heartbeats every second)
+python3 - "$(url owner)" "$(url relay)" "$WORK/ready-bus" >"$WORK/load-bus.log" 2>&1 <<'EOF' &
+import asyncio, json, sys, time
+import websockets
+async def main():
+    owner, relay, ready = sys.argv[1:4]
+    async with websockets.connect(owner, origin="http://localhost:8096") as host, websockets.connect(relay, origin="http://localhost:8096") as guest:
+        await host.send(json.dumps({"type": "create_room", "payload": {"name": "bus"}, "ts": 0}))
+        while (message := json.loads(await host.recv()))["type"] != "room_state":
+            pass
+        room = message["room"]
+        await asyncio.sleep(0.5)  # written to the store: the relay finds its owner
+        await guest.send(json.dumps({"type": "join_room", "room": room, "ts": 0}))
+        while json.loads(await guest.recv())["type"] != "room_state":
+            pass
+        open(ready, "w").write(str(time.time()))
+        async def drain(ws):
+            async for _ in ws:
+                pass
+        readers = [asyncio.create_task(drain(host)), asyncio.create_task(drain(guest))]
+        for n in range(20 * 90):
+            await host.send(json.dumps({"type": "chat_message", "room": room, "payload": {"text": f"m{n}"}, "ts": 0}))
+            await asyncio.sleep(0.05)
+        for reader in readers:
+            reader.cancel()
+asyncio.run(main())
+EOF
+BUS_LOAD=$!
+PIDS+=("$BUS_LOAD")
+deadline=$(($(date +%s) + 30))
+until [ -s "$WORK/ready-bus" ]; do
+    kill -0 "$BUS_LOAD" 2>/dev/null || { cat "$WORK/load-bus.log" >&2; fail "the bus load exited during its setup"; }
+    [ "$(date +%s)" -lt "$deadline" ] || fail "the bus load was not set up within 30s"
+    sleep 0.2
+done
+grep -q "Connection served by the room's owner" "$WORK/server-relay.log" || fail "the guest on 'relay' was not served through 'owner'"
+( while kill -STOP "${PID[relay]}" 2>/dev/null; do sleep 0.15; kill -CONT "${PID[relay]}" 2>/dev/null || break; sleep 0.15; done ) &
+PAUSER=$!
+PIDS+=("$PAUSER")
+BUS_SINCE=$(cat "$WORK/ready-bus")
+ok "a guest on 'relay' served by 'owner'; 'relay' paused 150 ms of every 300 ms"
+python3 scripts/alert_prom.py watch --prom "$PROM" --since "$BUS_SINCE" --timeout 75 --json "$RESULTS" \
+    --expect "$(instance relay)=OWPCrossReplicaLatencyHigh" --name "$(instance relay)=relay"
+kill "$PAUSER" 2>/dev/null || true
+wait "$PAUSER" 2>/dev/null || true
+kill -CONT "${PID[relay]}" 2>/dev/null || true
+kill "$BUS_LOAD" 2>/dev/null || true
+targets
+for name in owner relay; do kill "${PID[$name]}" 2>/dev/null || true; wait "${PID[$name]}" 2>/dev/null || true; done
+ok "phase 2c done at $(elapsed)s"
 
 # --- 3. CPU quota -----------------------------------------------------------------------------
 step "3. Same traffic on three servers: starved (quota ${STARVED_SHARE} x need), throttled (${THROTTLED_SHARE} x need), control (none)"

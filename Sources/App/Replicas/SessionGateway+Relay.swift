@@ -91,7 +91,8 @@ extension SessionGateway {
     /// `handle` was not relayed.
     func relayEnded(_ handle: ClientHandle, code: UInt16?) -> Bool {
         guard handle.relayedTo != nil else { return false }
-        metrics.connectionClosed(code: code)
+        // Counted where the socket is (a session relayed on from here was another replica's connection).
+        if handle.connection is Connection { metrics.connectionClosed(code: code) }
         logger.info("Connection closed", metadata: [
             "client_id": .string(handle.greetedAs), "code": code.map { .stringConvertible($0) } ?? .string("client"),
             "reason": .string(CloseReasons.reason(for: code)), "owner": .string(handle.relayedTo ?? "?"),
@@ -233,6 +234,8 @@ extension SessionGateway {
     /// connection or session by name, so that one the other side took on meanwhile does not
     /// outlive the link.
     func linkDropped(with peer: String?) {
+        // Whatever was known of that replica's rooms may no longer hold.
+        shared?.forgetOwner(peer)
         busLoop.execute { [self] in
             let (outgoing, incoming) = relays.withLock { relays -> ([(ClientID, String, ClientHandle)], [(ClientID, String, ClientHandle)]) in
                 let outgoing = relays.outgoing.filter { peer == nil || $0.value.owner == peer }
