@@ -64,10 +64,6 @@ protocol SharedRoomStore: AnyObject, Sendable {
     /// must be removed here at once, without a departure.
     func whenLost(_ handler: @escaping @Sendable ([RoomID]) -> Void)
 
-    /// The bus dropped its link with `replica` (`nil`: with every replica): what the store
-    /// remembers of the rooms it owns is forgotten (it may be gone or going).
-    func forgetOwner(_ replica: String?)
-
     /// Where the store reports, when they change, the rooms other replicas own (read every
     /// ``PostgresPartyStore/listingInterval``): a lobby here lists them with its own.
     func whenRoomsElsewhereChange(_ handler: @escaping @Sendable ([ListedRoom]) -> Void)

@@ -60,7 +60,7 @@ final class SessionGateway: ConnectionAcceptor {
     /// JWT mode only.
     private let verifier: JWTVerifier?
     /// With `DATABASE_URL`: the store that shares rooms with other replicas (PROTOCOL.md §14).
-    let shared: (any SharedRoomStore)?
+    private let shared: (any SharedRoomStore)?
     /// With `DATABASE_URL`: the bus to the other replicas, through which members connected to
     /// one are served by their room's owner (``SessionGateway+Relay``).
     let bus: ReplicaBus?
@@ -402,7 +402,6 @@ final class SessionGateway: ConnectionAcceptor {
     func handOverRooms() async -> Int {
         guard let shared else { return 0 }
         handingOver.store(true, ordering: .releasing)
-        await bus?.retire()
         return await shared.handOver { [weak self] room in
             self?.apply { party, _, now in party.release(room, closing: .serviceRestart, now: now)?.outcome ?? Outcome() }
         }

@@ -234,8 +234,6 @@ extension SessionGateway {
     /// connection or session by name, so that one the other side took on meanwhile does not
     /// outlive the link.
     func linkDropped(with peer: String?) {
-        // Whatever was known of that replica's rooms may no longer hold.
-        shared?.forgetOwner(peer)
         busLoop.execute { [self] in
             let (outgoing, incoming) = relays.withLock { relays -> ([(ClientID, String, ClientHandle)], [(ClientID, String, ClientHandle)]) in
                 let outgoing = relays.outgoing.filter { peer == nil || $0.value.owner == peer }

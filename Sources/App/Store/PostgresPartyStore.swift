@@ -84,12 +84,6 @@ final class PostgresPartyStore: PartyStore, SharedRoomStore {
     private let party: Mutex<Party>
     private let ledger: Mutex<Ledger>
     private let claims = Mutex<[RoomID: Task<RecoveryVerdict, Never>]>([:])
-    /// Rooms found owned by a live replica, until when that is taken as known: in a reconnect
-    /// storm the members of one room after the first are sent to its owner without asking the
-    /// database again. Forgotten as soon as the bus drops its link with that owner.
-    private let owners = Mutex<[RoomID: (owner: String, until: ContinuousClock.Instant)]>([:])
-    /// How long a room's live owner is remembered.
-    static let ownerMemory: Duration = .seconds(1)
     private let lostHandler = Mutex<(@Sendable ([RoomID]) -> Void)?>(nil)
     /// Who is told of the rooms other replicas own, and what it was told last.
     private let listing = Mutex<(handler: (@Sendable ([ListedRoom]) -> Void)?, last: [ListedRoom])>((nil, []))
@@ -252,33 +246,7 @@ final class PostgresPartyStore: PartyStore, SharedRoomStore {
         return verdict
     }
 
-    func forgetOwner(_ replica: String?) {
-        owners.withLock { owners in
-            owners = replica.map { gone in owners.filter { $0.value.owner != gone } } ?? [:]
-        }
-    }
-
-    /// The live owner remembered for `room`, if any (an expired memory is dropped).
-    private func rememberedOwner(of room: RoomID) -> String? {
-        owners.withLock { owners in
-            guard let entry = owners[room] else { return nil }
-            guard entry.until >= .now else {
-                owners[room] = nil
-                return nil
-            }
-            return entry.owner
-        }
-    }
-
-    private func remember(_ owner: String, of room: RoomID) {
-        owners.withLock { owners in
-            if owners.count >= Self.recoveryLimit * 16 { owners = owners.filter { $0.value.until >= .now } }
-            owners[room] = (owner, .now + Self.ownerMemory)
-        }
-    }
-
     private func claimAndAdopt(_ room: RoomID, adopt: @escaping @Sendable (RoomRecord, ServerTime?) -> Bool) async -> RecoveryVerdict {
-        if let owner = rememberedOwner(of: room) { return .elsewhere(owner) }
         // Its owner may be gone without a handover: wait (at most a lease) for its claim to run out.
         let deadline = ContinuousClock.now + leaseDuration + .seconds(1)
         // The other owner's lease as first seen: a lease that got longer since was renewed (a live owner).
@@ -310,10 +278,7 @@ final class PostgresPartyStore: PartyStore, SharedRoomStore {
                 try? await Task.sleep(for: Self.claimPoll)
             case .ownedElsewhere(let owner, let remaining):
                 // An owner that listens on the bus serves the room's members wherever they are connected.
-                if let directory, let live = try? await directory.live(among: [owner]), live.contains(owner) {
-                    remember(owner, of: room)
-                    return .elsewhere(owner)
-                }
+                if let directory, let live = try? await directory.live(among: [owner]), live.contains(owner) { return .elsewhere(owner) }
                 // A live owner renews every second: a lease that grew since it was first seen is
                 // not worth waiting for. One that only runs down is a dead owner's: wait it out.
                 let now = ContinuousClock.now

@@ -69,8 +69,6 @@ final class ReplicaBus: Sendable {
         var listening = false
         var sending = false
         var stopped = false
-        /// Handing its rooms over: no longer said to be live, so that no replica relays a member to it any more.
-        var retiring = false
         var receiver: (@Sendable (Delivery) -> Void)?
         var dropped: (@Sendable (_ peer: String?, LinkDrop) -> Void)?
     }
@@ -322,14 +320,6 @@ final class ReplicaBus: Sendable {
         }
     }
 
-    /// The drain's handover begins: this replica stops saying it is live (its heartbeat row goes,
-    /// and no more are written), so the other replicas wait for its rooms' release instead of
-    /// relaying members to it; what is relayed already goes on until ``finish(within:)``.
-    func retire() async {
-        state.withLock { $0.retiring = true }
-        try? await directory.remove()
-    }
-
     /// Sends what waits (within `limit`), drops every link and stops listening for good: the
     /// last step of a drain.
     func finish(within limit: Duration) async {
@@ -462,7 +452,7 @@ final class ReplicaBus: Sendable {
         while !Task.isCancelled {
             try? await Task.sleep(for: Self.heartbeatInterval)
             beats += 1
-            guard state.withLock({ $0.listening && !$0.stopped && !$0.retiring }) else { continue }
+            guard state.withLock({ $0.listening && !$0.stopped }) else { continue }
             // A listener whose connection died without a sign hears nothing, its own echo neither.
             if let deaf = state.withLock({ state -> PostgresConnection? in
                 guard let heard = state.echoHeardAt, ContinuousClock.now - heard > Self.echoLimit else { return nil }
