@@ -30,6 +30,14 @@ final class SessionGateway: ConnectionAcceptor {
     struct Carrier {
         let connection: any Carriage
         let handle: ClientHandle
+        /// The connection when it is on this replica (known once, not cast per delivery).
+        let local: Connection?
+
+        init(connection: any Carriage, handle: ClientHandle) {
+            self.connection = connection
+            self.handle = handle
+            self.local = connection as? Connection
+        }
     }
 
     /// Which connection carries which session, and the gateway's own bookkeeping; changed
@@ -575,11 +583,11 @@ final class SessionGateway: ConnectionAcceptor {
                 let text = OutboundText { message.encodedJSON() }
                 var count = 0
                 for recipient in delivery.recipients {
-                    guard let connection = state.carriers[recipient]?.connection else { continue }  // away: nothing is queued
-                    switch connection.post(text) {
+                    guard let carrier = state.carriers[recipient] else { continue }  // away: nothing is queued
+                    switch carrier.connection.post(text) {
                     case .queued:
                         count += 1
-                        if let local = connection as? Connection {
+                        if let local = carrier.local {
                             posted.connections[ObjectIdentifier(local)] = local
                         } else {
                             posted.relayed = true

@@ -116,12 +116,18 @@ struct RoomsElsewhereTests {
         ListedRoom(summary: RoomSummary(id: id, name: "Room \(id)", count: count, mediaID: nil), createdAt: createdAt)
     }
 
-    @Test func roomsElsewhereAreListedInCreationOrderAndTheLobbyIsTold() throws {
+    /// A room here (its host "host") and a lobby connection "l"; inboxes cleared.
+    static func roomAndLobby() -> (h: Harness, here: RoomID) {
         let h = Harness()
         h.login("host", name: "Hannah")
         let here = h.createRoom("host")
         h.login("l")
         h.clear()
+        return (h, here)
+    }
+
+    @Test func roomsElsewhereAreListedInCreationOrderAndTheLobbyIsTold() throws {
+        let (h, here) = Self.roomAndLobby()
         let made = try #require(h.party.rooms[here]?.createdAt)
         h.listRoomsElsewhere([Self.listed("far-1", at: made - 10), Self.listed("far-2", at: made + 10, count: 5)])
         let list = try #require(h.last("l", "room_list")?.roomList)
@@ -134,11 +140,7 @@ struct RoomsElsewhereTests {
     }
 
     @Test func aRoomHereIsListedAsItIsHere() throws {
-        let h = Harness()
-        h.login("host", name: "Hannah")
-        let here = h.createRoom("host")
-        h.login("l")
-        h.clear()
+        let (h, here) = Self.roomAndLobby()
         // Taken over meanwhile: the database still names another owner until the next read.
         h.listRoomsElsewhere([Self.listed(here, at: 0, count: 9)])
         h.send("l", "list_rooms")

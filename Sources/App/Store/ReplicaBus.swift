@@ -208,15 +208,8 @@ final class ReplicaBus: Sendable {
             }
             let notification = spilled ?? payload
             let (pool, logger) = (pool, logger)
-            let start = ContinuousClock.now
-            do {
-                _ = try await Deadline.within(RoomTable.callLimit) {
-                    try await pool.query("SELECT pg_notify(\(channel), \(notification))", logger: logger)
-                }
-                metrics.storeCall(StoreOperation.notify.rawValue, seconds: (ContinuousClock.now - start).seconds, failed: false)
-            } catch {
-                metrics.storeCall(StoreOperation.notify.rawValue, seconds: (ContinuousClock.now - start).seconds, failed: true)
-                throw error
+            _ = try await timedCall(.notify) {
+                try await pool.query("SELECT pg_notify(\(channel), \(notification))", logger: logger)
             }
         }
         metrics.busSent(frames: frames.count)
