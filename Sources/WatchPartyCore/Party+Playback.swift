@@ -68,9 +68,10 @@ extension Party {
             room.lastCommandTarget = target
             room.drift = DriftTracker()
             rooms[room.id] = room
-            // While playing, the position is given as of the target: a client that simply seeks
-            // there at `target_server_ts` is where the host is (docs/sync.md § Naive clients).
-            let (wirePosition, serverTs) = Self.asOfTarget(room.playback, target: target)
+            // While playing, the position is stated as of the command's anchor (here: now, as
+            // the control lead is the clients' seek lead): a client that seeks there on arrival
+            // and plays at once is where the host is (docs/sync.md § Naive clients).
+            let (wirePosition, serverTs) = wireAnchor(room.playback, target: target)
             let event = PlayerEventPayload(action: command.action, position: wirePosition, playState: playState, targetServerTs: target)
             out.send(.playerEvent(event), to: room.members.filter { $0 != client }, room: room.id, client: client, now: now, serverTs: serverTs)
         }
@@ -106,11 +107,12 @@ extension Party {
         room.lastAcceptedAt = now
         room.drift = DriftTracker()
         rooms[roomID] = room
-        // The position where the room will be at the target, and server_ts = the target: a
-        // client that starts at `position` when `target_server_ts` comes (both upstream ones
-        // do) is in step with a host that started at its click; a §6 client projecting
-        // `position + (t − server_ts)` computes the very same timeline.
-        let (wirePosition, serverTs) = Self.asOfTarget(room.playback, target: target)
+        // The position where the room will be a seek lead before the target, and server_ts =
+        // then: a client that seeks on arrival to `position` plus its own 300 ms lead, or one
+        // that projects `position` to the target and starts there (the two upstream
+        // generations), is in step with a host that started at its click; a §6 client
+        // projecting `position + (t − server_ts)` computes the very same timeline.
+        let (wirePosition, serverTs) = wireAnchor(room.playback, target: target)
         let event = PlayerEventPayload(action: .play, position: wirePosition, playState: .playing, targetServerTs: target)
         out.send(.playerEvent(event), to: room.members, room: roomID, client: requestedBy, now: now, serverTs: serverTs)
     }
@@ -122,16 +124,19 @@ extension Party {
     func sendDuePlay(_ room: Room, to client: ClientID, now: ServerTime, out: inout Outcome) {
         guard room.playback.playState == .playing, room.pendingPlay == nil else { return }
         let target = max(now + rules.controlScheduleMs, room.lastCommandTarget ?? 0)
-        let (wirePosition, serverTs) = Self.asOfTarget(room.playback, target: target)
+        let (wirePosition, serverTs) = wireAnchor(room.playback, target: target)
         let event = PlayerEventPayload(action: .play, position: wirePosition, playState: .playing, targetServerTs: target)
         out.send(.playerEvent(event), to: [client], room: room.id, client: room.hostID, now: now, serverTs: serverTs)
     }
 
-    /// The wire `position` and `server_ts` of a command: while playing, as of `target`
-    /// (`position` is where the room will be then); while paused, as the room has it.
-    static func asOfTarget(_ playback: Playback, target: ServerTime) -> (position: Double, serverTs: ServerTime) {
+    /// The wire `position` and `server_ts` of a command due at `target`: while playing, the
+    /// room's position a client seek lead before the target (never before the room's own
+    /// anchor), and that moment; while paused, as the room has it. Either way one true point
+    /// of the room's timeline.
+    func wireAnchor(_ playback: Playback, target: ServerTime) -> (position: Double, serverTs: ServerTime) {
         guard playback.playState == .playing else { return (playback.position, playback.asOf) }
-        return (playback.position(at: target), max(target, playback.asOf))
+        let anchor = max(target - min(target, rules.clientSeekLeadMs), playback.asOf)
+        return (playback.position(at: anchor), anchor)
     }
 
     /// INVALID_PLAYBACK_PAYLOAD unless the payload is an object with a known action, a finite

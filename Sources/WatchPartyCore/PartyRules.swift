@@ -7,6 +7,13 @@ public struct PartyRules: Sendable, Equatable {
     public var playScheduleMs: UInt64 = 1500
     /// Lead time of pause/seek/buffering (`CONTROL_SCHEDULE_MS`).
     public var controlScheduleMs: UInt64 = 300
+    /// The lead the upstream web clients add to the position of a play they seek to on its
+    /// arrival (their `SYNC_LEAD_MS`, 300 ms). A command sent while the room plays states its
+    /// position as of this long before its target, so that such a client, which then waits for
+    /// the target to start, lands on the room's timeline; `position` and `server_ts` stay one
+    /// true point of that timeline, so a §6 client computes the same thing (docs/sync.md § Naive
+    /// clients).
+    public var clientSeekLeadMs: UInt64 = 300
     /// Longest wait of a pending play for the ready barrier (`MAX_READY_WAIT_MS`).
     public var maxReadyWaitMs: UInt64 = 2000
     /// Minimum spacing of accepted host state updates (`MIN_STATE_UPDATE_INTERVAL_MS`).

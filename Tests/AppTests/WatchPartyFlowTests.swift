@@ -56,9 +56,10 @@ import Testing
                 let target = try #require(payload["target_server_ts"] as? Int)
                 let released = try #require(play["ts"] as? Int)
                 #expect(target == released + 1500)
-                // 12.5 s held when the play was handled; the wire gives it as of the target.
-                #expect(play["server_ts"] as? Int == target)
-                #expect(payload["position"] as? Double == 12.5 + Double(target - released) / 1000)
+                // 12.5 s held when the play was handled; the wire gives it as of a client seek
+                // lead (300 ms) before the target.
+                #expect(play["server_ts"] as? Int == target - 300)
+                #expect(payload["position"] as? Double == 12.5 + Double(target - 300 - released) / 1000)
                 targets.insert(target)
             }
             #expect(targets.count == 1)
@@ -97,7 +98,7 @@ import Testing
             let roomID = try #require(try await host.next("room_state")["room"] as? String)
             try await host.send(["type": "player_event", "room": roomID, "payload": ["action": "play", "position": 100]])
             let play = try await host.next("player_event")
-            let playedAt = try #require(play["ts"] as? Int)  // when 100 s held (server_ts is the target)
+            let playedAt = try #require(play["ts"] as? Int)  // when 100 s held (server_ts is a seek lead before the target)
             try await Task.sleep(for: .milliseconds(400))
 
             let late = try await LiveClient(port: port)

@@ -46,10 +46,10 @@ import SyncSimulator
         h.send("h", "player_event", room: room, payload: ["action": "play", "position": 10])
         let play = h.last("g", "player_event")
         #expect(play?.int("target_server_ts").map { UInt64($0) } == h.now + 340, "2 × 120 + 100")
-        // The host's 10 s held half its round trip ago (anchored at now − 40), so at the target
-        // (now + 340) the room is at 10.38; the wire says so, as of the target.
-        #expect(play?.serverTs == h.now + 340)
-        #expect(play?.number("position") == 10 + Double(380) / 1000, "the host's position held half its round trip ago")
+        // The host's 10 s held half its round trip ago (anchored at now − 40), so a seek lead
+        // (300 ms) before the target (now + 340) the room is at 10.08; the wire says so, as of then.
+        #expect(play?.serverTs == h.now + 40)
+        #expect(play?.number("position") == 10 + Double(80) / 1000, "the host's position held half its round trip ago")
         #expect(h.party.rooms[room]?.playback == Playback(position: 10, playState: .playing, asOf: h.now - 40))
     }
 }

@@ -6,9 +6,9 @@ import Testing
 /// The ready barrier and scheduled play (PROTOCOL.md §7).
 @Suite struct BarrierTests {
     /// Asserts a scheduled play as every member sees it. `position` held at `heldAt` (the
-    /// click); the wire gives it as of the target, where a host that started at its click will
-    /// be (docs/sync.md § Naive clients), with `server_ts` = the target: a §6 client's
-    /// `position + (t − server_ts)` is the same timeline.
+    /// click); the wire gives it as of 300 ms (the clients' seek lead) before the target, where
+    /// a host that started at its click will be then (docs/sync.md § Naive clients), with
+    /// `server_ts` = that moment: a §6 client's `position + (t − server_ts)` is the same timeline.
     static func expectPlay(
         _ wire: Wire?, room: RoomID, by client: ClientID, position: Double, heldAt: ServerTime, releasedAt: ServerTime,
         sourceLocation: SourceLocation = #_sourceLocation
@@ -22,10 +22,11 @@ import Testing
         #expect(wire.client == client, sourceLocation: sourceLocation)
         #expect(wire.ts == releasedAt, sourceLocation: sourceLocation)
         let target = releasedAt + 1500
-        #expect(wire.serverTs == target, "server_ts is when the sent position holds: the target", sourceLocation: sourceLocation)
+        let anchor = target - 300
+        #expect(wire.serverTs == anchor, "server_ts is when the sent position holds: a seek lead before the target", sourceLocation: sourceLocation)
         #expect(wire.payloadKeys == ["action", "position", "play_state", "target_server_ts"], sourceLocation: sourceLocation)
         #expect(wire.string("action") == "play", sourceLocation: sourceLocation)
-        #expect(wire.number("position") == position + Double(target - heldAt) / 1000, "the position as of the target", sourceLocation: sourceLocation)
+        #expect(wire.number("position") == position + Double(anchor - heldAt) / 1000, "the position as of the anchor", sourceLocation: sourceLocation)
         #expect(wire.string("play_state") == "playing", sourceLocation: sourceLocation)
         #expect(wire.time("target_server_ts") == target, sourceLocation: sourceLocation)
     }
