@@ -18,7 +18,8 @@ extension MetricLabels {
         resumeWays: ResumeWay.allCases.map(\.rawValue),
         resumeResults: ResumeResult.allCases.map(\.rawValue),
         storeOperations: StoreOperation.allCases.map(\.rawValue),
-        busLinkDrops: ReplicaBus.LinkDrop.allCases.map(\.rawValue)
+        busLinkDrops: ReplicaBus.LinkDrop.allCases.map(\.rawValue),
+        roomSyncVerdicts: RoomSync.Verdict.allCases.map(\.rawValue)
     )
 }
 

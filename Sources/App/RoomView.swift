@@ -25,6 +25,27 @@ struct RoomView: Encodable, Sendable, Equatable {
         }
     }
 
+    /// The room's sync as the server sees it (docs/sync.md § Per room).
+    struct Sync: Encodable, Sendable, Equatable {
+        var verdict: String
+        /// Host − room timeline, ms, smoothed over the host's reports; absent before the first.
+        var hostOffsetMs: Double?
+        var membersCatchingUp: Int
+        /// Half the worst recent round trip among the members present, ms.
+        var clockUncertaintyMs: UInt64?
+
+        enum CodingKeys: String, CodingKey {
+            case verdict, hostOffsetMs = "host_offset_ms", membersCatchingUp = "members_catching_up", clockUncertaintyMs = "clock_uncertainty_ms"
+        }
+
+        init(_ sync: RoomSync) {
+            verdict = sync.verdict.rawValue
+            hostOffsetMs = sync.hostOffset.map { ($0 * 1000).rounded() }
+            membersCatchingUp = sync.membersCatchingUp
+            clockUncertaintyMs = sync.clockUncertaintyMs
+        }
+    }
+
     var id: String
     var name: String
     var hostID: String
@@ -38,11 +59,12 @@ struct RoomView: Encodable, Sendable, Equatable {
     var createdAt: UInt64
     var asOf: UInt64
     var ageSeconds: Double
+    var sync: Sync
     var members: [Member]
 
     enum CodingKeys: String, CodingKey {
         case id, name, hostID = "host_id", mediaID = "media_id", playState = "play_state", position, pendingPlay = "pending_play"
-        case createdAt = "created_at", asOf = "as_of", ageSeconds = "age_seconds", members
+        case createdAt = "created_at", asOf = "as_of", ageSeconds = "age_seconds", sync, members
     }
 
     init(_ room: Room, party: Party, now: ServerTime) {
@@ -56,6 +78,7 @@ struct RoomView: Encodable, Sendable, Equatable {
         createdAt = room.createdAt
         asOf = now
         ageSeconds = Double(now > room.createdAt ? now - room.createdAt : 0) / 1000
+        sync = Sync(party.sync(of: room))
         members = room.members.map { client in
             let session = party.sessions[client]
             return Member(

@@ -515,9 +515,18 @@ final class SessionGateway: ConnectionAcceptor {
         let (relayed, remote) = relayCounts
         return store.read { party in
             var statuses: [String: Int] = [:]
+            var bySync: [String: Int] = [:]
+            var worstOffset = 0.0
+            var worstUncertaintyMs: UInt64 = 0
             for room in party.rooms.values {
                 for member in room.members {
                     statuses[room.statuses[member]?.rawValue ?? MetricLabels.noStatus, default: 0] += 1
+                }
+                let sync = party.sync(of: room)
+                bySync[sync.verdict.rawValue, default: 0] += 1
+                if sync.verdict != .paused {
+                    worstOffset = max(worstOffset, abs(sync.hostOffset ?? 0))
+                    worstUncertaintyMs = max(worstUncertaintyMs, sync.clockUncertaintyMs ?? 0)
                 }
             }
             var snapshot = MetricsRegistry.Snapshot(
@@ -537,6 +546,9 @@ final class SessionGateway: ConnectionAcceptor {
             )
             snapshot.relayedConnections = relayed
             snapshot.remoteSessions = remote
+            snapshot.roomsBySync = bySync
+            snapshot.roomHostOffsetMax = worstOffset
+            snapshot.roomClockUncertaintyMax = Double(worstUncertaintyMs) / 1000
             return snapshot
         }
     }

@@ -34,12 +34,16 @@ public struct MetricLabels: Sendable {
     public var storeOperations: [String]
     /// Why the bus dropped a link with another replica (PROTOCOL.md §14).
     public var busLinkDrops: [String]
+    /// A room's sync verdict (docs/sync.md § Per room).
+    public var roomSyncVerdicts: [String]
 
     public init(
         clientTypes: [String], serverTypes: [String], errorCodes: [String], roomCloseReasons: [String],
         stateResults: [String], barrierCauses: [String], statuses: [String], refusalReasons: [String], closeReasons: [CloseReason],
-        resumeWays: [String], resumeResults: [String], storeOperations: [String] = [], busLinkDrops: [String] = []
+        resumeWays: [String], resumeResults: [String], storeOperations: [String] = [], busLinkDrops: [String] = [],
+        roomSyncVerdicts: [String] = []
     ) {
+        self.roomSyncVerdicts = roomSyncVerdicts
         self.storeOperations = storeOperations
         self.busLinkDrops = busLinkDrops
         self.resumeWays = resumeWays

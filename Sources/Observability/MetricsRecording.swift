@@ -165,6 +165,11 @@ extension MetricsRegistry {
         /// Connections here served by another replica, and sessions here carried by another's connections.
         public var relayedConnections = 0
         public var remoteSessions = 0
+        /// Rooms by sync verdict label; the largest host offset (seconds, absolute) and clock
+        /// uncertainty (seconds) among playing rooms.
+        public var roomsBySync: [String: Int] = [:]
+        public var roomHostOffsetMax: Double = 0
+        public var roomClockUncertaintyMax: Double = 0
 
         public init(
             roomsActive: Int, authenticatedConnections: Int, participantsByStatus: [String: Int], roomSizes: [Int], queuePeakDepth: Int,
@@ -197,6 +202,11 @@ extension MetricsRegistry {
         for status in participantStatusLabels {
             participantsByStatus[status].set(to: Double(snapshot.participantsByStatus[status] ?? 0))
         }
+        for verdict in roomSyncLabels {
+            roomsBySync[verdict].set(to: Double(snapshot.roomsBySync[verdict] ?? 0))
+        }
+        roomHostOffsetMax.set(to: snapshot.roomHostOffsetMax)
+        roomClockUncertaintyMax.set(to: snapshot.roomClockUncertaintyMax)
         for sizeClass in MetricLabels.roomSizeClasses {
             roomsByMembers[sizeClass.label].set(to: Double(snapshot.roomSizes.filter(sizeClass.range.contains).count))
         }

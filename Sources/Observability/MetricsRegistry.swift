@@ -66,6 +66,9 @@ public final class MetricsRegistry: Sendable {
     let barrierReleases: Labeled<Counter>
     let barrierWait: ValueHistogram
     let participantsByStatus: Labeled<Gauge>
+    let roomsBySync: Labeled<Gauge>
+    let roomHostOffsetMax: Gauge
+    let roomClockUncertaintyMax: Gauge
     let clientRTT: ValueHistogram
     let playLead: ValueHistogram
     // Outbound
@@ -77,6 +80,7 @@ public final class MetricsRegistry: Sendable {
     // Lifecycle and process
     let draining: Gauge
     let participantStatusLabels: [String]
+    let roomSyncLabels: [String]
     let processStart: Gauge
     let residentMemory: Gauge
     let virtualMemory: Gauge
@@ -192,6 +196,16 @@ public final class MetricsRegistry: Sendable {
             [0.0005, 0.001, 0.002, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 1])
         barrierReleases = Labeled(registry, "owp_barrier_releases_total", "Pending plays released, by cause.", label: "cause", values: labels.barrierCauses)
         barrierWait = histogram("owp_barrier_wait_seconds", "How long a pending play waited on the ready barrier.", [0.01, 0.05, 0.1, 0.25, 0.5, 1, 1.5, 2, 3, 5])
+        roomsBySync = Labeled(
+            registry, "owp_rooms_by_sync",
+            "Open rooms by how far their members are from the room's timeline as the server sees it (docs/sync.md: the host's reports, the members' statuses), read at scrape.",
+            label: "sync", values: labels.roomSyncVerdicts)
+        roomHostOffsetMax = gauge(
+            "owp_room_host_offset_max_seconds",
+            "The largest |host - room timeline| offset among playing rooms, smoothed over the host's reports since the timeline last changed (0 when none), read at scrape.")
+        roomClockUncertaintyMax = gauge(
+            "owp_room_clock_uncertainty_max_seconds",
+            "Half the worst recent round trip among the members of playing rooms: how far a member's clock estimate can be off, read at scrape.")
         clientRTT = histogram(
             "owp_client_rtt_seconds", "Round trips to clients measured by the server's WebSocket pings.",
             [0.0002, 0.0005, 0.001, 0.002, 0.005, 0.01, 0.025, 0.05, 0.1, 0.2, 0.3, 0.5, 1, 2])
@@ -219,6 +233,7 @@ public final class MetricsRegistry: Sendable {
         cpuSeconds = MonotonicCounter(counter("process_cpu_seconds_total", "Total user and system CPU time spent in seconds."))
         processStart.set(to: startTime)
         participantStatusLabels = labels.statuses + [MetricLabels.noStatus]
+        roomSyncLabels = labels.roomSyncVerdicts
     }
 }
 

@@ -44,17 +44,21 @@ extension Party {
 /// their smoothed offset is too, the offset is real and the room is re-anchored at the host.
 /// Hysteresis: one report back within the threshold, or on the other side, starts over.
 public struct DriftTracker: Sendable, Equatable {
-    /// The offset smoothed over recent reports (seconds, host − room).
+    /// The offset smoothed over recent reports (seconds, host − room); the first report's own
+    /// offset until a second one comes.
     public private(set) var estimate: Double = 0
     /// Consecutive reports beyond the threshold on the same side (its sign is `estimate`'s).
     public private(set) var streak = 0
+    /// Reports observed since the room's timeline last changed (``RoomSync/hostOffset``).
+    public private(set) var reports = 0
     private var side: FloatingPointSign?
 
     public init() {}
 
     /// Takes one jitter-sized report's offset; true when the offset has persisted.
     mutating func observe(_ diff: Double, rules: PartyRules) -> Bool {
-        estimate += rules.driftSmoothing * (diff - estimate)
+        estimate = reports == 0 ? diff : estimate + rules.driftSmoothing * (diff - estimate)
+        reports += 1
         if abs(diff) >= rules.driftThreshold {
             streak = side == diff.sign ? streak + 1 : 1
             side = diff.sign

@@ -49,6 +49,7 @@ import Testing
         "owp_websocket_received_bytes_total": "counter", "owp_websocket_sent_bytes_total": "counter",
         "owp_state_updates_total": "counter", "owp_sync_drift_seconds": "histogram", "owp_scheduling_lateness_seconds": "histogram",
         "owp_barrier_releases_total": "counter", "owp_barrier_wait_seconds": "histogram", "owp_participants": "gauge",
+        "owp_rooms_by_sync": "gauge", "owp_room_host_offset_max_seconds": "gauge", "owp_room_clock_uncertainty_max_seconds": "gauge",
         "owp_client_rtt_seconds": "histogram", "owp_play_lead_seconds": "histogram",
         "owp_slow_client_disconnects_total": "counter", "owp_outbound_queue_peak_depth": "gauge",
         "owp_client_log_lines_dropped_total": "counter", "owp_log_lines_suppressed_total": "counter", "owp_draining": "gauge",

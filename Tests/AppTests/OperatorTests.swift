@@ -239,6 +239,8 @@ import WatchPartyCore
             #expect(value(#"owp_participants{status="none"}"#) == 1, "the host, who reported no status, is a member")
             #expect(value(#"owp_participants{status="buffering"}"#) == 1)
             #expect(value(#"owp_rooms_by_members{members="2"}"#) == 1, "a steady room is counted without any join or leave")
+            #expect(value(#"owp_rooms_by_sync{sync="paused"}"#) == 1, "a paused room has no timeline to keep, whatever its members say")
+            #expect(value(#"owp_rooms_by_sync{sync="out_of_step"}"#) == 0)
             #expect((value("owp_websocket_sent_bytes_total") ?? 0) > 0)
             #expect((value("owp_message_sent_bytes_total") ?? 0) > (value("owp_websocket_sent_bytes_total") ?? .infinity) / 10)
             #expect((value("owp_message_received_bytes_total") ?? 0) > 0)
@@ -247,6 +249,37 @@ import WatchPartyCore
             for bound in [#"owp_client_rtt_seconds_bucket{le="0.0002"}"#, #"owp_play_lead_seconds_bucket{le="1.5"}"#, #"owp_sync_drift_seconds_bucket{le="3600.0"}"#] {
                 #expect(value(bound) != nil, "\(bound)")
             }
+            try await guest.close()
+            try await host.close()
+        }
+    }
+
+    /// A playing room whose only guest says it is catching up is out of step, on the dashboard
+    /// and in the admin API (docs/sync.md § Per room).
+    @Test func aRoomsSyncIsReadAtScrape() async throws {
+        try await withLiveServer { port, _, http in
+            let host = try await LiveClient(port: port)
+            try await host.send(["type": "create_room", "payload": [:]])
+            let room = try #require(try await host.next("room_state")["room"] as? String)
+            let guest = try await LiveClient(port: port)
+            try await guest.send(["type": "join_room", "room": room])
+            _ = try await guest.next("room_state")
+            try await guest.send(["type": "ready", "room": room])
+            try await host.send(["type": "player_event", "room": room, "payload": ["action": "play", "position": 3]])
+            _ = try await guest.next("player_event")
+            func value(_ series: String) async throws -> Double? {
+                let text = try await http.execute(uri: "/metrics", method: .get) { String(buffer: $0.body) }
+                return text.split(separator: "\n").first { $0.hasPrefix(series + " ") }.flatMap { Double($0.split(separator: " ").last ?? "") }
+            }
+            #expect(try await value(#"owp_rooms_by_sync{sync="unmeasured"}"#) == 1, "playing, nothing reported yet")
+            try await guest.send(["type": "participant_status", "room": room, "payload": ["status": "catching_up"]])
+            var outOfStep: Double?
+            for _ in 0..<50 where outOfStep != 1 {
+                try await Task.sleep(for: .milliseconds(100))
+                outOfStep = try await value(#"owp_rooms_by_sync{sync="out_of_step"}"#)
+            }
+            #expect(outOfStep == 1, "its one guest is catching up")
+            #expect(try await value(#"owp_rooms_by_sync{sync="unmeasured"}"#) == 0)
             try await guest.close()
             try await host.close()
         }
