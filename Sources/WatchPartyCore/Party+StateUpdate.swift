@@ -11,11 +11,23 @@ extension Party {
         let projected = room.playback.position(at: now)
         let diff = position - projected
         var result = Self.filter(room: room, playState: playState, diff: diff, now: now, rules: rules)
-        if result == .jitter {
+        // A report of the room's own moving timeline, off it by less than the jitter threshold.
+        let onTimeline = room.playback.playState == .playing && room.pendingPlay == nil && playState == .playing
+            && abs(diff) < rules.positionJitterThreshold
+        switch result {
+        case .jitter:
             // Too small to be a change on its own; a small offset that persists (the host's
             // start latency, a stall) is drift, and the room follows the host.
-            if room.playback.playState == .playing, room.drift.observe(diff, rules: rules) { result = .drift }
+            if onTimeline, room.drift.observe(diff, rules: rules) { result = .drift }
             rooms[room.id] = room
+        case .cooldown:
+            // Dropped, as §8 says, but still evidence: a host that started its video late shows
+            // it from its first report, and the first report after the cooldown can then correct
+            // the room at once instead of three reports later. Anything else starts over.
+            if onTimeline { _ = room.drift.observe(diff, rules: rules) } else { room.drift = DriftTracker() }
+            rooms[room.id] = room
+        default:
+            break
         }
         out.events.append(.stateUpdate(result: result, drift: abs(diff)))
         guard result == .accepted || result == .drift else { return }

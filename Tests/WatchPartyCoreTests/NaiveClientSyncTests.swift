@@ -83,6 +83,36 @@ import Testing
         #expect(report(h, room, offset: -0.2) == .drift)
     }
 
+    /// Host h plays from 10 s at t0 (target t0 + 1500, cooldown to t0 + 3500); the host then
+    /// reports at t0 + 1000, + 2000, … with `offsets` (seconds off the room's timeline).
+    func reportsFromTheClick(_ offsets: [Double]) -> (Harness, RoomID, [StateUpdateResult?]) {
+        let h = Harness()
+        let room = h.room(guests: ["g"], ready: true)
+        h.send("h", "player_event", room: room, payload: ["action": "play", "position": 10])
+        h.clear()
+        var results: [StateUpdateResult?] = []
+        for offset in offsets {
+            results.append(report(h, room, offset: offset))
+        }
+        return (h, room, results)
+    }
+
+    @Test func aStartLatencySeenDuringTheCooldownIsCorrectedByTheFirstReportAfterIt() throws {
+        // The host's video started 56 ms after its click: every report says so, from the first.
+        let (h, _, results) = reportsFromTheClick([-0.056, -0.056, -0.056, -0.056])
+        #expect(results == [.cooldown, .cooldown, .cooldown, .drift], "dropped in the cooldown (§8), corrected at its end")
+        #expect(h.now == t0 + 4000)
+        let relayed = try #require(h.last("g", "state_update"))
+        #expect(abs(try #require(relayed.number("position")) - (10 + 4 - 0.056)) < 1e-9, "the room now where the host is")
+        #expect(h.messages("g", "state_update").count == 1, "nothing relayed during the cooldown")
+    }
+
+    @Test func evidenceFromTheCooldownStartsOverOnAReportOffTheTimeline() {
+        // A jump (a seek the host has not told yet) in the cooldown: what came before it is no evidence.
+        let (_, _, results) = reportsFromTheClick([-0.056, -0.056, 0.9, -0.056, -0.056])
+        #expect(results == [.cooldown, .cooldown, .cooldown, .jitter, .jitter])
+    }
+
     @Test func aLateJoinerOfAPlayingRoomGetsADuePlay() throws {
         let (h, room) = playingRoom()
         h.now = t0 + 10_000
