@@ -91,6 +91,46 @@ extension ReplicaProcessTests {
         try await Self.stop(servers)
     }
 
+    /// docs/protocol.md choice 19: a draining owner takes on no new member. A join relayed to
+    /// it while it waits out its drain delay is answered SERVER_SHUTTING_DOWN (as a join on the
+    /// owner itself is, §11); the connection, served by that owner from then on, is closed with
+    /// 1012 at the handover like every other, and a new one joins the handed-over room.
+    @Test func aJoinRelayedToADrainingOwnerIsToldItShutsDown() async throws {
+        let url = try await TestDatabase.fresh()
+        let owner = try ServerProcess(arguments: ["--drain-delay-seconds", "3"], environment: ["DATABASE_URL": url])
+        let other = try ServerProcess(arguments: [], environment: ["DATABASE_URL": url])
+        for server in [owner, other] {
+            try await server.waitUntilListening()
+            let deadline = ContinuousClock.now + .seconds(10)
+            while !server.logText.contains("Bus: listening"), ContinuousClock.now < deadline { try await Task.sleep(for: .milliseconds(20)) }
+        }
+        let host = try await Member.connect(owner.port)
+        try await host.client.send(["type": "create_room", "payload": ["name": "Last show", "user_name": "Hannah"]])
+        let room = try #require(try await host.client.next("room_state")["room"] as? String)
+        try await Task.sleep(for: .milliseconds(300))  // written, so the other replica finds it
+
+        owner.signal(SIGTERM)
+        let deadline = ContinuousClock.now + .seconds(2)
+        while (try? await owner.httpStatus("/readyz")) != 503, ContinuousClock.now < deadline { try await Task.sleep(for: .milliseconds(20)) }
+        #expect(try await owner.httpStatus("/readyz") == 503, "draining")
+        let joiner = try await Member.connect(other.port)
+        try await joiner.client.send(["type": "join_room", "room": room, "payload": ["user_name": "Late"]])
+        let refused = try await joiner.client.next("error", timeout: .seconds(5))
+        #expect(ReplicaProcessTests.payload(refused)["code"] as? String == "SERVER_SHUTTING_DOWN", "\(refused)")
+        #expect(!other.logText.contains("Room taken over"), "a draining owner's room is not taken while it still owns it")
+
+        for member in [host, joiner] {
+            let close = try await member.client.closeFrame()
+            #expect(close?.closeCode == WebSocketErrorCode(codeNumber: 1012), "handed over, not closed: reconnect")
+        }
+        _ = try await owner.exitStatus(within: .seconds(10))
+        let again = try await Member.connect(other.port)
+        try await again.client.send(["type": "join_room", "room": room, "payload": ["user_name": "Late"]])
+        let state = try await again.client.next("room_state", timeout: .seconds(8))
+        #expect(state["room"] as? String == room, "the handed-over room is served here now")
+        try await Self.stop([other])
+    }
+
     @Test func aRelayedMemberLeavesAndRejoinsAndItsConnectionClosesCleanly() async throws {
         let url = try await TestDatabase.fresh()
         let servers = try await Self.replicas(2, environment: ["DATABASE_URL": url])
