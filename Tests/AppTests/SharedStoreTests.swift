@@ -115,10 +115,17 @@ struct SharedStoreTests {
             _ = try await a.write([
                 .upsert(first, json: try Self.json(first), epoch: 1, seq: 1, created: true), .upsert(second, json: try Self.json(second), epoch: 1, seq: 2, created: true),
             ])
-            #expect(try await a.room(resumedBy: try #require(first.seats[1].resumeDigest)) == "r1")
-            #expect(try await a.room(resumedBy: "00ff") == nil)
-            #expect(try await a.rooms(of: "u-alice") == ["r1"])
-            #expect(try await a.rooms(of: "anonymous").isEmpty, "an unverified user id is no identity")
+            func room(resumedBy digest: String?) async throws -> RoomID? {
+                let digest = try #require(digest)
+                return try await a.rooms(resumedBy: [digest])[digest]
+            }
+            let guest = try #require(first.seats[1].resumeDigest)
+            let host = try #require(second.seats[0].resumeDigest)
+            #expect(try await a.rooms(resumedBy: [guest, "00ff", host]) == [guest: "r1", host: "r2"], "one statement for a batch; unknown digests left out")
+            #expect(try await a.rooms(of: ["u-alice", "anonymous"]) == ["u-alice": ["r1"]], "an unverified user id is no identity")
+            #expect(try await a.ownersElsewhere(of: ["r1", "r2"]).isEmpty, "its own rooms are not elsewhere")
+            let b = Self.table(client, replica: "b")
+            #expect(try await b.ownersElsewhere(of: ["r1", "r2", "r9"]) == ["r1": "a", "r2": "a"])
 
             // A seat that moved to another room is found there, and a closed room's seats go with it.
             var moved = second
@@ -132,16 +139,17 @@ struct SharedStoreTests {
             _ = try await a.write([
                 .upsert(left, json: try Self.json(left), epoch: 1, seq: 3, created: false), .upsert(moved, json: try Self.json(moved), epoch: 1, seq: 4, created: false),
             ])
-            #expect(try await a.room(resumedBy: try #require(first.seats[1].resumeDigest)) == "r2")
+            #expect(try await room(resumedBy: first.seats[1].resumeDigest) == "r2")
             _ = try await a.write([.delete("r2", epoch: 1)])
-            #expect(try await a.room(resumedBy: try #require(first.seats[1].resumeDigest)) == nil)
+            #expect(try await room(resumedBy: first.seats[1].resumeDigest) == nil)
             try await a.release([("r1", 1)])
-            guard case .claimed = try await Self.table(client, replica: "b").claim("r1") else { throw TestFailure("a released room is claimable at once") }
+            #expect(try await b.ownersElsewhere(of: ["r1"]).isEmpty, "a released room has no owner to relay to")
+            guard case .claimed = try await b.claim("r1") else { throw TestFailure("a released room is claimable at once") }
 
             // A room nobody came back to for longer than every grace is removed; a live one is not.
             try await client.query("UPDATE owp_rooms SET owner = NULL, lease_until = now() - interval '2 hours' WHERE room_id = 'r1'")
             #expect(try await a.removeAbandoned(graceSeconds: 30) == 1)
-            #expect(try await a.room(resumedBy: try #require(first.seats[0].resumeDigest)) == nil, "its seats went with it")
+            #expect(try await room(resumedBy: first.seats[0].resumeDigest) == nil, "its seats went with it")
         }
     }
 

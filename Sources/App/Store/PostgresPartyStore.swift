@@ -57,8 +57,6 @@ final class PostgresPartyStore: PartyStore, SharedRoomStore {
         var renewedAt: ContinuousClock.Instant
         /// Orders this replica's writes (``RoomTable/Write``).
         var nextSeq: Int64 = 0
-        /// Recoveries under way (bounded: clients cause them).
-        var recovering = 0
         /// Identities whose rooms are being looked up.
         var identitiesRecovering: Set<String> = []
         var reachable = false
@@ -72,9 +70,10 @@ final class PostgresPartyStore: PartyStore, SharedRoomStore {
     static let claimPoll: Duration = .milliseconds(250)
     /// How much longer than expected a lease must have become to count as renewed, seconds.
     static let renewalSign = 0.5
-    /// Recoveries (claims and look-ups) at once; the others wait up to ``recoveryQueueWait``,
-    /// then get SERVICE_UNAVAILABLE.
-    static let recoveryLimit = 64
+    /// Recoveries (claims and look-ups) at once; the others wait their turn up to
+    /// ``recoveryQueueWait``, then get SERVICE_UNAVAILABLE. Their look-ups go in batches
+    /// (``BatchedLookup``), so the bound costs the database a few calls, not one per recovery.
+    static let recoveryLimit = 256
     static let recoveryQueueWait: Duration = .seconds(5)
     /// How often the rooms other replicas own are read for the lobby (PROTOCOL.md §14: up to 1 s late).
     static let listingInterval: Duration = .seconds(1)
@@ -84,6 +83,8 @@ final class PostgresPartyStore: PartyStore, SharedRoomStore {
     private let party: Mutex<Party>
     private let ledger: Mutex<Ledger>
     private let claims = Mutex<[RoomID: Task<RecoveryVerdict, Never>]>([:])
+    /// Recoveries under way (bounded: clients cause them).
+    private let recoveries = TurnGate(limit: PostgresPartyStore.recoveryLimit)
     private let lostHandler = Mutex<(@Sendable ([RoomID]) -> Void)?>(nil)
     /// Who is told of the rooms other replicas own, and what it was told last.
     private let listing = Mutex<(handler: (@Sendable ([ListedRoom]) -> Void)?, last: [ListedRoom])>((nil, []))
@@ -99,6 +100,12 @@ final class PostgresPartyStore: PartyStore, SharedRoomStore {
     /// With the bus: which replicas listen on it (an owner that does serves its rooms' members
     /// connected here, through it).
     private let directory: ReplicaDirectory?
+    /// A reconnect storm's look-ups, made together (``BatchedLookup``): the room of a resume
+    /// token, the rooms of an identity, and which of the rooms named is served by another live
+    /// replica (relayed there without a claim attempt).
+    private let roomsByToken: BatchedLookup<String, RoomID>
+    private let roomsByIdentity: BatchedLookup<String, [RoomID]>
+    private let liveOwnersElsewhere: BatchedLookup<RoomID, String>
     private let encoder: JSONEncoder = {
         let encoder = JSONEncoder()
         encoder.outputFormatting = [.sortedKeys]
@@ -116,6 +123,19 @@ final class PostgresPartyStore: PartyStore, SharedRoomStore {
         self.health = health
         self.logger = logger
         self.ledger = Mutex(Ledger(renewedAt: .now))
+        roomsByToken = BatchedLookup { [table, metrics] digests in
+            try await Self.measured(.locate, metrics) { try await table.rooms(resumedBy: digests) }
+        }
+        roomsByIdentity = BatchedLookup { [table, metrics] identities in
+            try await Self.measured(.locate, metrics) { try await table.rooms(of: identities) }
+        }
+        liveOwnersElsewhere = BatchedLookup { [table, metrics, directory] rooms in
+            guard let directory else { return [:] }
+            let owners = try await Self.measured(.locate, metrics) { try await table.ownersElsewhere(of: rooms) }
+            guard !owners.isEmpty else { return [:] }
+            let live = try await Self.measured(.locate, metrics) { try await directory.live(among: Array(Set(owners.values))) }
+            return owners.filter { live.contains($0.value) }
+        }
     }
 
     // MARK: PartyStore
@@ -193,16 +213,8 @@ final class PostgresPartyStore: PartyStore, SharedRoomStore {
         if ledger.withLock({ $0.handingOver }) || party.withLock({ $0.draining }) { return .proceed }
         // At most `recoveryLimit` at once; the others wait their turn (a reconnect storm is many
         // at once, each connection at most one), and give up after `recoveryQueueWait`.
-        let queued = ContinuousClock.now
-        while !ledger.withLock({ ledger -> Bool in
-            guard ledger.recovering < Self.recoveryLimit else { return false }
-            ledger.recovering += 1
-            return true
-        }) {
-            guard ContinuousClock.now - queued < Self.recoveryQueueWait else { return .unavailable }
-            try? await Task.sleep(for: .milliseconds(10))
-        }
-        defer { ledger.withLock { $0.recovering -= 1 } }
+        guard await recoveries.enter(by: .now + Self.recoveryQueueWait) else { return .unavailable }
+        defer { recoveries.leave() }
         if case .identity(let identity) = need {
             // One look-up per identity at a time (every auth of the user starts one).
             guard ledger.withLock({ $0.identitiesRecovering.insert(identity).inserted }) else { return .proceed }
@@ -214,14 +226,20 @@ final class PostgresPartyStore: PartyStore, SharedRoomStore {
         do {
             switch need {
             case .room(let room): rooms = [room]
-            case .token(let digest): rooms = try await timed(.locate, affectsReachability: false) { [table] in try await table.room(resumedBy: digest.hex) }.map { [$0] } ?? []
-            case .identity(let identity): rooms = try await timed(.locate, affectsReachability: false) { [table] in try await table.rooms(of: identity) }
+            case .token(let digest): rooms = try await roomsByToken.value(for: digest.hex).map { [$0] } ?? []
+            case .identity(let identity): rooms = try await roomsByIdentity.value(for: identity) ?? []
             }
         } catch {
             return .unavailable
         }
         var verdict = RecoveryVerdict.proceed
         for room in rooms {
+            // Served by another live replica (most of a storm, once its rooms have moved): relayed
+            // there, with no claim tried. A failed look-up falls back to the claim, which decides.
+            if party.withLock({ $0.rooms[room] == nil }), let owner = try? await liveOwnersElsewhere.value(for: room) {
+                if verdict == .proceed { verdict = .elsewhere(owner) }
+                continue
+            }
             switch await takeOver(room, adopt: adopt) {
             case .proceed: break
             case .unavailable: verdict = .unavailable
@@ -522,15 +540,27 @@ final class PostgresPartyStore: PartyStore, SharedRoomStore {
     private func timed<Value: Sendable>(
         _ operation: StoreOperation, affectsReachability: Bool = true, _ call: @escaping @Sendable () async throws -> Value
     ) async throws -> Value {
+        do {
+            let value = try await Self.measured(operation, metrics, call)
+            if affectsReachability { setReachable(true, error: nil) }
+            return value
+        } catch {
+            if affectsReachability, !RoomTable.isStatementError(error) { setReachable(false, error: error) }
+            throw error
+        }
+    }
+
+    /// One database call, its time recorded under `operation`, failed or not.
+    private static func measured<Value: Sendable>(
+        _ operation: StoreOperation, _ metrics: MetricsRegistry, _ call: @escaping @Sendable () async throws -> Value
+    ) async throws -> Value {
         let start = ContinuousClock.now
         do {
             let value = try await call()
             metrics.storeCall(operation.rawValue, seconds: (ContinuousClock.now - start).seconds, failed: false)
-            if affectsReachability { setReachable(true, error: nil) }
             return value
         } catch {
             metrics.storeCall(operation.rawValue, seconds: (ContinuousClock.now - start).seconds, failed: true)
-            if affectsReachability, !RoomTable.isStatementError(error) { setReachable(false, error: error) }
             throw error
         }
     }

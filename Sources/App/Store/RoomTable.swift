@@ -380,14 +380,31 @@ struct RoomTable: Sendable {
         }
     }
 
-    /// The room of the seat a resume token (by its digest's hex) resumes, if any.
-    func room(resumedBy digest: String) async throws -> RoomID? {
+    /// The rooms whose seats the resume-token digests (hex) name, as one statement
+    /// (``BatchedLookup``): digest → room, for the digests that name a seat.
+    func rooms(resumedBy digests: [String]) async throws -> [String: RoomID] {
         let (client, logger) = (lookups, logger)
         return try await timed {
-            for try await room in try await client.query("SELECT room_id FROM owp_seats WHERE digest = \(digest)", logger: logger).decode(RoomID.self) {
-                return room
-            }
-            return nil
+            var rooms: [String: RoomID] = [:]
+            let rows = try await client.query("SELECT digest, room_id FROM owp_seats WHERE digest = ANY(\(digests))", logger: logger)
+            for try await (digest, room) in rows.decode((String, RoomID).self) { rooms[digest] = room }
+            return rooms
+        }
+    }
+
+    /// Of `rooms`, those another replica holds a current claim on, with that replica, as one
+    /// statement: room → owner.
+    func ownersElsewhere(of rooms: [RoomID]) async throws -> [RoomID: String] {
+        let (client, replica, logger) = (lookups, replica, logger)
+        return try await timed {
+            var owners: [RoomID: String] = [:]
+            let rows = try await client.query(
+                """
+                SELECT room_id, owner FROM owp_rooms
+                WHERE room_id = ANY(\(rooms)) AND owner IS NOT NULL AND owner <> \(replica) AND lease_until > now()
+                """, logger: logger)
+            for try await (room, owner) in rows.decode((RoomID, String).self) { owners[room] = owner }
+            return owners
         }
     }
 
@@ -409,14 +426,17 @@ struct RoomTable: Sendable {
         }
     }
 
-    /// The rooms with a seat of `identity` (a JWT `sub`, or a claimed `user_id`), at most `limit`.
-    func rooms(of identity: String, limit: Int = 8) async throws -> [RoomID] {
+    /// The rooms (at most `limit` each) where the identities have a seat, as one statement:
+    /// identity → rooms, in room order.
+    func rooms(of identities: [String], limit: Int = 8) async throws -> [String: [RoomID]] {
         let (client, logger) = (lookups, logger)
         return try await timed {
-            var rooms: [RoomID] = []
+            var rooms: [String: [RoomID]] = [:]
             let rows = try await client.query(
-                "SELECT DISTINCT room_id FROM owp_seats WHERE identity = \(identity) ORDER BY room_id LIMIT \(limit)", logger: logger)
-            for try await room in rows.decode(RoomID.self) { rooms.append(room) }
+                "SELECT DISTINCT identity, room_id FROM owp_seats WHERE identity = ANY(\(identities)) ORDER BY identity, room_id", logger: logger)
+            for try await (identity, room) in rows.decode((String, RoomID).self) where rooms[identity, default: []].count < limit {
+                rooms[identity, default: []].append(room)
+            }
             return rooms
         }
     }
