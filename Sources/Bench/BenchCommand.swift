@@ -20,7 +20,7 @@ struct BenchCommand: AsyncParsableCommand {
 
 struct CommonOptions: ParsableArguments {
     @Option(help: "Server WebSocket URL (its /metrics is read on the same host and port)") var url = "ws://127.0.0.1:3000/ws"
-    @Option(help: "Another replica's WebSocket URL, repeatable (party): members are spread over --url and these at random, the host's replica owning the room")
+    @Option(help: "Another replica's WebSocket URL, repeatable (party, resume): members are spread over --url and these at random, the host's replica owning the room; resume comes back through the next replica")
     var replica: [String] = []
     @Option(help: "Event-loop threads of the generator") var threads = 2
     @Option(help: "Write the report as JSON to this path") var json: String?

@@ -6,7 +6,9 @@ import NIOCore
 /// first `client_hello`. A member is back when its resumed `client_hello` carries its old id
 /// and its `room_state` names its old room. Reported: how many came back, the way-back
 /// latency (connect + resume → `room_state`), how long until all were back, and the server's
-/// own away and resume counters.
+/// own away and resume counters. With several replicas (`--replica`), members are spread over
+/// them as in `party` and each comes back through the next replica after its own, so that a
+/// resume names a room the replica it reaches does not own: the cross-replica reconnect storm.
 struct ResumeOptions: Sendable {
     var rooms = 100
     var members = 10
@@ -30,6 +32,8 @@ final class ResumeScenario: Sendable {
         let client: String
         let token: String
         let loop: any EventLoop
+        /// The replica it was connected to.
+        let replica: Int
     }
 
     func run() async throws -> RunResult {
@@ -41,11 +45,11 @@ final class ResumeScenario: Sendable {
         }
         var seats: [Seat] = []
         for room in built {
-            for socket in room.sockets {
+            for (member, socket) in room.sockets.enumerated() {
                 guard let greeting = try await socket.eventLoop.submit({ socket.greeting }).get(),
                     let client = JSONScan.string(.client, in: greeting), let token = JSONScan.string(.resumeToken, in: greeting)
                 else { continue }
-                seats.append(Seat(room: room.id, client: client, token: token, loop: room.loop))
+                seats.append(Seat(room: room.id, client: client, token: token, loop: room.loop, replica: member < room.placement.count ? room.placement[member] : 0))
             }
         }
         let greeted = seats
@@ -72,7 +76,7 @@ final class ResumeScenario: Sendable {
             let seat = greeted[index]
             await pacer.wait()
             let began = BenchClock.micros()
-            let socket = try await self.harness.connect(on: seat.loop)
+            let socket = try await self.harness.connect(on: seat.loop, replica: seat.replica + 1)
             _ = try await socket.expectFromAnywhere("client_hello")  // the fresh greeting
             socket.sendFromAnywhere(#"{"type":"resume","payload":{"token":"\#(seat.token)"},"ts":\#(BenchClock.ts())}"#)
             let hello = try await socket.expectFromAnywhere("client_hello")

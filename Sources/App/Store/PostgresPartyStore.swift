@@ -75,6 +75,10 @@ final class PostgresPartyStore: PartyStore, SharedRoomStore {
     /// (``BatchedLookup``), so the bound costs the database a few calls, not one per recovery.
     static let recoveryLimit = 256
     static let recoveryQueueWait: Duration = .seconds(5)
+    /// How many more times a room not in the database is looked for, ``flushInterval`` × 3
+    /// apart, before it is taken not to exist: a room another replica made a moment ago may not
+    /// be written yet.
+    static let missingLooks = 3
     /// How often the rooms other replicas own are read for the lobby (PROTOCOL.md §14: up to 1 s late).
     static let listingInterval: Duration = .seconds(1)
     /// How often rooms nobody came back to are removed from the database.
@@ -269,7 +273,7 @@ final class PostgresPartyStore: PartyStore, SharedRoomStore {
         let deadline = ContinuousClock.now + leaseDuration + .seconds(1)
         // The other owner's lease as first seen: a lease that got longer since was renewed (a live owner).
         var seen: (remaining: Double, at: ContinuousClock.Instant)?
-        var lookedAgain = false
+        var looksAgain = Self.missingLooks
         while true {
             if party.withLock({ $0.rooms[room] != nil }) { return .proceed }
             let claim: RoomTable.Claim
@@ -281,9 +285,11 @@ final class PostgresPartyStore: PartyStore, SharedRoomStore {
             }
             switch claim {
             case .missing:
-                // A room made on another replica in the last write interval is not written yet: looked for once more.
-                guard !lookedAgain, ContinuousClock.now + Self.flushInterval * 3 < deadline else { return .proceed }
-                lookedAgain = true
+                // A room made on another replica in the last write interval is not written yet:
+                // looked for again, every 300 ms, for up to ``missingLooks`` times (a write under
+                // load can take longer than its interval).
+                guard looksAgain > 0, ContinuousClock.now + Self.flushInterval * 3 < deadline else { return .proceed }
+                looksAgain -= 1
                 try? await Task.sleep(for: Self.flushInterval * 3)
             case .released:
                 guard ContinuousClock.now < deadline else { return .unavailable }
