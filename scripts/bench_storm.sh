@@ -81,10 +81,14 @@ done
 {
   echo "| run | members back | resume p50 / p99 / max (ms) | all back after (s) | database calls (locate / claim) |"
   echo "| --- | ---: | --- | ---: | --- |"
-  for f in "$RESULTS"/before-*.json "$RESULTS"/after-*.json; do
-    label=$(basename "$f" .json)
-    line=$(python3 - "$f" <<'PY'
-import json, sys
+  for f in "$RESULTS"/before-*.calls "$RESULTS"/after-*.calls; do
+    [[ -e $f ]] || continue
+    label=$(basename "$f" .calls)
+    line=$(python3 - "$RESULTS/$label.json" <<'PY'
+import json, os, sys
+if not os.path.exists(sys.argv[1]):
+    print("set-up did not finish (a member refused, see the servers' metrics) | - | -")
+    sys.exit()
 r = json.load(open(sys.argv[1]))["result"]
 m = r.get("metrics", {})
 lat = (r.get("latency") or {}).get("resume", {})
