@@ -6,7 +6,7 @@ import Testing
 
 /// The reconnect storm's tools (PostgresPartyStore): look-ups made together, and a fair line
 /// for the recoveries over the bound. No database: the calls are counted and held by hand.
-@Suite struct BatchedLookupTests {
+@Suite(.timeLimit(.minutes(1))) struct BatchedLookupTests {
     /// A fetch that records every batch it is given and holds each until released.
     final class HeldFetch: Sendable {
         let batches = Mutex<[[String]]>([])
@@ -58,7 +58,7 @@ import Testing
                     answers.withLock { $0["\(index):\(key)"] = value }
                 }
             }
-            try await Task.sleep(for: .milliseconds(50))
+            try await Self.waitFor { lookup.waitingKeys == 5 }
             #expect(held.batches.withLock { $0.count } == 1, "nothing more goes while the one batch allowed is in flight")
             held.release.yield()  // a's batch
             try await Self.waitFor { held.batches.withLock { $0.count } == 2 }
@@ -82,11 +82,11 @@ import Testing
         async let first = lookup.value(for: "x")
         try await Self.waitFor { held.batches.withLock { $0.count } == 1 }
         let good = Task { try await lookup.value(for: "ok") }
-        try await Task.sleep(for: .milliseconds(20))  // asked for in this order
+        try await Self.waitFor { lookup.waitingKeys == 1 }  // asked for in this order
         let bad = Task { try await lookup.value(for: "bad") }
-        try await Task.sleep(for: .milliseconds(20))
+        try await Self.waitFor { lookup.waitingKeys == 2 }
         let later = Task { try await lookup.value(for: "later") }
-        try await Task.sleep(for: .milliseconds(50))
+        try await Self.waitFor { lookup.waitingKeys == 3 }
         for _ in 0..<3 { held.release.yield() }
         #expect(try await first == 1)
         await #expect(throws: TestFailure.self) { try await good.value }

@@ -46,6 +46,9 @@ final class BatchedLookup<Key: Hashable & Sendable, Value: Sendable>: Sendable {
         }
     }
 
+    /// Distinct keys waiting for a batch (not those in flight), for tests.
+    var waitingKeys: Int { waiting.withLock { $0.order.count } }
+
     /// Sends batches until no key waits.
     private func runBatches() async {
         while true {
