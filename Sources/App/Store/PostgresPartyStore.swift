@@ -70,8 +70,8 @@ final class PostgresPartyStore: PartyStore, SharedRoomStore {
     static let claimPoll: Duration = .milliseconds(250)
     /// How much longer than expected a lease must have become to count as renewed, seconds.
     static let renewalSign = 0.5
-    /// Recoveries (claims and look-ups) at once; the others wait their turn up to
-    /// ``recoveryQueueWait``, then get SERVICE_UNAVAILABLE. Their look-ups go in batches
+    /// Recoveries (claims and look-ups) at once; the others wait their turn, and one whose turn
+    /// comes only after ``recoveryQueueWait`` gets SERVICE_UNAVAILABLE. Their look-ups go in batches
     /// (``BatchedLookup``), so the bound costs the database a few calls, not one per recovery.
     static let recoveryLimit = 256
     static let recoveryQueueWait: Duration = .seconds(5)
@@ -216,7 +216,8 @@ final class PostgresPartyStore: PartyStore, SharedRoomStore {
         // Draining: the core refuses it (SERVER_SHUTTING_DOWN); no room is pulled onto this replica.
         if ledger.withLock({ $0.handingOver }) || party.withLock({ $0.draining }) { return .proceed }
         // At most `recoveryLimit` at once; the others wait their turn (a reconnect storm is many
-        // at once, each connection at most one), and give up after `recoveryQueueWait`.
+        // at once, each connection at most one); one whose turn comes only after
+        // `recoveryQueueWait` gives up (TurnGate).
         guard await recoveries.enter(by: .now + Self.recoveryQueueWait) else { return .unavailable }
         defer { recoveries.leave() }
         if case .identity(let identity) = need {
