@@ -36,7 +36,7 @@ struct SessionServer {
             let busPool = PostgresClient(configuration: databaseSettings.clientConfiguration(connections: 2), backgroundLogger: logger)
             let replica = Self.replicaID()
             let table = RoomTable(client: client, lookups: lookups, replica: replica, leaseSeconds: databaseSettings.leaseSeconds, logger: logger)
-            let bus = ReplicaBus(replica: replica, pool: busPool, listenConfiguration: { try databaseSettings.connectionConfiguration() }, metrics: metrics, logger: logger)
+            let bus = ReplicaBus(replica: replica, pool: busPool, listenConfiguration: { try databaseSettings.connectionConfiguration() }, health: health, metrics: metrics, logger: logger)
             let shared = PostgresPartyStore(party, table: table, metrics: metrics, health: health, directory: bus.directory, logger: logger)
             database = ([client, lookups, busPool], shared, bus)
             store = shared

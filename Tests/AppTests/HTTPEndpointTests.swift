@@ -97,4 +97,23 @@ import Testing
             }
         }
     }
+
+    /// With several replicas, a replica that does not listen on the bus (starting, or its
+    /// listener lost) cannot serve a member relayed through it: not ready until it does.
+    @Test func readinessWaitsForTheBusListener() async throws {
+        try await withLiveServer { _, server, client in
+            server.health.markBus(listening: false)
+            try await client.execute(uri: "/readyz", method: .get) { response in
+                #expect(response.status == .serviceUnavailable)
+                #expect(String(buffer: response.body) == #"{"status":"starting"}"#)
+            }
+            try await client.execute(uri: "/healthz", method: .get) { response in
+                #expect(response.status == .ok, "liveness does not depend on the bus")
+            }
+            server.health.markBus(listening: true)
+            try await client.execute(uri: "/readyz", method: .get) { response in
+                #expect(response.status == .ok)
+            }
+        }
+    }
 }

@@ -79,14 +79,21 @@ final class ReplicaBus: Sendable {
     /// The listener's own connection (made anew on every reconnect).
     private let listenConfiguration: @Sendable () throws -> PostgresConnection.Configuration
     let directory: ReplicaDirectory
+    /// Told whether this replica listens: not ready while it does not (``HealthState``).
+    private let health: HealthState?
     private let metrics: MetricsRegistry
     private let logger: Logger
     private let state = Mutex(State())
     private let wakes: AsyncStream<Void>
     private let wake: AsyncStream<Void>.Continuation
 
-    init(replica: String, pool: PostgresClient, listenConfiguration: @escaping @Sendable () throws -> PostgresConnection.Configuration, metrics: MetricsRegistry, logger: Logger) {
+    init(
+        replica: String, pool: PostgresClient, listenConfiguration: @escaping @Sendable () throws -> PostgresConnection.Configuration, health: HealthState? = nil,
+        metrics: MetricsRegistry, logger: Logger
+    ) {
         self.replica = replica
+        self.health = health
+        health?.markBus(listening: false)
         self.channel = Self.channel(of: replica)
         self.pool = pool
         self.listenConfiguration = listenConfiguration
@@ -353,6 +360,7 @@ final class ReplicaBus: Sendable {
                         state.echoHeardAt = .now
                     }
                     try? await directory.heartbeat()
+                    health?.markBus(listening: true)
                     logger.info("Bus: listening", metadata: ["channel": .string(channel)])
                     for try await notification in notifications {
                         await received(notification.payload)
@@ -367,6 +375,7 @@ final class ReplicaBus: Sendable {
                 }
             }
             // Whatever was sent to this replica while it was not listening is lost: every link goes.
+            health?.markBus(listening: false)
             if state.withLock({ state in
                 defer {
                     state.listening = false
@@ -380,6 +389,7 @@ final class ReplicaBus: Sendable {
             try? await Task.sleep(for: Self.reconnectDelay)
         }
         state.withLock { $0.listening = false }
+        health?.markBus(listening: false)
     }
 
     /// The payload of this replica's own heartbeat echo.
