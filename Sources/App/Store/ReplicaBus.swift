@@ -10,9 +10,10 @@ import WatchPartyCore
 /// replica, carrying ``BusFrame``s in ``BusBatch``es.
 ///
 /// Guarantees:
-/// - **In order.** Frames to one replica are sent in the order they were handed over, by one
-///   sender, one notification at a time; PostgreSQL delivers one session's notifications in
-///   commit order, and the listener hands them on in the order received.
+/// - **In order.** Frames to one replica are sent in the order they were handed over, one
+///   notification at a time per replica (each committed before the next is sent; replicas are
+///   sent to side by side); PostgreSQL delivers notifications in commit order, and the listener
+///   hands them on in the order received.
 /// - **Batched.** Whatever waits for a replica when the sender gets to it goes in as few
 ///   notifications as fit ``payloadLimit`` (one, usually); one message to several connections
 ///   on a replica is one frame. A frame too big for a notification is spilled into
@@ -174,7 +175,6 @@ final class ReplicaBus: Sendable {
 
     /// Sends what waits, peer by peer, until nothing does; then waits to be woken.
     private func runSender() async {
-        let encoder = JSONEncoder()
         for await _ in wakes {
             while true {
                 let taken = state.withLock { state -> [(String, [Entry])] in
@@ -183,19 +183,27 @@ final class ReplicaBus: Sendable {
                     return state.outbox.map { ($0.key, $0.value) }
                 }
                 if taken.isEmpty { break }
-                for (peer, entries) in taken.sorted(by: { $0.0 < $1.0 }) {
-                    do {
-                        try await deliver(entries, to: peer, encoder: encoder)
-                    } catch {
-                        logger.warning("Bus: sending to a replica failed; its relayed connections are dropped", metadata: [
-                            "peer": .string(peer), "error": .string(StoreFailure.describe(error)),
-                        ])
-                        // Told (next round): the peer must not keep sessions for connections closed here.
-                        drop(peer, .sendFailed, tell: true)
+                // Peers at once, each peer's notifications one after the other (its order): a
+                // round costs the slowest peer's round trips, not the sum of them all.
+                await withTaskGroup(of: Void.self) { group in
+                    for (peer, entries) in taken {
+                        group.addTask { await self.deliverOrDrop(entries, to: peer) }
                     }
                 }
             }
             state.withLock { $0.sending = false }
+        }
+    }
+
+    private func deliverOrDrop(_ entries: [Entry], to peer: String) async {
+        do {
+            try await deliver(entries, to: peer, encoder: JSONEncoder())
+        } catch {
+            logger.warning("Bus: sending to a replica failed; its relayed connections are dropped", metadata: [
+                "peer": .string(peer), "error": .string(StoreFailure.describe(error)),
+            ])
+            // Told (next round): the peer must not keep sessions for connections closed here.
+            drop(peer, .sendFailed, tell: true)
         }
     }
 
@@ -232,7 +240,7 @@ final class ReplicaBus: Sendable {
         var current: [String] = []
         var size = head.utf8.count + tail.utf8.count
         for frame in frames {
-            let encoded = String(decoding: try encoder.encode(frame), as: UTF8.self)
+            let encoded = try BusCodec.encode(frame, encoder: encoder)
             let added = encoded.utf8.count + (current.isEmpty ? 0 : 1)
             if !current.isEmpty && size + added > payloadLimit {
                 payloads.append(head + current.joined(separator: ",") + tail)
@@ -410,7 +418,7 @@ final class ReplicaBus: Sendable {
             }
             text = fetched
         }
-        guard let batch = try? JSONDecoder().decode(BusBatch.self, from: Data(text.utf8)) else {
+        guard let batch = BusCodec.decodeBatch(text) else {
             // A frame this version does not know (a newer peer mid-upgrade) or a broken one: lost, so the link goes.
             let from = (try? JSONDecoder().decode(Sender.self, from: Data(text.utf8)))?.from
             logger.error("Bus: a notification could not be read; its link is dropped", metadata: [
