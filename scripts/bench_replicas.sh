@@ -7,6 +7,10 @@
 #
 #   SERVER=/path/to/owp-server BENCH=/path/to/owp-bench scripts/bench_replicas.sh
 #
+# With AFTER=/path/to/another/owp-server, each round also runs the spread load on that binary
+# ("after", right after the first one's spread run), for a before / after in one sitting;
+# ONE=0 leaves the one-replica runs out.
+#
 # Env (defaults): SERVER (/work/rel-head/release/owp-server), BENCH (/work/rel-head/release/owp-bench),
 # REPLICAS (3), RUNS (3, of each), ROOMS (300, of MEMBERS=10), RESULTS (bench/results/replicas),
 # PORT (39400: the first replica; the others follow), DURATION (40), WARMUP (5), PGDIR
@@ -19,6 +23,8 @@ set -euo pipefail
 cd "$(dirname "$0")/.."
 
 SERVER=${SERVER:-/work/rel-head/release/owp-server}
+AFTER=${AFTER:-}
+ONE=${ONE:-1}
 BENCH=${BENCH:-/work/rel-head/release/owp-bench}
 REPLICAS=${REPLICAS:-3}
 RUNS=${RUNS:-3}
@@ -52,7 +58,7 @@ start() {  # start LABEL COUNT db|nodb
   local i
   for ((i = 0; i < $2; i++)); do
     if [[ $3 == db ]]; then
-      DATABASE_URL="$URL" "$SERVER" --host 127.0.0.1 --port $((PORT + i)) --max-connections 20000 \
+      DATABASE_URL="$URL" "${BINARY:-$SERVER}" --host 127.0.0.1 --port $((PORT + i)) --max-connections 20000 \
         --max-connections-per-ip 20000 --log-level warning >"$RESULTS/$1.r$i.log" 2>&1 &
     else
       env -u DATABASE_URL "$SERVER" --host 127.0.0.1 --port $((PORT + i)) --max-connections 20000 \
@@ -105,8 +111,9 @@ run() {  # run LABEL COUNT db|nodb
 }
 
 for i in $(seq 1 "$RUNS"); do
-  run "one-run$i" 1 nodb
+  if [[ $ONE != 0 ]]; then run "one-run$i" 1 nodb; fi
   run "spread-run$i" "$REPLICAS" db
+  if [[ -n $AFTER ]]; then BINARY=$AFTER run "after-run$i" "$REPLICAS" db; fi
 done
 
 python3 - "$RESULTS" "$RUNS" "$REPLICAS" "$ROOMS" "$MEMBERS" "$DURATION" <<'EOF'
@@ -121,9 +128,11 @@ def value(path, name):
     return total
 
 rows = []
-for mode in ("one", "spread"):
+for mode in ("one", "spread", "after"):
     for i in range(1, int(runs) + 1):
         label = f"{mode}-run{i}"
+        if not os.path.exists(f"{results}/{label}.run.json"):
+            continue  # a mode this sitting did not run
         try:
             bench = json.load(open(f"{results}/{label}.json"))
             run = json.load(open(f"{results}/{label}.run.json"))
@@ -155,7 +164,8 @@ header = ("| run | connections | delivery p50 ms | p99 ms | p99.9 ms | cross-rep
           "| server CPU s (all replicas) | DB commits /s per 1 000 conn. | notifications /s per 1 000 | frames /s per 1 000 | missing | errors | load |")
 sep = "|" + "|".join(["---"] * (header.count("|") - 1)) + "|"
 with open(f"{results}/summary.md", "w") as out:
-    out.write(f"{rooms} rooms × {members}, {duration} s; one = 1 replica without a database, spread = {replicas} replicas + PostgreSQL\n\n")
+    out.write(f"{rooms} rooms × {members}, {duration} s; one = 1 replica without a database, spread = {replicas} replicas + PostgreSQL"
+              f"{' (after: the same with AFTER)' if glob.glob(f'{results}/after-run*.run.json') else ''}\n\n")
     out.write(header + "\n" + sep + "\n" + "\n".join(rows) + "\n")
 print(open(f"{results}/summary.md").read())
 EOF

@@ -30,20 +30,7 @@ PORT=${PORT:-39500}
 PGDIR=${PGDIR:-/tmp/owp-bench-storm-pg}
 mkdir -p "$RESULTS"
 
-PIDS=()
-URL=""
-stop_servers() {
-  for pid in "${PIDS[@]}"; do kill "$pid" 2>/dev/null || true; wait "$pid" 2>/dev/null || true; done
-  PIDS=()
-}
-cleanup() {
-  stop_servers
-  if [[ -n "$URL" ]]; then bash scripts/pg_throwaway.sh stop "$PGDIR" || true; rm -rf "$PGDIR" "$PGDIR".*; fi
-}
-trap cleanup EXIT
-
-rm -rf "$PGDIR" "$PGDIR".*
-URL=$(bash scripts/pg_throwaway.sh start "$PGDIR")
+source scripts/lib/bench_pg.sh
 
 # calls PORT: "operation count" lines of owp_store_call_seconds_count.
 calls() {
@@ -51,12 +38,12 @@ calls() {
 }
 
 run() {  # run LABEL SERVER
-  psql "$URL" -qc "TRUNCATE owp_rooms, owp_seats, owp_replicas, owp_bus_spill" 2>/dev/null || true
+  empty_store
   local i
   for i in 0 1; do
     DATABASE_URL="$URL" "$2" --host 127.0.0.1 --port $((PORT + i)) --max-connections 20000 \
       --max-connections-per-ip 20000 --log-level warning >"$RESULTS/$1.r$i.log" 2>&1 &
-    PIDS+=($!)
+    track_server $!
   done
   for i in 0 1; do
     for _ in $(seq 100); do curl -fsS "http://127.0.0.1:$((PORT + i))/readyz" >/dev/null 2>&1 && break; sleep 0.1; done

@@ -1,5 +1,6 @@
 import ArgumentParser
 import Foundation
+import NIOCore
 import NIOPosix
 
 /// `owp-bench`: load generator and benchmark for owp-server. Speaks the real protocol over real
@@ -14,7 +15,7 @@ struct BenchCommand: AsyncParsableCommand {
             load from one address, e.g.: owp-server --port 3000 --max-connections 20000 --max-connections-per-ip 20000 \
             --log-level warning. For --ceiling, start a second one with --fanout-ceiling on another port.
             """,
-        subcommands: [Party.self, Fanout.self, Connections.self, Resume.self]
+        subcommands: [Party.self, Fanout.self, Connections.self, Resume.self, Rolling.self]
     )
 }
 
@@ -34,10 +35,10 @@ struct CommonOptions: ParsableArguments {
 
 /// Runs a scenario with a fresh event-loop group, writes the reports, prints the Markdown.
 func execute(
-    scenario: String, common: CommonOptions, parameters: [String: String],
-    _ body: @Sendable (_ makeHarness: @Sendable (ServerURL) -> Harness) async throws -> (RunResult, RunResult?, [String: Double]?, [TargetCheck])
+    scenario: String, common: CommonOptions, parameters: [String: String], serverURL: String? = nil,
+    _ body: @Sendable (_ makeHarness: @Sendable (ServerURL) -> Harness, _ group: any EventLoopGroup) async throws -> (RunResult, RunResult?, [String: Double]?, [TargetCheck])
 ) async throws {
-    let url = try ServerURL(common.url)
+    let url = try ServerURL(serverURL ?? common.url)
     let group = MultiThreadedEventLoopGroup(numberOfThreads: max(common.threads, 1))
     let startedAt = ISO8601DateFormatter().string(from: Date())
     let machine = MachineInfo.current()
@@ -45,7 +46,7 @@ func execute(
     do {
         let deflate = min(max(common.deflateFraction, 0), 1)
         let replicas = try common.replica.map(ServerURL.init)
-        outcome = try await body { Harness(url: $0, group: group, deflateFraction: deflate, replicas: replicas) }
+        outcome = try await body({ Harness(url: $0, group: group, deflateFraction: deflate, replicas: replicas) }, group)
     } catch {
         try? await group.shutdownGracefully()
         throw error
@@ -103,7 +104,7 @@ struct Party: AsyncParsableCommand {
             "command_interval_s": "\(commandInterval)", "state_interval_s": "\(stateInterval)", "ping_interval_s": "\(pingInterval)",
             "chat_interval_s": "\(chatInterval)", "status_reports": "\(statusReports)",
         ]
-        try await execute(scenario: "party", common: common, parameters: parameters) { [options] makeHarness in
+        try await execute(scenario: "party", common: common, parameters: parameters) { [options] makeHarness, _ in
             let url = try ServerURL(common.url)
             let result = try await PartyScenario(harness: makeHarness(url), options: options).run()
             return (result, nil, nil, Targets.party(result))
@@ -138,7 +139,7 @@ struct Fanout: AsyncParsableCommand {
             "duration_s": "\(duration)", "warmup_s": "\(warmup)", "ceiling_url": ceiling ?? "none",
         ]
         let ceilingURL = try ceiling.map { try ServerURL($0) }
-        try await execute(scenario: "fanout", common: common, parameters: parameters) { [options] makeHarness in
+        try await execute(scenario: "fanout", common: common, parameters: parameters) { [options] makeHarness, _ in
             let url = try ServerURL(common.url)
             let result = try await FanoutScenario(harness: makeHarness(url), options: options, ceiling: false).run()
             guard let ceilingURL else { return (result, nil, nil, []) }
@@ -180,10 +181,58 @@ struct Connections: AsyncParsableCommand {
             "count": "\(count)", "room_size": client == .nio ? "\(roomSize)" : "0 (lobby)", "ramp_per_s": "\(ramp)", "hold_s": "\(hold)",
             "client": client.rawValue,
         ]
-        try await execute(scenario: "connections", common: common, parameters: parameters) { [options] makeHarness in
+        try await execute(scenario: "connections", common: common, parameters: parameters) { [options] makeHarness, _ in
             let url = try ServerURL(common.url)
             let result = try await ConnectionsScenario(harness: makeHarness(url), options: options).run()
             return (result, nil, nil, Targets.connections(result))
+        }
+    }
+}
+
+struct Rolling: AsyncParsableCommand {
+    static let configuration = CommandConfiguration(
+        abstract: "Starts N replicas on one PostgreSQL, builds a party spread over them, and replaces each replica in turn (SIGTERM after its successor is ready) while members reconnect and resume (PROTOCOL.md §11, §13, §14).",
+        discussion: "--url and --replica are not used: the generator starts its own replicas on --base-port and the ports after it.")
+    @OptionGroup var common: CommonOptions
+    @Option(help: "The owp-server binary to start") var server: String
+    @Option(help: "PostgreSQL URL the replicas share; default: the DATABASE_URL environment variable (which keeps the password out of the report's command line)")
+    var databaseURL: String?
+    @Option(help: "Replicas") var replicas = 3
+    @Option(help: "Rooms") var rooms = 300
+    @Option(help: "Members per room, the host included") var members = 10
+    @Option(help: "Seconds a member waits after losing its connection, and between failed attempts") var backoff: Double = 1
+    @Option(help: "Seconds between a host's numbered chat messages") var chatInterval: Double = 2
+    @Option(help: "Seconds to wait after the set-up and after each replacement") var settle: Double = 4
+    @Option(help: "Port of the first replica; each new process takes the next (keep them below the ephemeral range, /proc/sys/net/ipv4/ip_local_port_range: the members connect from those)") var basePort = 29600
+    @Option(help: "Directory for the replicas' logs") var logs = "/tmp/owp-rolling"
+    @Option(help: "Connections opened per second during set-up") var ramp: Double = 2000
+    @Option(help: "Rooms set up at once") var setupConcurrency = 16
+
+    func run() async throws {
+        var options = RollingOptions()
+        options.server = server
+        guard let url = databaseURL ?? ProcessInfo.processInfo.environment["DATABASE_URL"], !url.isEmpty else {
+            throw ValidationError("rolling needs a PostgreSQL: --database-url or DATABASE_URL")
+        }
+        options.databaseURL = url
+        options.replicas = max(replicas, 1)
+        options.rooms = rooms
+        options.members = members
+        options.backoff = backoff
+        options.chatInterval = chatInterval
+        options.settle = settle
+        options.basePort = basePort
+        options.logDirectory = logs
+        options.rampPerSecond = ramp
+        options.setupConcurrency = setupConcurrency
+        try FileManager.default.createDirectory(atPath: logs, withIntermediateDirectories: true)
+        let parameters = [
+            "replicas": "\(replicas)", "rooms": "\(rooms)", "members": "\(members)", "backoff_s": "\(backoff)", "chat_interval_s": "\(chatInterval)",
+            "settle_s": "\(settle)", "server": server,
+        ]
+        try await execute(scenario: "rolling", common: common, parameters: parameters, serverURL: "ws://127.0.0.1:\(basePort)/ws") { [options] _, group in
+            let result = try await RollingScenario(group: group, options: options).run()
+            return (result, nil, nil, Targets.rolling(result, backoff: options.backoff))
         }
     }
 }
@@ -206,7 +255,7 @@ struct Resume: AsyncParsableCommand {
         options.rampPerSecond = ramp
         options.concurrency = concurrency
         let parameters = ["rooms": "\(rooms)", "members": "\(members)", "delay_s": "\(delay)", "ramp_per_s": "\(ramp)", "concurrency": "\(concurrency)"]
-        try await execute(scenario: "resume", common: common, parameters: parameters) { [options] makeHarness in
+        try await execute(scenario: "resume", common: common, parameters: parameters) { [options] makeHarness, _ in
             let url = try ServerURL(common.url)
             let result = try await ResumeScenario(harness: makeHarness(url), options: options).run()
             return (result, nil, nil, Targets.resume(result))
@@ -250,6 +299,24 @@ enum Targets {
         let members = Int(result.metrics["members"] ?? 0)
         let back = Int(result.metrics["seats_back"] ?? 0)
         return [TargetCheck(name: "dropped members back in their seat", target: "\(members)", measured: "\(back)", met: members > 0 && back == members)]
+    }
+
+    static func rolling(_ result: RunResult, backoff: Double) -> [TargetCheck] {
+        let members = Int(result.metrics["members"] ?? 0)
+        let back = Int(result.metrics["members_back_in_their_seat"] ?? 0)
+        var checks = [
+            TargetCheck(name: "rooms closed", target: "0", measured: "\(Int(result.metrics["rooms_closed_seen"] ?? 0)) room_closed seen", met: result.metrics["rooms_closed_seen"] == 0),
+            TargetCheck(
+                name: "chats lost silently (not in flight as the sender's own connection closed)", target: "0",
+                measured: "\(Int(result.metrics["chats_missed_silently"] ?? 0)) of \(Int(result.metrics["chats_sent"] ?? 0)) chats; \(Int(result.metrics["chats_missed_sent_within_100ms_of_the_senders_close"] ?? 0)) more sent ≤ 100 ms before it closed",
+                met: result.metrics["chats_missed_silently"] == 0),
+            TargetCheck(name: "members back in their seat", target: "\(members)", measured: "\(back)", met: members > 0 && back == members),
+        ]
+        if let p99 = result.latency[Series.closeToResumed.rawValue]?.p99_ms {
+            let bound = 3_000 + backoff * 1_000
+            checks.append(TargetCheck(name: "close → resumed room_state p99", target: "≤ 3 s + the back-off (\(formatMs(bound)))", measured: formatMs(p99), met: p99 <= bound))
+        }
+        return checks
     }
 
     static func connections(_ result: RunResult) -> [TargetCheck] {

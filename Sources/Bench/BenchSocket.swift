@@ -75,17 +75,20 @@ final class BenchSocket: ChannelInboundHandler, @unchecked Sendable {
 
     // MARK: Set-up helpers
 
-    /// The next message of `type` (skipping others that arrived before it).
-    func expect(_ type: String) -> EventLoopFuture<ByteBuffer> {
+    /// The next message of `type` (skipping others that arrived before it); with `orError`, an
+    /// `error` message too (what the caller then sees instead).
+    func expect(_ type: String, orError: Bool = false) -> EventLoopFuture<ByteBuffer> {
         eventLoop.preconditionInEventLoop()
         while !inbox.isEmpty {
             let message = inbox.removeFirst()
-            if JSONScan.type(of: message) == type { return eventLoop.makeSucceededFuture(message) }
+            let kind = JSONScan.type(of: message)
+            if kind == type || (orError && kind == "error") { return eventLoop.makeSucceededFuture(message) }
             noteUnexpected(message)
         }
         if isClosed { return eventLoop.makeFailedFuture(BenchError.closed(serverCloseCode)) }
         let promise = eventLoop.makePromise(of: ByteBuffer.self)
         waiters.append((type, promise))
+        if orError { waiters.append(("error", promise)) }
         return promise.futureResult
     }
 
@@ -96,8 +99,16 @@ final class BenchSocket: ChannelInboundHandler, @unchecked Sendable {
         }
     }
 
-    func expectFromAnywhere(_ type: String) async throws -> ByteBuffer {
-        try await eventLoop.flatSubmit { self.expect(type) }.get()
+    func expectFromAnywhere(_ type: String, orError: Bool = false) async throws -> ByteBuffer {
+        try await eventLoop.flatSubmit { self.expect(type, orError: orError) }.get()
+    }
+
+    /// The client id and resume token the server greeted this connection with (PROTOCOL.md §13).
+    func greetedSeat() async throws -> (client: String, token: String)? {
+        guard let greeting = try await eventLoop.submit({ self.greeting }).get(),
+            let client = JSONScan.string(.client, in: greeting), let token = JSONScan.string(.resumeToken, in: greeting)
+        else { return nil }
+        return (client, token)
     }
 
     func sendFromAnywhere(_ text: String) {
@@ -135,7 +146,9 @@ final class BenchSocket: ChannelInboundHandler, @unchecked Sendable {
             } else {
                 let type = JSONScan.type(of: message)
                 if let index = waiters.firstIndex(where: { $0.type == type }) {
-                    waiters.remove(at: index).promise.succeed(message)
+                    let promise = waiters.remove(at: index).promise
+                    waiters.removeAll { $0.promise.futureResult === promise.futureResult }  // its `orError` twin
+                    promise.succeed(message)
                 } else if type == "error" || type == "room_state" || type == "client_hello" {
                     // Kept for a later `expect`. Lobby broadcasts (`room_list`, up to one per join
                     // server-wide, each listing every room) and room chatter are not kept.

@@ -46,9 +46,7 @@ final class ResumeScenario: Sendable {
         var seats: [Seat] = []
         for room in built {
             for (member, socket) in room.sockets.enumerated() {
-                guard let greeting = try await socket.eventLoop.submit({ socket.greeting }).get(),
-                    let client = JSONScan.string(.client, in: greeting), let token = JSONScan.string(.resumeToken, in: greeting)
-                else { continue }
+                guard let (client, token) = try await socket.greetedSeat() else { continue }
                 seats.append(Seat(room: room.id, client: client, token: token, loop: room.loop, replica: member < room.placement.count ? room.placement[member] : 0))
             }
         }

@@ -120,15 +120,21 @@ enum HTTPGet {
     static func get(_ url: ServerURL, path: String, group: any EventLoopGroup) async throws -> String {
         let loop = group.next()
         let promise = loop.makePromise(of: String.self)
-        let channel = try await ClientBootstrap(group: loop)
-            .connectTimeout(.seconds(5))
-            .channelInitializer { channel in
-                channel.eventLoop.makeCompletedFuture {
-                    try channel.pipeline.syncOperations.addHTTPClientHandlers()
-                    try channel.pipeline.syncOperations.addHandler(Collector(promise: promise))
+        let channel: any Channel
+        do {
+            channel = try await ClientBootstrap(group: loop)
+                .connectTimeout(.seconds(5))
+                .channelInitializer { channel in
+                    channel.eventLoop.makeCompletedFuture {
+                        try channel.pipeline.syncOperations.addHTTPClientHandlers()
+                        try channel.pipeline.syncOperations.addHandler(Collector(promise: promise))
+                    }
                 }
-            }
-            .connect(to: url.address).get()
+                .connect(to: url.address).get()
+        } catch {
+            promise.fail(error)  // nothing will answer (a server not up yet): the promise must not leak
+            throw error
+        }
         var headers = HTTPHeaders()
         headers.add(name: "Host", value: "\(url.host):\(url.port)")
         headers.add(name: "Connection", value: "close")

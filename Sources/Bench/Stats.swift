@@ -116,6 +116,14 @@ enum Series: String, CaseIterable, Sendable {
     case handshake
     /// A dropped member's way back: connect, `resume` with its token, its room's `room_state`.
     case resume
+    /// A rolling restart: from the close of a member's connection to its resumed `room_state`
+    /// (the back-off, every failed attempt and the way back included).
+    case closeToResumed = "close_to_resumed_room_state"
+    /// Its parts, per successful attempt: TCP connect and WebSocket upgrade, then the fresh
+    /// `client_hello`, then `resume` sent → the room's `room_state`.
+    case reconnectUpgrade = "reconnect_upgrade"
+    case reconnectHello = "reconnect_client_hello"
+    case resumeToRoomState = "resume_to_room_state"
 }
 
 /// HDR histograms (µs, 3 significant digits, up to 10 minutes), one per series. One recorder per
