@@ -173,7 +173,7 @@ final class ReplicaBus: Sendable {
         return false
     }
 
-    /// Sends what waits, peer by peer, until nothing does; then waits to be woken.
+    /// Sends what waits, to every peer side by side, until nothing does; then waits to be woken.
     private func runSender() async {
         for await _ in wakes {
             while true {
