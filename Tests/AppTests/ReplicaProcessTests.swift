@@ -215,6 +215,14 @@ struct ReplicaProcessTests {
         #expect(ready == 503)
         #expect(ContinuousClock.now - stopped < .seconds(5), "readiness 503 within 5 s")
         #expect(try await server.httpStatus("/healthz") == 200, "liveness stays 200: the process is fine, its database is not")
+        // Readiness may go first (the bus listener's connection is lost at once); what refuses
+        // a create is the store's own verdict, within the same 5 s.
+        var reachable = true
+        while reachable && ContinuousClock.now - stopped < .seconds(5) {
+            reachable = try await server.httpResponse("/metrics").contains("\nowp_store_reachable 1")
+            if reachable { try await Task.sleep(for: .milliseconds(100)) }
+        }
+        #expect(!reachable, "the store says it cannot reach its database within 5 s")
         let lobby = try await Member.connect(server.port)
         try await lobby.client.send(["type": "create_room", "payload": ["name": "no database"]])
         #expect(Self.payload(try await lobby.client.next("error"))["code"] as? String == "SERVICE_UNAVAILABLE")
