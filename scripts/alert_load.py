@@ -178,13 +178,15 @@ async def make_room(url: str, stats: dict, guests: int, prefix: str, ready: bool
 
 
 async def until(deadline: float, period: float, step):
-    """Calls `await step(i)` every `period` seconds until `deadline` (monotonic)."""
+    """Calls `await step(i)` every `period` seconds until `deadline` (monotonic). A step that
+    took longer than its period is not caught up by sending the missed ones back to back (a
+    client at 10 messages/s would burst past the server's 30/s limit after a 3 s stall)."""
     i = 0
     next_at = time.monotonic()
     while time.monotonic() < deadline and not STOP.is_set():
         await step(i)
         i += 1
-        next_at += period
+        next_at = max(next_at + period, time.monotonic())
         try:
             await asyncio.wait_for(STOP.wait(), max(0.0, min(next_at, deadline) - time.monotonic()))
         except (asyncio.TimeoutError, TimeoutError):
@@ -416,7 +418,16 @@ async def steady_traffic(setup, args, deadline: float) -> dict:
             else:
                 await c.ping()
         await asyncio.sleep(random.random() / args.rate)
-        await until(deadline, 1 / args.rate, step)
+        try:
+            await until(deadline, 1 / args.rate, step)
+        except ConnectionClosed as closed:
+            # A server starved of CPU on purpose reads its backlog in clumps: more than 30 of
+            # one connection's messages in one second, and it closes the connection (4002, the
+            # protocol's fixed window). Counted, not fatal, where the check expects it.
+            if not args.tolerate_server_closes or closed.rcvd is None:
+                raise
+            closes = stats.setdefault("closed_by_server", {})
+            closes[str(closed.rcvd.code)] = closes.get(str(closed.rcvd.code), 0) + 1
 
     async def barrier_host(room, host):
         async def step(i):
@@ -477,6 +488,8 @@ def main():
     parser.add_argument("--rate", type=float, default=10, help="steady: messages/s per connection; slow: chat/s per member; origin: requests/s")
     parser.add_argument("--stalled", type=int, default=8, help="slow: clients that never read")
     parser.add_argument("--barrier-rooms", type=int, default=0, help="steady: rooms with a never-ready guest")
+    parser.add_argument("--tolerate-server-closes", action="store_true",
+                        help="steady: a member the server closes stops and is counted (closed_by_server), instead of failing the run")
     parser.add_argument("--origin", default="http://wrong-origin.example", help="origin: the refused Origin header")
     parser.add_argument("--ready-file", help="written (epoch seconds) once setup is done and traffic starts")
     parser.add_argument("--allowed-origin", default="http://localhost:8096", help="origin: an allowed Origin (must connect)")
