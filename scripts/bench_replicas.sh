@@ -40,16 +40,7 @@ GEN_TIMEOUT=${GEN_TIMEOUT:-$((DURATION + 120))}
 mkdir -p "$RESULTS"
 source scripts/lib/quiet.sh
 
-PIDS=()
-URL=""
-cleanup() {
-  for pid in "${PIDS[@]}"; do kill "$pid" 2>/dev/null || true; wait "$pid" 2>/dev/null || true; done
-  if [[ -n "$URL" ]]; then bash scripts/pg_throwaway.sh stop "$PGDIR" || true; rm -rf "$PGDIR" "$PGDIR".*; fi
-}
-trap cleanup EXIT
-
-rm -rf "$PGDIR" "$PGDIR".*
-URL=$(bash scripts/pg_throwaway.sh start "$PGDIR")
+source scripts/lib/bench_pg.sh  # $URL; the servers in PIDS are stopped on exit
 xact() { psql "$URL" -Atqc "SELECT xact_commit FROM pg_stat_database WHERE datname='owp'"; }
 metric() { awk -v name="$1" '$1 == name { print $2 }' "$2"; }
 
@@ -64,7 +55,7 @@ start() {  # start LABEL COUNT db|nodb
       env -u DATABASE_URL "$SERVER" --host 127.0.0.1 --port $((PORT + i)) --max-connections 20000 \
         --max-connections-per-ip 20000 --log-level warning >"$RESULTS/$1.r$i.log" 2>&1 &
     fi
-    PIDS+=($!)
+    track_server $!
   done
   for ((i = 0; i < $2; i++)); do
     for _ in $(seq 300); do
@@ -73,13 +64,6 @@ start() {  # start LABEL COUNT db|nodb
     done
   done
   sleep 2  # every bus listener up and heard of (the heartbeat runs every second)
-}
-
-stop() {
-  local pid
-  for pid in "${PIDS[@]}"; do kill -TERM "$pid" 2>/dev/null || true; done
-  for pid in "${PIDS[@]}"; do wait "$pid" 2>/dev/null || true; done
-  PIDS=()
 }
 
 run() {  # run LABEL COUNT db|nodb
@@ -102,7 +86,7 @@ run() {  # run LABEL COUNT db|nodb
     curl -fs "http://127.0.0.1:$((PORT + i))/metrics" >"$RESULTS/$label.r$i.metrics" || echo "$label: /metrics of r$i failed" >&2
     cpu=$(python3 -c "print($cpu + $(metric process_cpu_seconds_total "$RESULTS/$label.r$i.metrics"))")
   done
-  stop
+  stop_servers
   jq -n --arg lbl "$label" --arg mode "$mode" --argjson count "$count" --arg cpu "$cpu" --arg x0 "$x0" --arg x1 "$x1" \
     --argjson rc "$rc" --arg load "$load" \
     '{"label": $lbl, "mode": $mode, replicas: $count, server_cpu_seconds: ($cpu | tonumber),

@@ -30,7 +30,7 @@ import WatchPartyCore
 
     @Test func everyFrameWrittenByHandIsReadByFoundation() throws {
         for frame in Self.frames {
-            let json = try BusCodec.encode(frame, encoder: JSONEncoder())
+            let json = try BusCodec.encode(frame)
             #expect(try JSONDecoder().decode(BusFrame.self, from: Data(json.utf8)) == frame, "\(json)")
         }
     }
@@ -52,7 +52,7 @@ import WatchPartyCore
             default: false
             }
         }
-        let payloads = try ReplicaBus.payloads(hot, from: "r/1", encoder: JSONEncoder())
+        let payloads = try ReplicaBus.payloads(hot, from: "r/1")
         let decoded = payloads.compactMap(BusCodec.decodeBatch).flatMap(\.frames)
         #expect(decoded == hot)
         #expect(try payloads.flatMap { try JSONDecoder().decode(BusBatch.self, from: Data($0.utf8)).frames } == hot)

@@ -126,7 +126,7 @@ struct ReplicaBusTests {
 
     @Test func payloadsStayUnderTheLimitAndKeepEveryFrame() throws {
         let frames = (0..<40).map { BusFrame.input(connection: "c", text: String(repeating: "x", count: 50 * $0)) }
-        let payloads = try ReplicaBus.payloads(frames, from: "r/1", encoder: JSONEncoder())
+        let payloads = try ReplicaBus.payloads(frames, from: "r/1")
         #expect(payloads.allSatisfy { $0.utf8.count <= ReplicaBus.payloadLimit })
         let decoded = try payloads.flatMap { try JSONDecoder().decode(BusBatch.self, from: Data($0.utf8)).frames }
         #expect(decoded == frames)

@@ -9,9 +9,11 @@ URL=""
 
 track_server() { PIDS+=("$1"); }
 
+# SIGTERM to every tracked server at once (they drain side by side), then waits for each.
 stop_servers() {
   local pid
-  for pid in "${PIDS[@]}"; do kill "$pid" 2>/dev/null || true; wait "$pid" 2>/dev/null || true; done
+  for pid in "${PIDS[@]}"; do kill -TERM "$pid" 2>/dev/null || true; done
+  for pid in "${PIDS[@]}"; do wait "$pid" 2>/dev/null || true; done
   PIDS=()
 }
 

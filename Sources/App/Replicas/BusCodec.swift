@@ -9,11 +9,11 @@ import WatchPartyCore
 /// replica about a seventh of its CPU under a spread party); every other frame, and any batch
 /// holding one, goes through `JSONEncoder` / `JSONDecoder`.
 ///
-/// Guarantees: ``encode(_:encoder:)`` of any frame is read back by `JSONDecoder` as the same
+/// Guarantees: ``encode(_:)`` of any frame is read back by `JSONDecoder` as the same
 /// frame, and ``decodeBatch(_:)`` reads whatever `JSONEncoder` writes (`BusCodecTests`).
 enum BusCodec {
-    /// One frame's JSON.
-    static func encode(_ frame: BusFrame, encoder: JSONEncoder) throws -> String {
+    /// One frame's JSON (an encoder is made only for the rare frames not written by hand).
+    static func encode(_ frame: BusFrame) throws -> String {
         switch frame {
         case .deliver(let connections, let text):
             var out = #"{"deliver":{"connections":["#
@@ -43,7 +43,7 @@ enum BusCodec {
             out += "}}"
             return out
         default:
-            return String(decoding: try encoder.encode(frame), as: UTF8.self)
+            return String(decoding: try JSONEncoder().encode(frame), as: UTF8.self)
         }
     }
 

@@ -197,7 +197,7 @@ final class ReplicaBus: Sendable {
 
     private func deliverOrDrop(_ entries: [Entry], to peer: String) async {
         do {
-            try await deliver(entries, to: peer, encoder: JSONEncoder())
+            try await deliver(entries, to: peer)
         } catch {
             logger.warning("Bus: sending to a replica failed; its relayed connections are dropped", metadata: [
                 "peer": .string(peer), "error": .string(StoreFailure.describe(error)),
@@ -207,7 +207,7 @@ final class ReplicaBus: Sendable {
         }
     }
 
-    private func deliver(_ entries: [Entry], to peer: String, encoder: JSONEncoder) async throws {
+    private func deliver(_ entries: [Entry], to peer: String) async throws {
         let frames = entries.map { entry -> BusFrame in
             switch entry {
             case .frame(let frame): frame
@@ -215,7 +215,7 @@ final class ReplicaBus: Sendable {
             }
         }
         let channel = Self.channel(of: peer)
-        for payload in try Self.payloads(frames, from: replica, encoder: encoder) {
+        for payload in try Self.payloads(frames, from: replica) {
             var spilled: String?
             if payload.utf8.count > Self.payloadLimit {
                 spilled = "S" + String(try await spill(payload))
@@ -232,15 +232,17 @@ final class ReplicaBus: Sendable {
 
     /// The frames as notification payloads: as many whole frames per batch as fit the limit;
     /// a frame that alone does not is a batch of its own, to be spilled.
-    static func payloads(_ frames: [BusFrame], from replica: String, encoder: JSONEncoder) throws -> [String] {
+    static func payloads(_ frames: [BusFrame], from replica: String) throws -> [String] {
         let sentAt = Int64(Date().timeIntervalSince1970 * 1_000_000)
-        let head = "{\"from\":" + String(decoding: try encoder.encode(replica), as: UTF8.self) + ",\"sentAt\":\(sentAt),\"frames\":["
+        var head = "{\"from\":"
+        BusCodec.appendString(replica, to: &head)
+        head += ",\"sentAt\":\(sentAt),\"frames\":["
         let tail = "]}"
         var payloads: [String] = []
         var current: [String] = []
         var size = head.utf8.count + tail.utf8.count
         for frame in frames {
-            let encoded = try BusCodec.encode(frame, encoder: encoder)
+            let encoded = try BusCodec.encode(frame)
             let added = encoded.utf8.count + (current.isEmpty ? 0 : 1)
             if !current.isEmpty && size + added > payloadLimit {
                 payloads.append(head + current.joined(separator: ",") + tail)
