@@ -12,8 +12,8 @@ import SyncSimulator
     static let steps = 100_000
 
     @Test("100 000 fuzzed inputs through codec and core, seed 0x0DD5EED5")
-    func fuzzedInputsKeepEveryInvariant() throws {
-        let stats = try Self.run(seed: Self.seed, steps: Self.steps)
+    func fuzzedInputsKeepEveryInvariant() async throws {
+        let stats = try await onItsOwnThread { try Self.run(seed: Self.seed, steps: Self.steps) }
         print("fuzz: \(stats.sent) messages (\(stats.undecodable) undecodable), seed \(String(Self.seed, radix: 16)), digest \(String(stats.digest, radix: 16)), handovers \(stats.handovers), errors by code: \(stats.errors.map { "\($0.key.rawValue)=\($0.value)" }.sorted().joined(separator: " "))")
         #expect(stats.sent > 90_000)
         #expect(stats.errors.count >= 12, "the generator reaches most error paths")
@@ -23,10 +23,10 @@ import SyncSimulator
     /// A failure is only worth something if its seed reproduces it: the same seed gives the same
     /// run, message for message (the digest covers every delivery, recipient and close), and
     /// another seed a different one.
-    @Test func aSeedReproducesItsRun() throws {
-        let first = try Self.run(seed: 0xC0FFEE, steps: 5_000)
-        let second = try Self.run(seed: 0xC0FFEE, steps: 5_000)
-        let other = try Self.run(seed: 0xBEEF, steps: 5_000)
+    @Test func aSeedReproducesItsRun() async throws {
+        let (first, second, other) = try await onItsOwnThread {
+            (try Self.run(seed: 0xC0FFEE, steps: 5_000), try Self.run(seed: 0xC0FFEE, steps: 5_000), try Self.run(seed: 0xBEEF, steps: 5_000))
+        }
         #expect(first.digest == second.digest)
         #expect(first.sent == second.sent)
         #expect(first.errors == second.errors)
@@ -189,7 +189,7 @@ import SyncSimulator
     }
 }
 
-struct FuzzStats {
+struct FuzzStats: Sendable {
     var sent = 0
     /// Sessions moved to another connection, by kind.
     var handovers: [String: Int] = [:]

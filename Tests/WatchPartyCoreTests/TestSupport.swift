@@ -433,3 +433,12 @@ extension Harness {
         }
     }
 }
+
+/// Runs CPU-bound `work` on a thread of its own, so a test that computes for tens of seconds
+/// does not hold one of the cooperative pool's few threads (two on a 2-core machine) while the
+/// real-socket tests of the same `swift test` process wait for it and miss their deadlines.
+func onItsOwnThread<T: Sendable>(_ work: @escaping @Sendable () throws -> T) async throws -> T {
+    try await withCheckedThrowingContinuation { continuation in
+        Thread.detachNewThread { continuation.resume(with: Result { try work() }) }
+    }
+}

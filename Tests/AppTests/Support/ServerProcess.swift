@@ -38,13 +38,17 @@ final class ServerProcess: @unchecked Sendable {
     }
 
     /// Waits for the server's "Serving WebSocket and HTTP" line and reads the port from it.
+    /// The log is read once more after the deadline: a test process whose threads were all busy
+    /// may wake past it with the line long there.
     func waitUntilListening(timeout: Duration = .seconds(10)) async throws {
         let deadline = ContinuousClock.now + timeout
-        while ContinuousClock.now < deadline && process.isRunning {
+        while true {
+            let stillRunning = process.isRunning
             if let port = Self.port(in: log.text, of: "Serving WebSocket and HTTP") {
                 self.port = port
                 return
             }
+            guard stillRunning, ContinuousClock.now < deadline else { break }
             try await Task.sleep(for: .milliseconds(20))
         }
         throw TestFailure("server did not start: \(log.text)")
