@@ -105,10 +105,18 @@ final class LiveClient: Sendable {
     var pendingCount: Int { shared.inbox.withLock { $0.count } }
 
     /// Closes from our side and returns the server's close frame, if any.
+    ///
+    /// Under load the client library sometimes ends the handler we stopped with a
+    /// `CancellationError` instead of the close handshake's frame; the connection is closed all
+    /// the same, so that is "no frame", not a failure of the test.
     @discardableResult
     func close() async throws -> WebSocketCloseFrame? {
         stop.yield()
-        return try await task.value
+        do {
+            return try await task.value
+        } catch is CancellationError {
+            return nil
+        }
     }
 
     /// Waits for the server to close the connection; returns its close frame.
