@@ -510,8 +510,9 @@ fi
 ok "cpu cgroups $CG_STARVED and $CG_THROTTLED hold the starved and throttled servers (no quota yet)"
 targets starved throttled control
 for name in starved throttled control; do
-    # Only the starved server may close members (4002: it reads its backlog in clumps); the
-    # others' drivers still fail on any close.
+    # Only the starved server may close members (4002: it reads its sockets in clumps, and the
+    # rate window counts reads, docs/protocol.md choice 20); the others' drivers still fail on
+    # any close.
     tolerate=(); [ "$name" = starved ] && tolerate=(--tolerate-server-closes)
     start_load "$name" steady --url "$(url "$name")" --duration 120 --connections 20 --rate 10 --barrier-rooms 6 "${tolerate[@]}"
 done

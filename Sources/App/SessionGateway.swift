@@ -293,10 +293,11 @@ final class SessionGateway: ConnectionAcceptor {
         apply { party, state, now in
             // Read off a connection that a handover has taken the seat from meanwhile: not heard.
             guard state.carriers[client]?.handle === handle else { return Outcome() }
+            let arrivedAt = Self.arrival(of: readAt, now: now)
             switch decoded {
-            case .success(let message) where refused: return party.reject(client, .serviceUnavailable, room: message.room, now: now)
-            case .success(let message): return party.receive(message, from: client, now: now, verdict: verdict)
-            case .failure(let error): return party.reject(client, error.code, now: now)
+            case .success(let message) where refused: return party.reject(client, .serviceUnavailable, room: message.room, now: now, arrivedAt: arrivedAt)
+            case .success(let message): return party.receive(message, from: client, now: now, arrivedAt: arrivedAt, verdict: verdict)
+            case .failure(let error): return party.reject(client, error.code, now: now, arrivedAt: arrivedAt)
             }
         }
         metrics.messageHandled(type: type, seconds: Self.seconds(since: readAt))
@@ -335,7 +336,7 @@ final class SessionGateway: ConnectionAcceptor {
         metrics.messageReceived(type: "binary", bytes: bytes)
         apply { party, state, now in
             guard state.carriers[client]?.handle === handle else { return Outcome() }
-            return party.receiveBinary(from: client, now: now)
+            return party.receiveBinary(from: client, now: now, arrivedAt: Self.arrival(of: readAt, now: now))
         }
         metrics.messageHandled(type: "binary", seconds: Self.seconds(since: readAt))
     }
@@ -804,6 +805,12 @@ final class SessionGateway: ConnectionAcceptor {
         case .suppress:
             metrics.logLineSuppressed(kind: kind)
         }
+    }
+
+    /// The server time at which a message read at transport time `readAt` arrived: the rate
+    /// limit counts it there, not when a busy server got to it (PROTOCOL.md §9).
+    static func arrival(of readAt: UInt64, now: ServerTime) -> ServerTime {
+        now - min(now, UInt64(seconds(since: readAt) * 1000))
     }
 
     /// Seconds from an uptime stamp of the transport to now.

@@ -54,15 +54,16 @@ extension Party {
         }
     }
 
-    /// Counts a message against the connection's fixed one-second window (PROTOCOL.md §9);
-    /// over the limit the connection gets RATE_LIMITED and is closed. Returns whether to go on.
-    mutating func withinRateLimit(_ client: ClientID, counted: Bool, now: ServerTime, out: inout Outcome) -> Bool {
+    /// Counts a message against the connection's fixed one-second window (PROTOCOL.md §9), at
+    /// the time it arrived; over the limit the connection gets RATE_LIMITED and is closed (now,
+    /// when it is handled). Returns whether to go on.
+    mutating func withinRateLimit(_ client: ClientID, counted: Bool, arrivedAt: ServerTime, now: ServerTime, out: inout Outcome) -> Bool {
         guard counted, sessions[client] != nil else { return true }
         var count = 0
         // The rate window is the connection's, kept by no store: not a change to report.
         sessions.updateUnrecorded(client) { session in
-            if now >= session.meters.rateWindowStart + 1000 || now < session.meters.rateWindowStart {
-                session.meters.rateWindowStart = now
+            if arrivedAt >= session.meters.rateWindowStart + 1000 || arrivedAt < session.meters.rateWindowStart {
+                session.meters.rateWindowStart = arrivedAt
                 session.meters.rateCount = 0
             }
             session.meters.rateCount += 1

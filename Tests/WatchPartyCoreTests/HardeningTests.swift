@@ -24,6 +24,34 @@ import Testing
         #expect(h.inbox("c").isEmpty, "a connection being closed is no longer served")
     }
 
+    /// A server that fell behind handles two seconds of a well-behaved client's messages at
+    /// once: they are counted when they arrived, so the client is not limited; and 31 that
+    /// arrived within one second are, however spread out their handling.
+    @Test func messagesAreCountedWhenTheyArrivedNotWhenTheyWereHandled() {
+        let h = Harness()
+        h.connect("c")
+        h.advance(by: 1_000)  // past the window the connect opened
+        let start = h.now
+        h.advance(by: 2_500)  // the server was busy: nothing handled until now
+        h.clear()
+        for index in 0..<60 {
+            h.send("c", "ping", arrivedAt: start + 1_000 * UInt64(index / 30) + UInt64(index % 30) * 30)
+        }
+        #expect(h.types("c") == Array(repeating: "pong", count: 60), "30 a second, as they arrived")
+        #expect(h.closes.isEmpty)
+
+        let late = Harness()
+        late.connect("c")
+        late.advance(by: 1_000)
+        let first = late.now
+        for index in 0..<31 {
+            late.send("c", "ping", arrivedAt: first + UInt64(index) * 30)
+            late.advance(by: 100)  // handled 100 ms apart: 3.1 s of handling for 0.9 s of arrivals
+        }
+        #expect(late.errorCodes("c") == ["RATE_LIMITED"])
+        #expect(late.closes.map(\.code) == [4002])
+    }
+
     @Test func theWindowStartsAgainAfterOneSecond() {
         let h = Harness()
         h.connect("c")

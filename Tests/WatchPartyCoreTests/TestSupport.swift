@@ -195,25 +195,26 @@ final class Harness {
     var handovers: [Handover] { outcomes.flatMap(\.handovers) }
 
     /// Sends raw text as `client`: decoded like the shell does, rejected when it does not decode.
+    /// `arrivedAt`: when the shell read it, if earlier than now (a server slow to handle it).
     @discardableResult
-    func sendText(_ client: ClientID, _ text: String) -> Outcome {
+    func sendText(_ client: ClientID, _ text: String, arrivedAt: ServerTime? = nil) -> Outcome {
         switch ClientMessageDecoder.decode(text) {
         case .success(let message):
             // Like the shell: an auth token is verified before the core sees the message.
             let verdict = message.type == .auth ? message.payload?["token"]?.string.flatMap { verifier?.verify(token: $0, now: now) } : nil
-            return record(party.receive(message, from: client, now: now, verdict: verdict))
-        case .failure(let error): return record(party.reject(client, error.code, now: now))
+            return record(party.receive(message, from: client, now: now, arrivedAt: arrivedAt, verdict: verdict))
+        case .failure(let error): return record(party.reject(client, error.code, now: now, arrivedAt: arrivedAt))
         }
     }
 
     /// Sends a message built from JSON-compatible values; `payload` omitted when `nil`.
     @discardableResult
-    func send(_ client: ClientID, _ type: String, room: String? = nil, payload: Any? = nil, ts: Int = 1) -> Outcome {
+    func send(_ client: ClientID, _ type: String, room: String? = nil, payload: Any? = nil, ts: Int = 1, arrivedAt: ServerTime? = nil) -> Outcome {
         var envelope: [String: Any] = ["type": type, "ts": ts]
         if let room { envelope["room"] = room }
         if let payload { envelope["payload"] = payload }
         let data = try! JSONSerialization.data(withJSONObject: envelope, options: [.sortedKeys, .fragmentsAllowed])
-        return sendText(client, String(decoding: data, as: UTF8.self))
+        return sendText(client, String(decoding: data, as: UTF8.self), arrivedAt: arrivedAt)
     }
 
     /// Hands an already decoded message to the core (for values JSON text cannot carry).
