@@ -62,7 +62,9 @@ extension Party {
         var count = 0
         // The rate window is the connection's, kept by no store: not a change to report.
         sessions.updateUnrecorded(client) { session in
-            if arrivedAt >= session.meters.rateWindowStart + 1000 || arrivedAt < session.meters.rateWindowStart {
+            // Only a later window starts a new one: an arrival stamped a moment before the
+            // window's start (the shell's two clocks differ by up to a millisecond) counts in it.
+            if arrivedAt >= session.meters.rateWindowStart + 1000 {
                 session.meters.rateWindowStart = arrivedAt
                 session.meters.rateCount = 0
             }

@@ -52,6 +52,19 @@ import Testing
         #expect(late.closes.map(\.code) == [4002])
     }
 
+    /// An arrival stamped before the window's start does not open a new window: it would
+    /// otherwise grant 30 more messages each time the stamps jitter.
+    @Test func anArrivalBeforeTheWindowsStartCountsInIt() {
+        let h = Harness()
+        h.connect("c")
+        h.advance(by: 1_000)
+        let start = h.now
+        for _ in 0..<30 { h.send("c", "ping") }
+        h.send("c", "ping", arrivedAt: start - 1)
+        #expect(h.errorCodes("c") == ["RATE_LIMITED"])
+        #expect(h.closes.map(\.code) == [4002])
+    }
+
     @Test func theWindowStartsAgainAfterOneSecond() {
         let h = Harness()
         h.connect("c")
