@@ -140,7 +140,11 @@ struct ReplicaProcessTests {
 
     @Test func aKilledOwnersRoomMovesWithinTheLease() async throws {
         let url = try await TestDatabase.fresh()
-        let environment = ["DATABASE_URL": url, "ROOM_LEASE_SECONDS": "3"]
+        // Not shorter: an owner acts for the lease less a 1 s margin after each renewal, and a
+        // replica starved for a second under a loaded test run would otherwise refuse the
+        // party's own set-up with SERVICE_UNAVAILABLE.
+        let lease = 5
+        let environment = ["DATABASE_URL": url, "ROOM_LEASE_SECONDS": String(lease)]
         let owner = try ServerProcess(arguments: [], environment: environment)
         let other = try ServerProcess(arguments: [], environment: environment)
         try await owner.waitUntilListening()
@@ -155,9 +159,9 @@ struct ReplicaProcessTests {
         let moved = ContinuousClock.now - killed
         #expect(resumed.state["room"] as? String == room)
         #expect(Self.payload(resumed.hello)["client_id"] as? String == guest.id)
-        #expect(moved < .seconds(3 + 1), "owned elsewhere within ROOM_LEASE_SECONDS + 1 s, took \(moved)")
-        // The owner renewed at most 1 s before it died: its 3 s lease ran out 2 s after the kill at the earliest.
-        #expect(moved > .milliseconds(1_900), "not before the dead owner's lease ran out (\(moved))")
+        #expect(moved < .seconds(lease + 1), "owned elsewhere within ROOM_LEASE_SECONDS + 1 s, took \(moved)")
+        // The owner renewed at most 1 s before it died: its lease ran out lease − 1 s after the kill at the earliest.
+        #expect(moved > .seconds(lease - 1) - .milliseconds(100), "not before the dead owner's lease ran out (\(moved))")
         let list = try await resumed.client.next("participant_statuses")
         #expect((Self.payload(list)["statuses"] as? [Any])?.count == 2, "the host is away, still counted")
         other.signal(SIGTERM)

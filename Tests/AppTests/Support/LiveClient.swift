@@ -93,11 +93,21 @@ final class LiveClient: Sendable {
         return object
     }
 
-    /// The next message of `type`, skipping others.
+    /// The next message of `type`, skipping others. A timeout names the type waited for and
+    /// what was skipped meanwhile (an error's code with it), so a failure says what came instead.
     func next(_ type: String, timeout: Duration = .seconds(5)) async throws -> [String: Any] {
+        var skipped: [String] = []
         while true {
-            let message = try await next(timeout: timeout)
-            if message["type"] as? String == type { return message }
+            let message: [String: Any]
+            do {
+                message = try await next(timeout: timeout)
+            } catch let failure as TestFailure {
+                throw TestFailure("\(failure.description) of type \(type); skipped meanwhile: \(skipped)")
+            }
+            let received = message["type"] as? String ?? "?"
+            if received == type { return message }
+            let code = (message["payload"] as? [String: Any])?["code"] as? String
+            skipped.append(code.map { "\(received) \($0)" } ?? received)
         }
     }
 
