@@ -55,10 +55,11 @@ extension Party {
     }
 
     /// Counts a message against the connection's fixed one-second window (PROTOCOL.md §9), at
-    /// the time it arrived; over the limit the connection gets RATE_LIMITED and is closed (now,
-    /// when it is handled). Returns whether to go on.
-    mutating func withinRateLimit(_ client: ClientID, counted: Bool, arrivedAt: ServerTime, now: ServerTime, out: inout Outcome) -> Bool {
+    /// the time it arrived (`now` when not given, never later than `now`); over the limit the
+    /// connection gets RATE_LIMITED and is closed (now, when it is handled). Returns whether to go on.
+    mutating func withinRateLimit(_ client: ClientID, counted: Bool, arrivedAt: ServerTime?, now: ServerTime, out: inout Outcome) -> Bool {
         guard counted, sessions[client] != nil else { return true }
+        let arrivedAt = min(arrivedAt ?? now, now)
         var count = 0
         // The rate window is the connection's, kept by no store: not a change to report.
         sessions.updateUnrecorded(client) { session in

@@ -106,7 +106,7 @@ public struct Party: Sendable {
     public mutating func reject(_ client: ClientID, _ code: ErrorCode, room: RoomID? = nil, now: ServerTime, arrivedAt: ServerTime? = nil) -> Outcome {
         var out = Outcome()
         guard let session = sessions[client], !session.closing else { return finish(out) }
-        guard withinRateLimit(client, counted: true, arrivedAt: min(arrivedAt ?? now, now), now: now, out: &out) else { return finish(out) }
+        guard withinRateLimit(client, counted: true, arrivedAt: arrivedAt, now: now, out: &out) else { return finish(out) }
         out.error(code, to: client, room: room, now: now)
         return finish(out)
     }
@@ -125,7 +125,7 @@ public struct Party: Sendable {
     public mutating func receive(_ message: ClientMessage, from client: ClientID, now: ServerTime, arrivedAt: ServerTime? = nil, verdict: TokenVerdict? = nil) -> Outcome {
         var out = Outcome()
         guard let session = sessions[client], !session.closing else { return finish(out) }
-        guard withinRateLimit(client, counted: message.type != .clientLog, arrivedAt: min(arrivedAt ?? now, now), now: now, out: &out) else { return finish(out) }
+        guard withinRateLimit(client, counted: message.type != .clientLog, arrivedAt: arrivedAt, now: now, out: &out) else { return finish(out) }
         var lobby = LobbyChange()
         if !session.authenticated && !Self.servedBeforeAuth.contains(message.type) {
             out.error(.authenticationRequired, to: client, room: message.room, now: now)
