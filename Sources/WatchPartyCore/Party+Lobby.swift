@@ -38,10 +38,11 @@ extension Party {
     /// (merged by when each was made; a room here is listed as it is here).
     func roomSummaries() -> [RoomSummary] {
         // Summarise first, then sort the small values (sorting Room values copies whole rooms).
-        let here = rooms.values.map { ($0.sequence, $0.createdAt, RoomSummary(id: $0.id, name: $0.name, count: $0.members.count, mediaID: $0.mediaID)) }
-            .sorted { $0.0 < $1.0 }
+        // A detached room is listed as it was detached: what a summary shows changes only while
+        // the room is attached (``Party/detachRoom(_:)``).
+        let here = (rooms.values.map(\.listing) + detached.values).map { ($0.sequence, $0.createdAt, $0.summary) }.sorted { $0.0 < $1.0 }
         guard !roomsElsewhere.isEmpty else { return here.map(\.2) }
-        let elsewhere = roomsElsewhere.filter { rooms[$0.summary.id] == nil }.map { ($0.createdAt, $0.summary) }
+        let elsewhere = roomsElsewhere.filter { rooms[$0.summary.id] == nil && detached[$0.summary.id] == nil }.map { ($0.createdAt, $0.summary) }
         return (here.map { ($0.1, $0.2) } + elsewhere).sorted { ($0.0, $0.1.id) < ($1.0, $1.1.id) }.map(\.1)
     }
 

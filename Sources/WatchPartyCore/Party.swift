@@ -44,6 +44,10 @@ public struct Party: Sendable {
     var roomListCache: RoomList?
     /// Rooms other servers own, as the shell last read them (PROTOCOL.md §14: `room_list` is global).
     var roomsElsewhere: [ListedRoom] = []
+    /// Rooms cut out into parts of their own (``detachRoom(_:)``), as the lobby lists them.
+    var detached: [RoomID: RoomListing] = [:]
+    /// Set in a part cut out by ``detachRoom(_:)``: the one room it holds.
+    public internal(set) var partRoom: RoomID?
     /// JWT mode: connections must `auth` with a valid token before anything else.
     public let authRequired: Bool
     var roomSequence: UInt64 = 0

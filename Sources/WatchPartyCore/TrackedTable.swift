@@ -32,6 +32,12 @@ public struct TrackedTable<Key: Hashable & Sendable, Value: Sendable>: Sendable,
         body(&storage[key]!)
     }
 
+    /// Puts `value` under `key`, or removes it with `nil`, without recording it: only for moving
+    /// a value between tables that hold the same state (``Party/detachRoom(_:)``), never for a change.
+    mutating func setUnrecorded(_ key: Key, _ value: Value?) {
+        storage[key] = value
+    }
+
     @discardableResult
     public mutating func removeValue(forKey key: Key) -> Value? {
         touched.insert(key)

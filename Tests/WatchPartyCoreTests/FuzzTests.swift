@@ -33,15 +33,20 @@ import SyncSimulator
         #expect(first.digest != other.digest)
     }
 
-    /// One seeded run; checks the invariants after every step.
+    /// One seeded run of the whole party; checks the invariants after every step.
     static func run(seed: UInt64, steps: Int) throws -> FuzzStats {
+        try run(seed: seed, steps: steps) { WholeParty(party: $0) }
+    }
+
+    /// One seeded run of `target` (made from the fuzzer's party); checks the invariants after every step.
+    static func run<Target: FuzzedParty>(seed: UInt64, steps: Int, target make: (Party) -> Target) throws -> FuzzStats {
         var rng = SplitMix64(seed: seed)
         var rules = PartyRules()
         rules.maxClientsPerRoom = 4
         rules.rateLimitPerSecond = 1_000
         rules.resumeByUserID = true  // every fuzzed user is "fuzz-user": identity resumes and probes happen
         rules.maxAwaySessions = 3  // the bound is reached, and the oldest away seat evicted, all the time
-        var party = Party(rules: rules, roomIDs: SequentialRoomIDs(), tokens: CountingResumeTokens())
+        var target = make(Party(rules: rules, roomIDs: SequentialRoomIDs(), tokens: CountingResumeTokens()))
         var now: ServerTime = t0
         var timers: [TimerRequest] = []
         // Eight users; each connection gets a fresh id, as the shell gives one (PROTOCOL.md §4),
@@ -55,8 +60,9 @@ import SyncSimulator
 
         for step in 0..<steps {
             now += rng.next(upTo: 400)
-            let roomsBefore = party.rooms.storage
-            let sessionsBefore = party.sessions.storage
+            let before = target.view
+            let roomsBefore = before.rooms.storage
+            let sessionsBefore = before.sessions.storage
             var outcomes: [Outcome] = []
             // As the shell does: a handover moves the session to its new connection at once, so
             // the next input of this step already comes from the right one.
@@ -71,30 +77,31 @@ import SyncSimulator
             // Due timers first, as the shell would fire them.
             let due = timers.filter { $0.due <= now }
             timers.removeAll { $0.due <= now }
-            for timer in due { take(party.fire(timer.key, now: now)) }
+            for timer in due { take(target.fire(timer.key, now: now)) }
             // Probes settle when their time is up, answered or not, as the shell's ping finds.
             let settled = probes.filter { $0.due <= now }
             probes.removeAll { $0.due <= now }
             for entry in settled {
-                take(party.settleProbe(of: entry.probe.session, for: entry.probe.claimant, answered: rng.chance(50), now: now))
+                take(target.settleProbe(of: entry.probe.session, for: entry.probe.claimant, answered: rng.chance(50), now: now))
             }
 
             let slot = Int(rng.next(upTo: UInt64(clients.count)))
             let roll = rng.next(upTo: 100)
             if carried[slot] == nil || roll < 2 {
                 if let client = carried[slot] {
-                    take(party.disconnect(client, now: now))
+                    take(target.disconnect(client, now: now))
                     carried[slot] = nil
                 } else {
                     connections += 1
                     let client = "\(clients[slot])#\(connections)"
-                    take(party.connect(client, now: now))
+                    take(target.connect(client, now: now))
                     carried[slot] = client
                 }
             } else if let client = carried[slot] {
                 // Mostly the sender's own room, else another live room, else one that does not exist.
-                let own = party.sessions[client]?.roomID
-                let others = party.rooms.keys.sorted()  // never dictionary order: it changes per process
+                let view = target.view
+                let own = view.sessions[client]?.roomID
+                let others = view.rooms.keys.sorted()  // never dictionary order: it changes per process
                 let room: RoomID = if let own, rng.chance(65) { own } else if !others.isEmpty, rng.chance(70) { rng.pick(others) } else { "missing-room" }
                 let text =
                     rng.chance(4)
@@ -102,10 +109,10 @@ import SyncSimulator
                     : FuzzMessages.make(&rng, room: room, clients: clients)
                 stats.sent += 1
                 switch ClientMessageDecoder.decode(text) {
-                case .success(let message): take(party.receive(message, from: client, now: now))
+                case .success(let message): take(target.receive(message, from: client, now: now))
                 case .failure(let error):
                     stats.undecodable += 1
-                    take(party.reject(client, error.code, now: now))
+                    take(target.reject(client, error.code, now: now))
                 }
             }
 
@@ -136,9 +143,10 @@ import SyncSimulator
                     stats.digest("close \(close.client) \(close.code)")
                     guard let closed = carried.firstIndex(of: close.client) else { continue }
                     carried[closed] = nil
-                    take(party.disconnect(close.client, now: now))
+                    take(target.disconnect(close.client, now: now))
                 }
             }
+            let party = target.view
             try Self.checkInvariants(party, step: step)
             // A store persists exactly what the outcomes say changed: nothing may be missed.
             let reported = outcomes.reduce(into: StateChanges()) { $0.rooms.formUnion($1.changes.rooms); $0.sessions.formUnion($1.changes.sessions) }
@@ -153,6 +161,7 @@ import SyncSimulator
             #expect(changedRooms.isSubset(of: reported.rooms), "step \(step): rooms changed but not reported: \(changedRooms.subtracting(reported.rooms))")
             #expect(changedSessions.isSubset(of: reported.sessions), "step \(step): sessions changed but not reported: \(changedSessions.subtracting(reported.sessions))")
         }
+        stats.routed = target.routed
         return stats
     }
 
@@ -194,6 +203,8 @@ struct FuzzStats: Sendable {
     /// Sessions moved to another connection, by kind.
     var handovers: [String: Int] = [:]
     var undecodable = 0
+    /// How the target routed its inputs (a cut party: to parts, to the whole, with parts attached).
+    var routed: [String: Int] = [:]
     var errors: [ErrorCode: Int] = [:]
     /// FNV-1a over everything the core sent and closed, in order.
     private(set) var digest: UInt64 = 0xCBF2_9CE4_8422_2325
