@@ -16,14 +16,21 @@ import WatchPartyCore
 /// on, and a connection that was taken over is closed with 4001 and heard no more.
 ///
 /// The state itself is the ``PartyStore``'s. Every input (connect, message, disconnect, timer)
-/// is one store update: it reads the clock, runs the core and *posts* the resulting messages,
+/// is one update: it reads the clock, runs the core and *posts* the resulting messages,
 /// not yet encoded, to the recipients' connections before the update ends, so every client
 /// sees messages in exactly the order the core produced them. Posting never blocks (bounded
 /// per-connection backlogs); encoding (once per message) and the writes happen after the
 /// update, on the connections' event loops. Round trips and timers never start an update on
 /// their own: samples wait until the next input, timers are event-loop callbacks that run an
-/// input. Locks nest one way only: the store's, then the gateway's own. Everything the core reports becomes
-/// metrics and log lines here; lines whose rate a client controls go through a ``LogThrottle``.
+/// input.
+///
+/// With the embedded store every room is cut out of the party into a ``RoomCell`` of its own
+/// (``partitioned``): an input only its room answers is an update of that cell alone, so rooms
+/// never wait on one another, and nothing but a lobby input (connect, auth, create, join, leave,
+/// disconnect, resume) takes the party's lock. Locks nest one way only: the store's, then the
+/// gateway's own, then rooms' in order of id; a room's update takes no other room's nor the
+/// party's. Everything the core reports becomes metrics and log lines here; lines whose rate a
+/// client controls go through a ``LogThrottle``.
 final class SessionGateway: ConnectionAcceptor {
     /// The connection carrying a session, and the handle that feeds its input to the core.
     /// The connection is here, or on another replica (``RemoteConnection``, PROTOCOL.md §14).
@@ -45,14 +52,20 @@ final class SessionGateway: ConnectionAcceptor {
     struct State {
         /// Attached sessions only: an away session has none.
         var carriers: [ClientID: Carrier] = [:]
-        /// The last time handed to the core; time never runs backwards for it.
-        var lastNow: ServerTime = 0
         /// Deepest outbound queue of any connection that closed since the previous scrape.
         var closedQueuePeak = 0
     }
 
     private let store: any PartyStore
     private let state = Mutex(State())
+    /// The last time handed to the core, by any room; time never runs backwards for it.
+    private let lastNow = Atomic<ServerTime>(0)
+    /// True with the embedded store: every room lives in a ``RoomCell`` (a shared store keeps
+    /// the party whole, as it writes each input's changes inside the input).
+    let partitioned: Bool
+    /// The rooms cut out of the party, by id: changed inside an input of the whole, looked up
+    /// by a room's timers and by inspection (a lookup never waits on a room).
+    private let cells = Mutex<[RoomID: RoomCell]>([:])
     /// Round trips measured since the core last took them (see ``recordRoundTrip(_:_:)``).
     private let roundTrips = Mutex(PendingRoundTrips())
     /// Every armed timer, an event-loop scheduled callback (no task), kept by its reason so
@@ -93,6 +106,7 @@ final class SessionGateway: ConnectionAcceptor {
         self.busLoop = timerLoops.next()
         self.store = store
         self.shared = store as? any SharedRoomStore
+        self.partitioned = shared == nil && bus == nil
         self.clock = clock
         self.metrics = metrics
         self.logger = logger
@@ -114,7 +128,7 @@ final class SessionGateway: ConnectionAcceptor {
         metrics.connectionOpened()
         logger.info("Connection opened", metadata: ["client_id": .string(id), "remote": .string(connection.remoteAddress ?? "?")])
         let handle = ClientHandle(id: id, gateway: self, connection: connection)
-        apply { party, state, now in
+        apply(involving: { _ in [] }) { party, state, now in
             state.carriers[id] = Carrier(connection: connection, handle: handle)
             return party.connect(id, now: now)
         }
@@ -290,14 +304,24 @@ final class SessionGateway: ConnectionAcceptor {
         var refused = unavailable
         if !refused, let shared, case .success(let message) = decoded, shared.refuses(message.type) { refused = true }
         if refused { metrics.storeUnavailableReply() }
-        apply { party, state, now in
-            // Read off a connection that a handover has taken the seat from meanwhile: not heard.
-            guard state.carriers[client]?.handle === handle else { return Outcome() }
+        let run = { (party: inout Party, now: ServerTime) -> Outcome in
             let arrivedAt = Self.arrival(of: readAt, now: now)
             switch decoded {
             case .success(let message) where refused: return party.reject(client, .serviceUnavailable, room: message.room, now: now, arrivedAt: arrivedAt)
             case .success(let message): return party.receive(message, from: client, now: now, arrivedAt: arrivedAt, verdict: verdict)
             case .failure(let error): return party.reject(client, error.code, now: now, arrivedAt: arrivedAt)
+            }
+        }
+        let message = try? decoded.get()
+        let servedInRoom = !refused && serveInRoom(of: handle) { part, carriers, now in
+            guard carriers[client]?.handle === handle, part.servesInRoom(message?.type, naming: message?.room, from: client) else { return nil }
+            return run(&part, now)
+        }
+        if !servedInRoom {
+            apply(involving: { $0.roomsInvolved(receiving: message, from: client, verdict: verdict) }) { party, state, now in
+                // Read off a connection that a handover has taken the seat from meanwhile: not heard.
+                guard state.carriers[client]?.handle === handle else { return Outcome() }
+                return run(&party, now)
             }
         }
         metrics.messageHandled(type: type, seconds: Self.seconds(since: readAt))
@@ -334,9 +358,15 @@ final class SessionGateway: ConnectionAcceptor {
 
     func receivedBinary(_ bytes: Int, from client: ClientID, by handle: ClientHandle, readAt: UInt64) {
         metrics.messageReceived(type: "binary", bytes: bytes)
-        apply { party, state, now in
-            guard state.carriers[client]?.handle === handle else { return Outcome() }
-            return party.receiveBinary(from: client, now: now, arrivedAt: Self.arrival(of: readAt, now: now))
+        let servedInRoom = serveInRoom(of: handle) { part, carriers, now in
+            guard carriers[client]?.handle === handle, part.servesInRoom(nil, naming: nil, from: client) else { return nil }
+            return part.receiveBinary(from: client, now: now, arrivedAt: Self.arrival(of: readAt, now: now))
+        }
+        if !servedInRoom {
+            apply(involving: { $0.roomsInvolved(receiving: nil, from: client, verdict: nil) }) { party, state, now in
+                guard state.carriers[client]?.handle === handle else { return Outcome() }
+                return party.receiveBinary(from: client, now: now, arrivedAt: Self.arrival(of: readAt, now: now))
+            }
         }
         metrics.messageHandled(type: "binary", seconds: Self.seconds(since: readAt))
     }
@@ -352,7 +382,7 @@ final class SessionGateway: ConnectionAcceptor {
             "client_id": .string(seat ?? handle.greetedAs), "code": code.map { .stringConvertible($0) } ?? .string("client"), "reason": .string(reason),
         ])
         guard let seat else { return }
-        apply { party, state, now in
+        apply(involving: { $0.roomsInvolved(disconnecting: seat) }) { party, state, now in
             // Only the connection that still carries the seat ends it (a handover may have moved it since).
             guard let carrier = state.carriers[seat], carrier.handle === handle else { return Outcome() }
             state.carriers[seat] = nil
@@ -362,17 +392,22 @@ final class SessionGateway: ConnectionAcceptor {
     }
 
     /// A ping's round trip to `client`: exported, and kept for the core (adaptive scheduling).
-    /// A pong never takes the party's lock: the sample waits in ``roundTrips`` and reaches the
-    /// core at the start of the next input handled (or the next inspection), in order.
-    func recordRoundTrip(_ client: ClientID, _ rtt: Duration) {
+    /// A pong never takes the party's lock nor a room's: the sample waits in ``roundTrips`` (or
+    /// in its room's, `room` the cell its connection was last seen in) and reaches the core at
+    /// the start of the next input handled there (or the next inspection), in order.
+    func recordRoundTrip(_ client: ClientID, _ rtt: Duration, room: RoomCell? = nil) {
         metrics.roundTrip(seconds: rtt.seconds)
         let milliseconds = UInt64(max(0, (rtt.seconds * 1000).rounded()))
-        roundTrips.withLock { $0.add(milliseconds, for: client) }
+        if let room {
+            room.roundTrips.withLock { $0.add(milliseconds, for: client) }
+        } else {
+            roundTrips.withLock { $0.add(milliseconds, for: client) }
+        }
     }
 
     /// The probe of `probe.session`'s connection ended (on the claimant's event loop).
     private func settle(_ probe: ProbeRequest, answered: Bool) {
-        apply { party, _, now in party.settleProbe(of: probe.session, for: probe.claimant, answered: answered, now: now) }
+        apply(involving: { $0.roomsInvolved(clients: [probe.session, probe.claimant]) }) { party, _, now in party.settleProbe(of: probe.session, for: probe.claimant, answered: answered, now: now) }
     }
 
     func fire(_ timer: TimerRequest) {
@@ -383,7 +418,11 @@ final class SessionGateway: ConnectionAcceptor {
             schedule(deferred, unlessReplaced: true)
             return
         }
-        apply { party, _, now in party.fire(timer.key, now: now) }
+        let cell = Party.roomOfTimer(timer.key).flatMap { room in partitioned ? cells.withLock { $0[room] } : nil }
+        let servedInRoom = cell.map { serveInRoom($0) { part, _, now in part.fire(timer.key, now: now) } } ?? false
+        if !servedInRoom {
+            apply(involving: { $0.roomsInvolved(firing: timer.key) }) { party, _, now in party.fire(timer.key, now: now) }
+        }
         // Measured after the handler ran, with sub-millisecond precision: timer delay + handling.
         let lateness = (clock.preciseNow() - Double(timer.due)) / 1000
         metrics.scheduledRelease(latenessSeconds: lateness)
@@ -467,7 +506,7 @@ final class SessionGateway: ConnectionAcceptor {
     /// Closes `room` for every member ("Room closed by the server operator"); false if there is none.
     func closeRoomByOperator(_ room: RoomID) -> Bool {
         var found = false
-        apply { party, _, now in
+        apply(involving: { $0.roomsInvolved(rooms: [room]) }) { party, _, now in
             guard let outcome = party.closeRoomByOperator(room, now: now) else { return Outcome() }
             found = true
             return outcome
@@ -480,7 +519,7 @@ final class SessionGateway: ConnectionAcceptor {
     /// session departs now); false if there is no such session.
     func disconnectByOperator(_ client: ClientID) -> Bool {
         var found = false
-        apply { party, _, now in
+        apply(involving: { $0.roomsInvolved(clients: [client]) }) { party, _, now in
             guard let outcome = party.disconnectByOperator(client, now: now) else { return Outcome() }
             found = true
             return outcome
@@ -491,19 +530,49 @@ final class SessionGateway: ConnectionAcceptor {
 
     /// What the admin API shows: every room, or one, as of now.
     func inspect(room: RoomID? = nil) -> [RoomView] {
-        let lastNow = state.withLock { $0.lastNow }
         // An update, not a read: the round trips measured since the last input are folded in first.
-        return store.update { party in
+        var views = store.update { party in
             takeRoundTrips(into: &party)
-            let now = max(clock.now(), lastNow)
-            let rooms = room.map { id in party.rooms[id].map { [$0] } ?? [] } ?? party.rooms.values.sorted { $0.sequence < $1.sequence }
-            return (Outcome(), rooms.map { RoomView($0, party: party, now: now) })
+            let now = max(clock.now(), lastNow.load(ordering: .relaxed))
+            let rooms = room.map { id in party.rooms[id].map { [$0] } ?? [] } ?? Array(party.rooms.values)
+            return (Outcome(), rooms.map { (sequence: $0.sequence, view: RoomView($0, party: party, now: now)) })
         }.extra
+        for cell in roomCells(room) {
+            let view = cell.withLock { contents -> RoomView? in
+                guard var part = contents.part else { return nil }
+                contents.part = nil
+                defer { contents.part = part }
+                takeRoundTrips(of: cell, into: &part)
+                let now = max(clock.now(), lastNow.load(ordering: .relaxed))
+                return part.rooms[cell.room].map { RoomView($0, party: part, now: now) }
+            }
+            if let view { views.append((cell.sequence, view)) }
+        }
+        return views.sorted { $0.sequence < $1.sequence }.map(\.view)
+    }
+
+    /// The cells of every room, or of `room` alone.
+    func roomCells(_ room: RoomID? = nil) -> [RoomCell] {
+        cells.withLock { cells in room.map { id in cells[id].map { [$0] } ?? [] } ?? Array(cells.values) }
+    }
+
+    /// Visits every room with the party that holds its members' sessions: the whole party's
+    /// own, then each cell's under its lock (so a scrape is a view of each room, not one cut
+    /// across them all).
+    private func forEachRoom(_ visit: (Room, Party) -> Void) {
+        store.read { party in
+            for room in party.rooms.values { visit(room, party) }
+        }
+        for cell in roomCells() {
+            cell.withLock { contents in
+                if let part = contents.part, let room = part.rooms[cell.room] { visit(room, part) }
+            }
+        }
     }
 
     // MARK: Inspection (metrics, health, tests)
 
-    var roomCount: Int { store.read { $0.rooms.count } }
+    var roomCount: Int { store.read { $0.roomCount } }
     var connectionCount: Int { state.withLock { $0.carriers.count } }
     /// Sessions away from a connection, resumable (PROTOCOL.md §13).
     var awayCount: Int { store.read { $0.awayCount } }
@@ -514,27 +583,29 @@ final class SessionGateway: ConnectionAcceptor {
             return (state.carriers.values.map { $0.connection.takeQueuePeak() }.max() ?? 0, state.closedQueuePeak)
         }
         let (relayed, remote) = relayCounts
-        return store.read { party in
-            var statuses: [String: Int] = [:]
-            var bySync: [String: Int] = [:]
-            var worstOffset = 0.0
-            var worstUncertaintyMs: UInt64 = 0
-            for room in party.rooms.values {
-                for member in room.members {
-                    statuses[room.statuses[member]?.rawValue ?? MetricLabels.noStatus, default: 0] += 1
-                }
-                let sync = party.sync(of: room)
-                bySync[sync.verdict.rawValue, default: 0] += 1
-                if sync.verdict != .paused {
-                    worstOffset = max(worstOffset, abs(sync.hostOffset ?? 0))
-                    worstUncertaintyMs = max(worstUncertaintyMs, sync.clockUncertaintyMs ?? 0)
-                }
+        var statuses: [String: Int] = [:]
+        var bySync: [String: Int] = [:]
+        var roomSizes: [Int] = []
+        var worstOffset = 0.0
+        var worstUncertaintyMs: UInt64 = 0
+        forEachRoom { room, party in
+            for member in room.members {
+                statuses[room.statuses[member]?.rawValue ?? MetricLabels.noStatus, default: 0] += 1
             }
+            roomSizes.append(room.members.count)
+            let sync = party.sync(of: room)
+            bySync[sync.verdict.rawValue, default: 0] += 1
+            if sync.verdict != .paused {
+                worstOffset = max(worstOffset, abs(sync.hostOffset ?? 0))
+                worstUncertaintyMs = max(worstUncertaintyMs, sync.clockUncertaintyMs ?? 0)
+            }
+        }
+        return store.read { party in
             var snapshot = MetricsRegistry.Snapshot(
-                roomsActive: party.rooms.count,
+                roomsActive: roomSizes.count,
                 authenticatedConnections: party.sessions.values.count { $0.authenticated && $0.isAttached },
                 participantsByStatus: statuses,
-                roomSizes: party.rooms.values.map(\.members.count),
+                roomSizes: roomSizes,
                 queuePeakDepth: max(openPeak, closedPeak),
                 wireBytesReceived: traffic?.receivedBytes ?? 0,
                 wireBytesSent: traffic?.sentBytes ?? 0,
@@ -556,11 +627,39 @@ final class SessionGateway: ConnectionAcceptor {
 
     // MARK: The one path every change takes
 
-    /// Hands the core the round trips measured since it last took them (inside a store update).
+    /// The time handed to the core now: the clock's, never before one handed to any room.
+    private func advanceClock() -> ServerTime {
+        let now = clock.now()
+        return lastNow.max(now, ordering: .relaxed).newValue
+    }
+
+    /// Hands the whole party the round trips measured since it last took them (inside an
+    /// update of the whole); a member's of a room cut out waits for its room instead.
     private func takeRoundTrips(into party: inout Party) {
         let samples = roundTrips.withLock { $0.take() }
         for (client, rtts) in samples {
+            if let room = party.sessions[client]?.roomID, party.isDetached(room), let cell = cells.withLock({ $0[room] }) {
+                cell.roundTrips.withLock { pending in
+                    for rtt in rtts { pending.add(rtt, for: client) }
+                }
+                continue
+            }
             for rtt in rtts { party.recordRoundTrip(client, milliseconds: rtt) }
+        }
+    }
+
+    /// Hands a room's part the round trips measured for its members (under the room's lock);
+    /// one of a session that has left the room meanwhile goes back to the whole party.
+    private func takeRoundTrips(of cell: RoomCell, into part: inout Party) {
+        let samples = cell.roundTrips.withLock { $0.take() }
+        for (client, rtts) in samples {
+            guard part.sessions[client] != nil else {
+                roundTrips.withLock { pending in
+                    for rtt in rtts { pending.add(rtt, for: client) }
+                }
+                continue
+            }
+            for rtt in rtts { part.recordRoundTrip(client, milliseconds: rtt) }
         }
     }
 
@@ -575,65 +674,164 @@ final class SessionGateway: ConnectionAcceptor {
         var probes: [(probe: ProbeRequest, suspect: (any Carriage)?, claimant: (any Carriage)?)] = []
     }
 
-    func apply(_ body: (inout Party, inout State, ServerTime) -> Outcome) {
+    /// The rooms an input of the whole party involves, as the core names them
+    /// (``Party/roomsInvolved(receiving:from:verdict:)`` and its siblings); `nil`: every room
+    /// (a drain, and the inputs of a shared store, which keeps the party whole anyway).
+    typealias Involvement = (Party) -> Set<RoomID>?
+
+    /// An input of the whole party: the rooms it involves are put back into it for the input
+    /// (their locks held, in order of id), and every room it leaves there is cut out again after.
+    func apply(involving involved: Involvement = { _ in nil }, _ body: (inout Party, inout State, ServerTime) -> Outcome) {
         // Inside the update only the core and the posting: each message is handed, not yet
         // encoded, to its recipients' connections, so every client's order is the core's order.
         // Encoding (by the first connection to write it) and the writes come after it.
         let (outcome, posted) = store.update { party in state.withLock { state -> (outcome: Outcome, extra: Posted) in
+            let attached = attachRooms(partitioned ? involved(party) : [], into: &party)
+            defer { attached.forEach { $0.unlock() } }
             takeRoundTrips(into: &party)
-            let now = max(clock.now(), state.lastNow)
-            state.lastNow = now
-            let outcome = body(&party, &state, now)
-            var posted = Posted()
-            // A handover takes effect between the deliveries it came between (an auth_success
-            // goes to the connection's first id, the resumed session's messages after it).
-            var handovers = outcome.handovers[...]
-            for (index, delivery) in outcome.deliveries.enumerated() {
-                while let handover = handovers.first, handover.afterDeliveries <= index {
-                    Self.apply(handovers.removeFirst(), to: &state)
-                }
-                let message = delivery.message
-                let text = OutboundText { message.encodedJSON() }
-                var count = 0
-                for recipient in delivery.recipients {
-                    guard let carrier = state.carriers[recipient] else { continue }  // away: nothing is queued
-                    switch carrier.connection.post(text) {
-                    case .queued:
-                        count += 1
-                        if let local = carrier.local {
-                            posted.connections[ObjectIdentifier(local)] = local
-                        } else {
-                            posted.relayed = true
-                        }
-                    case .overflow:
-                        posted.overflowed.append(recipient)
-                    case .closed:
-                        break
-                    }
-                }
-                posted.messages.append((message.type, text, count))
-            }
-            for handover in handovers {
-                Self.apply(handover, to: &state)
-            }
-            for close in outcome.closes {
-                state.carriers[close.client]?.connection.close(code: close.code, reason: close.reason)
-            }
-            for probe in outcome.probes {
-                posted.probes.append((probe, state.carriers[probe.session]?.connection, state.carriers[probe.claimant]?.connection))
-            }
-            // Timers are armed and cancelled inside the update, in the core's order: one armed by
-            // a later input can never be cancelled (or replaced) by an earlier one's late hand.
-            for handover in outcome.handovers {
-                // The greeting id's timers are the new connection's no more; the seat's grace is over.
-                cancelTimers(of: handover.carrier)
-                cancelTimer(.resumeGrace(session: handover.session, awaySince: 0))
-            }
-            for timer in outcome.timers {
-                schedule(timer)
-            }
+            let outcome = body(&party, &state, advanceClock())
+            let posted = post(outcome, through: &state.carriers, queuePeak: &state.closedQueuePeak)
+            detachRooms(from: &party, attached: attached, carriers: state.carriers)
             return (outcome, posted)
         } }
+        finish(outcome, posted)
+    }
+
+    /// Puts `rooms` (`nil`: every one) back into the whole party, each cell's lock taken (in
+    /// order of id) and held until the caller unlocks it; returns their cells.
+    private func attachRooms(_ rooms: Set<RoomID>?, into party: inout Party) -> [RoomCell] {
+        guard partitioned else { return [] }
+        let ids = (rooms ?? party.detachedRooms).sorted()
+        let attached = cells.withLock { cells in ids.compactMap { cells[$0] } }
+        for cell in attached {
+            cell.lockForWhole()
+            guard let part = cell.locked.part else { continue }
+            cell.locked.part = nil
+            party.attachRoom(part)
+            takeRoundTrips(of: cell, into: &party)
+        }
+        return attached
+    }
+
+    /// Cuts every room the whole party holds out again, into its cell (a new one for a room the
+    /// input created), with its attached members' carriers; a cell whose room is gone is emptied
+    /// and forgotten. Every member's handle learns its room's cell, and one that left its room
+    /// forgets it.
+    private func detachRooms(from party: inout Party, attached: [RoomCell], carriers: [ClientID: Carrier]) {
+        guard partitioned else { return }
+        var gone = Dictionary(uniqueKeysWithValues: attached.map { ($0.room, $0) })
+        var created: [RoomCell] = []
+        var left = [ObjectIdentifier: ClientHandle]()
+        for cell in attached {
+            for carrier in cell.locked.carriers.values { left[ObjectIdentifier(carrier.handle)] = carrier.handle }
+        }
+        for id in Array(party.rooms.keys) {
+            guard let part = party.detachRoom(id), let room = part.rooms[id] else { continue }
+            let contents = RoomCell.Contents(part: part, carriers: carriers.filter { room.members.contains($0.key) })
+            let cell: RoomCell
+            if let existing = gone.removeValue(forKey: id) {
+                cell = existing
+                cell.locked = contents
+            } else {
+                cell = RoomCell(room: id, sequence: room.sequence)
+                cell.withLock { $0 = contents }
+                created.append(cell)
+            }
+            for carrier in contents.carriers.values {
+                carrier.handle.enter(cell)
+                left[ObjectIdentifier(carrier.handle)] = nil
+            }
+        }
+        for handle in left.values { handle.enter(nil) }
+        for cell in gone.values { cell.locked = RoomCell.Contents() }
+        guard !gone.isEmpty || !created.isEmpty else { return }
+        cells.withLock { cells in
+            for cell in gone.values { cells[cell.room] = nil }
+            for cell in created { cells[cell.room] = cell }
+        }
+    }
+
+    /// Serves an input in `handle`'s room alone if only the room answers it (`body` returns
+    /// `nil` when not, changing nothing); false when it must go to the whole party.
+    private func serveInRoom(of handle: ClientHandle, _ body: (inout Party, [ClientID: Carrier], ServerTime) -> Outcome?) -> Bool {
+        guard partitioned, let cell = handle.roomCell else { return false }
+        return serveInRoom(cell, body)
+    }
+
+    /// Serves an input in `cell`'s room alone, under its lock only (see ``serveInRoom(of:_:)``).
+    private func serveInRoom(_ cell: RoomCell, _ body: (inout Party, [ClientID: Carrier], ServerTime) -> Outcome?) -> Bool {
+        let served = cell.withLock { contents -> (outcome: Outcome, posted: Posted)? in
+            guard var part = contents.part else { return nil }
+            contents.part = nil  // the part is changed in place, not copied
+            defer { contents.part = part }
+            takeRoundTrips(of: cell, into: &part)
+            guard let outcome = body(&part, contents.carriers, advanceClock()) else { return nil }
+            assert(outcome.handovers.isEmpty, "a room alone moves no session between connections")
+            var carriers = contents.carriers
+            var queuePeak = 0
+            return (outcome, post(outcome, through: &carriers, queuePeak: &queuePeak))
+        }
+        guard let served else { return false }
+        finish(served.outcome, served.posted)
+        return true
+    }
+
+    /// Posts an outcome to its recipients' connections, closes, probes, handovers and timers,
+    /// in the core's order (inside the input's update).
+    private func post(_ outcome: Outcome, through carriers: inout [ClientID: Carrier], queuePeak: inout Int) -> Posted {
+        var posted = Posted()
+        // A handover takes effect between the deliveries it came between (an auth_success
+        // goes to the connection's first id, the resumed session's messages after it).
+        var handovers = outcome.handovers[...]
+        for (index, delivery) in outcome.deliveries.enumerated() {
+            while let handover = handovers.first, handover.afterDeliveries <= index {
+                Self.apply(handovers.removeFirst(), to: &carriers, queuePeak: &queuePeak)
+            }
+            let message = delivery.message
+            let text = OutboundText { message.encodedJSON() }
+            var count = 0
+            for recipient in delivery.recipients {
+                guard let carrier = carriers[recipient] else { continue }  // away: nothing is queued
+                switch carrier.connection.post(text) {
+                case .queued:
+                    count += 1
+                    if let local = carrier.local {
+                        posted.connections[ObjectIdentifier(local)] = local
+                    } else {
+                        posted.relayed = true
+                    }
+                case .overflow:
+                    posted.overflowed.append(recipient)
+                case .closed:
+                    break
+                }
+            }
+            posted.messages.append((message.type, text, count))
+        }
+        for handover in handovers {
+            Self.apply(handover, to: &carriers, queuePeak: &queuePeak)
+        }
+        for close in outcome.closes {
+            carriers[close.client]?.connection.close(code: close.code, reason: close.reason)
+        }
+        for probe in outcome.probes {
+            posted.probes.append((probe, carriers[probe.session]?.connection, carriers[probe.claimant]?.connection))
+        }
+        // Timers are armed and cancelled inside the update, in the core's order: one armed by
+        // a later input can never be cancelled (or replaced) by an earlier one's late hand.
+        for handover in outcome.handovers {
+            // The greeting id's timers are the new connection's no more; the seat's grace is over.
+            cancelTimers(of: handover.carrier)
+            cancelTimer(.resumeGrace(session: handover.session, awaySince: 0))
+        }
+        for timer in outcome.timers {
+            schedule(timer)
+        }
+        return posted
+    }
+
+    /// After an input's update: the writes, and what the outcome reports.
+    private func finish(_ outcome: Outcome, _ posted: Posted) {
         Connection.deliver(posted.connections.values)
         if posted.relayed { bus?.wakeSender() }
         for (type, text, count) in posted.messages where count > 0 {
@@ -658,19 +856,19 @@ final class SessionGateway: ConnectionAcceptor {
 
     /// Moves a session to the connection greeted as `handover.carrier`; the connection that
     /// still carried it, if any, is closed with 4001 and its handle hears nothing more.
-    private static func apply(_ handover: Handover, to state: inout State) {
-        if let old = state.carriers[handover.session] {
+    private static func apply(_ handover: Handover, to carriers: inout [ClientID: Carrier], queuePeak: inout Int) {
+        if let old = carriers[handover.session] {
             old.handle.detach()
             let cause = CloseCause.sessionTakenOver
             old.connection.close(code: cause.code, reason: cause.text)
-            state.closedQueuePeak = max(state.closedQueuePeak, old.connection.takeQueuePeak())
+            queuePeak = max(queuePeak, old.connection.takeQueuePeak())
         }
-        guard let carrier = state.carriers.removeValue(forKey: handover.carrier) else {
-            state.carriers[handover.session] = nil
+        guard let carrier = carriers.removeValue(forKey: handover.carrier) else {
+            carriers[handover.session] = nil
             return
         }
         carrier.handle.rebind(to: handover.session)
-        state.carriers[handover.session] = carrier
+        carriers[handover.session] = carrier
     }
 
     /// Pings the suspect connection and settles the probe on the claimant's event loop, where
@@ -844,6 +1042,8 @@ final class ClientHandle: ConnectionSession {
         var relayedTo: String?
         /// Pings answered here for a relayed connection in the current one-second window.
         var relayedPings = (windowStart: UInt64(0), count: 0)
+        /// The cell of the room its session was last seen in (the gateway checks it is still so).
+        var room: RoomCell?
     }
 
     /// Touched by the connection's event loop, and by a handover (``rebind(to:)``, ``detach()``)
@@ -860,6 +1060,15 @@ final class ClientHandle: ConnectionSession {
 
     /// The session this connection carries now (`nil`: taken over elsewhere).
     var seat: ClientID? { inbox.withLock { $0.seat } }
+
+    /// The cell of the room this connection's session was in when an input last left it there
+    /// (it may have left since: the room's cell tells).
+    var roomCell: RoomCell? { inbox.withLock { $0.room } }
+
+    /// Its session is in `cell`'s room now, or in none (called under the gateway's lock).
+    func enter(_ cell: RoomCell?) {
+        inbox.withLock { $0.room = cell }
+    }
 
     /// A resume moved `session` to this connection (called under the gateway's lock).
     func rebind(to session: ClientID) {
@@ -890,6 +1099,7 @@ final class ClientHandle: ConnectionSession {
     func detach() {
         inbox.withLock { inbox in
             inbox.seat = nil
+            inbox.room = nil
             inbox.held.removeAll()
         }
     }
@@ -935,8 +1145,9 @@ final class ClientHandle: ConnectionSession {
             let milliseconds = UInt64(max(0, (roundTrip.seconds * 1000).rounded()))
             return gateway.forward(.roundTrip(connection: greetedAs, milliseconds: milliseconds), to: owner)
         }
+        let (seat, room) = inbox.withLock { ($0.seat, $0.room) }
         guard let seat else { return }
-        gateway.recordRoundTrip(seat, roundTrip)
+        gateway.recordRoundTrip(seat, roundTrip, room: room)
     }
 
     /// Hands one message to the gateway; true if it started a verification.

@@ -35,6 +35,9 @@ extension Party {
     /// Rooms held by parts of their own, not here (their listings are).
     public var detachedRooms: Set<RoomID> { Set(detached.keys) }
 
+    /// Whether `room` is held by a part of its own (cut out by ``detachRoom(_:)``).
+    public func isDetached(_ room: RoomID) -> Bool { detached[room] != nil }
+
     /// Every room this server holds, attached or cut out.
     public var roomCount: Int { rooms.count + detached.count }
 

@@ -56,7 +56,10 @@ import Testing
             _ = try await guest.next("room_state")
             try await guest.send(["type": "participant_status", "room": room, "payload": ["status": "buffering"]])
             try await host.send(["type": "player_event", "room": room, "payload": ["action": "play", "position": 10]])
-            try await Task.sleep(for: .milliseconds(300))
+            // Both messages handled (Gus buffering, the play pending on him), however busy the machine.
+            #expect(try await eventually {
+                server.gateway.inspect(room: room).first.map { $0.pendingPlay && $0.sync.membersCatchingUp == 1 } ?? false
+            })
 
             try await Self.withAdmin(server) { admin in
                 let (status, body) = try await Self.get(admin, "/admin/rooms")

@@ -122,16 +122,17 @@ struct CutParty: FuzzedParty {
     @Test func theCutPartyAnswersEveryInputAsTheWholeDoes() async throws {
         let (whole, cut, other) = try await onItsOwnThread {
             (
-                try FuzzTests.run(seed: 0x5EED_CA7, steps: 20_000) { WholeParty(party: $0) },
-                try FuzzTests.run(seed: 0x5EED_CA7, steps: 20_000) { CutParty($0) },
-                try FuzzTests.run(seed: 0xCA7_5EED, steps: 20_000) { CutParty($0) }
+                try FuzzTests.run(seed: 0x5EED_CA7, steps: 12_000) { WholeParty(party: $0) },
+                try FuzzTests.run(seed: 0x5EED_CA7, steps: 12_000) { CutParty($0) },
+                try FuzzTests.run(seed: 0xCA7_5EED, steps: 1_000) { CutParty($0) }
             )
         }
+        print("partition routes: \(cut.routed)")
         #expect(cut.digest == whole.digest, "the cut party answered differently: \(cut.routed)")
         #expect(cut.sent == whole.sent && cut.errors == whole.errors && cut.handovers == whole.handovers)
         #expect(other.digest != cut.digest)
         // Every route was taken, the ones that need the router's care many times.
-        #expect(cut.routed["part", default: 0] > 3_000, "\(cut.routed)")
+        #expect(cut.routed["part", default: 0] > 1_500, "\(cut.routed)")
         #expect(cut.routed["whole with 2 parts", default: 0] > 100, "\(cut.routed)")
         #expect(cut.routed["eviction elsewhere", default: 0] > 1, "\(cut.routed)")
     }

@@ -277,7 +277,7 @@ final class ReplicaBus: Sendable {
     private func timedCall<Value: Sendable>(_ operation: StoreOperation, _ call: @escaping @Sendable () async throws -> Value) async throws -> Value {
         let start = ContinuousClock.now
         do {
-            let value = try await Deadline.within(RoomTable.callLimit, call)
+            let value = try await Deadline.within(RoomTable.standardCallLimit, call)
             metrics.storeCall(operation.rawValue, seconds: (ContinuousClock.now - start).seconds, failed: false)
             return value
         } catch {
@@ -477,7 +477,7 @@ final class ReplicaBus: Sendable {
             }
             try? await directory.heartbeat()
             let (pool, channel, logger) = (pool, channel, logger)
-            _ = try? await Deadline.within(RoomTable.callLimit) {
+            _ = try? await Deadline.within(RoomTable.standardCallLimit) {
                 try await pool.query("SELECT pg_notify(\(channel), \(Self.echo))", logger: logger)
             }
             let peers = state.withLock { Array($0.links) }

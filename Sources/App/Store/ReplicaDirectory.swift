@@ -20,7 +20,7 @@ struct ReplicaDirectory: Sendable {
     /// This replica listens: heard now.
     func heartbeat() async throws {
         let (client, replica, logger) = (client, replica, logger)
-        _ = try await Deadline.within(RoomTable.callLimit) {
+        _ = try await Deadline.within(RoomTable.standardCallLimit) {
             try await client.query(
                 """
                 INSERT INTO owp_replicas (replica, heard_at) VALUES (\(replica), now())
@@ -36,7 +36,7 @@ struct ReplicaDirectory: Sendable {
         guard !replicas.isEmpty else { return [] }
         let (client, logger, window) = (client, logger, Self.liveWindowSeconds)
         let channels = replicas.map(ReplicaBus.channel(of:))
-        return try await Deadline.within(RoomTable.callLimit) {
+        return try await Deadline.within(RoomTable.standardCallLimit) {
             let rows = try await client.query(
                 """
                 SELECT r.replica FROM owp_replicas AS r
@@ -53,7 +53,7 @@ struct ReplicaDirectory: Sendable {
     /// This replica stopped listening for good (a drain): nothing is to be sent to it any more.
     func remove() async throws {
         let (client, replica, logger) = (client, replica, logger)
-        _ = try await Deadline.within(RoomTable.callLimit) {
+        _ = try await Deadline.within(RoomTable.standardCallLimit) {
             try await client.query("DELETE FROM owp_replicas WHERE replica = \(replica)", logger: logger)
         }
     }
@@ -62,7 +62,7 @@ struct ReplicaDirectory: Sendable {
     /// (their listener was gone).
     func removeStale() async throws {
         let (client, logger) = (client, logger)
-        _ = try await Deadline.within(RoomTable.callLimit) {
+        _ = try await Deadline.within(RoomTable.standardCallLimit) {
             try await client.query("DELETE FROM owp_replicas WHERE heard_at < now() - interval '1 day'", logger: logger)
             try await client.query("DELETE FROM owp_bus_spill WHERE created_at < now() - interval '1 minute'", logger: logger)
         }

@@ -20,17 +20,26 @@ struct RoomTable: Sendable {
     /// This process's replica id (unique per start: a restarted process owns nothing).
     let replica: String
     let leaseSeconds: Int
+    /// How long a call may take before it is given up on (and, inside the database, its
+    /// statement cancelled).
+    let callLimit: Duration
     let logger: Logger
 
-    init(client: PostgresClient, lookups: PostgresClient? = nil, replica: String, leaseSeconds: Int, logger: Logger) {
+    init(
+        client: PostgresClient, lookups: PostgresClient? = nil, replica: String, leaseSeconds: Int,
+        callLimit: Duration = RoomTable.standardCallLimit, logger: Logger
+    ) {
         self.client = client
         self.lookups = lookups ?? client
         self.replica = replica
         self.leaseSeconds = leaseSeconds
+        self.callLimit = callLimit
         self.logger = logger
     }
 
-    static let callLimit: Duration = .seconds(2)
+    /// The server's limit on one database call: far above a healthy round trip, well below
+    /// the lease, so that a hung call is noticed while the room is still this replica's.
+    static let standardCallLimit: Duration = .seconds(2)
 
     enum Claim: Equatable {
         /// The room is this replica's now, under `epoch`; `record` is its stored state (JSON);
@@ -91,7 +100,7 @@ struct RoomTable: Sendable {
 
     @discardableResult
     private func timed<Value: Sendable>(_ operation: @escaping @Sendable () async throws -> Value) async throws -> Value {
-        try await Deadline.within(Self.callLimit, operation)
+        try await Deadline.within(callLimit, operation)
     }
 
     /// A trivial round trip: is the database there?
@@ -165,15 +174,15 @@ struct RoomTable: Sendable {
     /// room's bad data), each room is written on its own, so one room never holds up the
     /// others. Throws only when the database cannot be reached.
     func write(_ writes: [Write]) async throws -> WriteResult {
-        let (client, replica, lease, logger) = (client, replica, Double(leaseSeconds), logger)
+        let (client, replica, lease, limit, logger) = (client, replica, Double(leaseSeconds), callLimit, logger)
         return try await timed {
             do {
-                return try await Self.batch(writes, client: client, replica: replica, lease: lease, logger: logger)
+                return try await Self.batch(writes, client: client, replica: replica, lease: lease, limit: limit, logger: logger)
             } catch where Self.isStatementError(error) && writes.count > 1 {
                 var result = WriteResult()
                 for write in writes {
                     do {
-                        switch try await Self.apply(write, client: client, replica: replica, lease: lease, logger: logger) {
+                        switch try await Self.apply(write, client: client, replica: replica, lease: lease, limit: limit, logger: logger) {
                         case true: result.written.append(write.room)
                         case false: result.lost.append((write.room, write.epoch))
                         }
@@ -191,7 +200,7 @@ struct RoomTable: Sendable {
     }
 
     /// Every write in one transaction.
-    private static func batch(_ writes: [Write], client: PostgresClient, replica: String, lease: Double, logger: Logger) async throws -> WriteResult {
+    private static func batch(_ writes: [Write], client: PostgresClient, replica: String, lease: Double, limit: Duration, logger: Logger) async throws -> WriteResult {
         var upserts: [(record: RoomRecord, json: String, epoch: Int64, seq: Int64, created: Bool)] = []
         var deletes: [(room: RoomID, epoch: Int64)] = []
         for write in writes {
@@ -200,7 +209,7 @@ struct RoomTable: Sendable {
             case .delete(let room, let epoch): deletes.append((room, epoch))
             }
         }
-        let timeout = String(Int(callLimit.components.seconds) * 1000)
+        let timeout = String(Int(limit.components.seconds) * 1000)
         let result = try await client.withTransaction(logger: logger) { connection -> WriteResult in
             try await connection.query("SET LOCAL statement_timeout = \(unescaped: timeout)", logger: logger)
             let all = writes.map(\.room)
@@ -286,14 +295,14 @@ struct RoomTable: Sendable {
     }
 
     /// One room's write; false if its claim has passed to another replica.
-    private static func apply(_ write: Write, client: PostgresClient, replica: String, lease: Double, logger: Logger) async throws -> Bool {
+    private static func apply(_ write: Write, client: PostgresClient, replica: String, lease: Double, limit: Duration, logger: Logger) async throws -> Bool {
         switch write {
         case .delete(let room, let epoch):
             try await client.query("DELETE FROM owp_rooms WHERE room_id = \(room) AND owner = \(replica) AND epoch = \(epoch)", logger: logger)
             return true
         case .upsert(let record, let json, let epoch, let seq, let created):
             return try await client.withTransaction(logger: logger) { connection -> Bool in
-                try await connection.query("SET LOCAL statement_timeout = \(unescaped: String(Int(callLimit.components.seconds) * 1000))", logger: logger)
+                try await connection.query("SET LOCAL statement_timeout = \(unescaped: String(Int(limit.components.seconds) * 1000))", logger: logger)
                 // Updated only under this claim and only by a later write; a room made here is
                 // inserted if its row is not there yet (a first write given up on may have landed).
                 let upsert: PostgresQuery =
