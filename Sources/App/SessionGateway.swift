@@ -26,8 +26,9 @@ import WatchPartyCore
 ///
 /// With the embedded store every room is cut out of the party into a ``RoomCell`` of its own
 /// (``partitioned``): an input only its room answers is an update of that cell alone, so rooms
-/// never wait on one another, and nothing but a lobby input (connect, auth, create, join, leave,
-/// disconnect, resume) takes the party's lock. Locks nest one way only: the store's, then the
+/// never wait on one another. Any other input takes the party's lock and the locks of the rooms
+/// it involves: connect, auth, create, join, leave, list, close, disconnect, resume, a lobby
+/// session's messages and the party's own timers. Locks nest one way only: the store's, then the
 /// gateway's own, then rooms' in order of id; a room's update takes no other room's nor the
 /// party's. Everything the core reports becomes metrics and log lines here; lines whose rate a
 /// client controls go through a ``LogThrottle``.
@@ -639,12 +640,21 @@ final class SessionGateway: ConnectionAcceptor {
         let samples = roundTrips.withLock { $0.take() }
         for (client, rtts) in samples {
             if let room = party.sessions[client]?.roomID, party.isDetached(room), let cell = cells.withLock({ $0[room] }) {
-                cell.roundTrips.withLock { pending in
-                    for rtt in rtts { pending.add(rtt, for: client) }
-                }
+                cell.roundTrips.withLock { $0.add(rtts, for: client) }
                 continue
             }
             for rtt in rtts { party.recordRoundTrip(client, milliseconds: rtt) }
+        }
+    }
+
+    /// Moves the round trips waiting in `cell` to the whole party's, which hands each to the
+    /// room its session is in now: for a room put back into the party (its sessions may since
+    /// be in another room's part) or gone.
+    private func returnRoundTrips(of cell: RoomCell) {
+        let samples = cell.roundTrips.withLock { $0.take() }
+        guard !samples.isEmpty else { return }
+        roundTrips.withLock { pending in
+            for (client, rtts) in samples { pending.add(rtts, for: client) }
         }
     }
 
@@ -654,9 +664,7 @@ final class SessionGateway: ConnectionAcceptor {
         let samples = cell.roundTrips.withLock { $0.take() }
         for (client, rtts) in samples {
             guard part.sessions[client] != nil else {
-                roundTrips.withLock { pending in
-                    for rtt in rtts { pending.add(rtt, for: client) }
-                }
+                roundTrips.withLock { $0.add(rtts, for: client) }
                 continue
             }
             for rtt in rtts { part.recordRoundTrip(client, milliseconds: rtt) }
@@ -688,7 +696,7 @@ final class SessionGateway: ConnectionAcceptor {
         let (outcome, posted) = store.update { party in state.withLock { state -> (outcome: Outcome, extra: Posted) in
             let attached = attachRooms(partitioned ? involved(party) : [], into: &party)
             defer { attached.forEach { $0.unlock() } }
-            takeRoundTrips(into: &party)
+            takeRoundTrips(into: &party)  // the attached rooms' samples included
             let outcome = body(&party, &state, advanceClock())
             let posted = post(outcome, through: &state.carriers, queuePeak: &state.closedQueuePeak)
             detachRooms(from: &party, attached: attached, carriers: state.carriers)
@@ -705,10 +713,10 @@ final class SessionGateway: ConnectionAcceptor {
         let attached = cells.withLock { cells in ids.compactMap { cells[$0] } }
         for cell in attached {
             cell.lockForWhole()
+            returnRoundTrips(of: cell)
             guard let part = cell.locked.part else { continue }
             cell.locked.part = nil
             party.attachRoom(part)
-            takeRoundTrips(of: cell, into: &party)
         }
         return attached
     }
@@ -727,7 +735,9 @@ final class SessionGateway: ConnectionAcceptor {
         }
         for id in Array(party.rooms.keys) {
             guard let part = party.detachRoom(id), let room = part.rooms[id] else { continue }
-            let contents = RoomCell.Contents(part: part, carriers: carriers.filter { room.members.contains($0.key) })
+            let contents = RoomCell.Contents(
+                part: part, carriers: Dictionary(room.members.compactMap { member in carriers[member].map { (member, $0) } }, uniquingKeysWith: { first, _ in first })
+            )
             let cell: RoomCell
             if let existing = gone.removeValue(forKey: id) {
                 cell = existing
@@ -743,7 +753,10 @@ final class SessionGateway: ConnectionAcceptor {
             }
         }
         for handle in left.values { handle.enter(nil) }
-        for cell in gone.values { cell.locked = RoomCell.Contents() }
+        for cell in gone.values {
+            cell.locked = RoomCell.Contents()
+            returnRoundTrips(of: cell)  // a pong that came in while the room closed
+        }
         guard !gone.isEmpty || !created.isEmpty else { return }
         cells.withLock { cells in
             for cell in gone.values { cells[cell.room] = nil }
@@ -1203,8 +1216,12 @@ struct PendingRoundTrips {
     private(set) var samples: [ClientID: [UInt64]] = [:]
 
     mutating func add(_ rtt: UInt64, for client: ClientID) {
+        add([rtt], for: client)
+    }
+
+    mutating func add(_ rtts: [UInt64], for client: ClientID) {
         var list = samples[client, default: []]
-        list.append(rtt)
+        list.append(contentsOf: rtts)
         if list.count > Self.limit { list.removeFirst(list.count - Self.limit) }
         samples[client] = list
     }

@@ -65,6 +65,22 @@ import Testing
         }
     }
 
+    /// A pong's sample waits in the room's cell; an input of the whole party that puts the room
+    /// back (a join) hands it to the member's session, not lost with the cell's copy.
+    @Test func aRoundTripWaitingInARoomSurvivesTheRoomBeingPutBack() async throws {
+        try await withLiveServer({ $0.transport.firstPingDelay = .seconds(60) }) { port, server, _ in
+            let (host, room) = try await Self.create("Measured", port: port)
+            let cell = try #require(server.gateway.roomCells(room).first)
+            let hostID = try #require(server.gateway.inspect(room: room).first?.members.first?.clientID)
+            server.gateway.recordRoundTrip(hostID, .milliseconds(40), room: cell)
+            let guest = try await Self.join(room, port: port)
+            #expect(cell.roundTrips.withLock { $0.samples.isEmpty }, "the join took the room's waiting samples")
+            let members = try #require(server.gateway.inspect(room: room).first?.members)
+            #expect(members.first { $0.clientID == hostID }?.rttMs == 40)
+            for client in [host, guest] { try await client.close() }
+        }
+    }
+
     private static func create(_ name: String, port: Int) async throws -> (LiveClient, String) {
         let host = try await LiveClient(port: port)
         _ = try await host.next("room_list")
