@@ -6,10 +6,13 @@ import Transport
 
 /// JWT mode, admission limits, the rate limit and liveness, over real sockets.
 @Suite struct AuthFlowTests {
+    /// Short, but longer than a connection waits for its token check when the whole suite runs
+    /// on two busy cores (1.5 s was not).
+    static let authTimeoutMs = 4_000
+
     static func jwtMode(_ settings: inout ServerSettings) {
         settings.jwt = JWTSettings(secret: Secret(TestTokens.secret))
-        // Short, but longer than a token check ever takes on a busy machine.
-        settings.rules.authTimeoutMs = 1_500
+        settings.rules.authTimeoutMs = UInt64(authTimeoutMs)
     }
 
     @Test func validAuthGetsSuccessThenTheLobbyAndHealthSaysAuthEnabled() async throws {
@@ -29,7 +32,7 @@ import Transport
             #expect(payload["protocol_version"] as? Int == 1)
             #expect(payload["features"] as? [String] == ["host_transfer"])
             #expect(try await client.next()["type"] as? String == "room_list")
-            try await Task.sleep(for: .milliseconds(1_800))
+            try await Task.sleep(for: .milliseconds(Self.authTimeoutMs + 300))
             try await client.send(["type": "ping"])
             #expect(try await client.next()["type"] as? String == "pong", "authenticated in time: no auth timeout")
             try await client.close()
@@ -48,7 +51,7 @@ import Transport
             try await client.send(["type": "auth", "payload": ["token": TestTokens.token(alg: "none")]])
             let failed = try await client.next("error")
             #expect((failed["payload"] as? [String: Any])?["code"] as? String == "AUTHENTICATION_FAILED")
-            let timeout = try await client.next("error", timeout: .seconds(3))
+            let timeout = try await client.next("error", timeout: .milliseconds(Self.authTimeoutMs + 2_000))
             #expect((timeout["payload"] as? [String: Any])?["code"] as? String == "AUTHENTICATION_TIMEOUT")
             let frame = try await client.closeFrame()
             #expect(frame?.closeCode == .unknown(4004))
