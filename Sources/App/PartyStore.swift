@@ -57,8 +57,8 @@ protocol SharedRoomStore: AnyObject, Sendable {
     var isActing: Bool { get }
 
     /// The drain with a shared store: stops acting, writes every room, releases their claims,
-    /// then hands each to `release` (which removes it here); returns how many were handed over.
-    func handOver(release: @escaping @Sendable (RoomID) -> Void) async -> Int
+    /// then hands each to `release` (which removes it here); returns what was handed over.
+    func handOver(release: @escaping @Sendable (RoomID) -> Void) async -> RoomHandover
 
     /// Where the store reports rooms whose claim it found taken by another replica: they
     /// must be removed here at once, without a departure.
@@ -94,4 +94,13 @@ enum RecoveryVerdict: Sendable, Equatable {
     case unavailable
     /// The room is owned by this live replica, reachable over the bus (PROTOCOL.md §14).
     case elsewhere(String)
+}
+
+/// What a drain's handover did (``SharedRoomStore/handOver(release:)``).
+struct RoomHandover: Sendable, Equatable {
+    /// Every room handed over (removed here), in room order.
+    var rooms: [RoomID] = []
+    /// Whether their claims were released, so that another replica may claim them at once; if
+    /// not, they move only when their leases run out.
+    var released = false
 }

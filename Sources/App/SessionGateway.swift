@@ -82,7 +82,7 @@ final class SessionGateway: ConnectionAcceptor {
     /// JWT mode only.
     private let verifier: JWTVerifier?
     /// With `DATABASE_URL`: the store that shares rooms with other replicas (PROTOCOL.md §14).
-    private let shared: (any SharedRoomStore)?
+    let shared: (any SharedRoomStore)?
     /// With `DATABASE_URL`: the bus to the other replicas, through which members connected to
     /// one are served by their room's owner (``SessionGateway+Relay``).
     let bus: ReplicaBus?
@@ -228,7 +228,7 @@ final class SessionGateway: ConnectionAcceptor {
     }
 
     /// Takes a stored room over in the core, with when its previous owner was last heard of.
-    private var adopter: @Sendable (RoomRecord, ServerTime?) -> Bool {
+    var adopter: @Sendable (RoomRecord, ServerTime?) -> Bool {
         { [weak self] record, ownerGoneAt in self?.adopt(record, ownerGoneAt: ownerGoneAt) ?? false }
     }
 
@@ -447,13 +447,16 @@ final class SessionGateway: ConnectionAcceptor {
 
     /// The drain with a shared store (PROTOCOL.md §11, §14): every room written and released
     /// for another replica, and removed here without a departure (members' connections closed
-    /// with 1012); returns how many.
+    /// with 1012), then offered to the live replicas that stay (``offer(_:)``); returns how many
+    /// were handed over.
     func handOverRooms() async -> Int {
         guard let shared else { return 0 }
         handingOver.store(true, ordering: .releasing)
-        return await shared.handOver { [weak self] room in
+        let handover = await shared.handOver { [weak self] room in
             self?.apply { party, _, now in party.release(room, closing: .serviceRestart, now: now)?.outcome ?? Outcome() }
         }
+        await offer(handover)
+        return handover.rooms.count
     }
 
     /// From now on create and join are refused with SERVER_SHUTTING_DOWN.
@@ -574,6 +577,9 @@ final class SessionGateway: ConnectionAcceptor {
     // MARK: Inspection (metrics, health, tests)
 
     var roomCount: Int { store.read { $0.roomCount } }
+
+    /// How many of `rooms` are here (owned by this replica, with a shared store).
+    func hostedCount(of rooms: [RoomID]) -> Int { store.read { party in rooms.filter { party.rooms[$0] != nil }.count } }
     var connectionCount: Int { state.withLock { $0.carriers.count } }
     /// Sessions away from a connection, resumable (PROTOCOL.md §13).
     var awayCount: Int { store.read { $0.awayCount } }

@@ -66,6 +66,7 @@ extension MetricsRegistry {
 
     public func roomTakenOver() { roomsTakenOver.increment() }
     public func roomHandedOver() { roomsHandedOver.increment() }
+    public func roomsOffered(_ count: Int) { roomsOffered.increment(by: Int64(count)) }
     public func leaseLost() { leasesLost.increment() }
     public func storeUnavailableReply() { storeUnavailableReplies.increment() }
 

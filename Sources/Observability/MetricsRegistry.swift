@@ -34,6 +34,7 @@ public final class MetricsRegistry: Sendable {
     let storeErrors: Labeled<Counter>
     let roomsTakenOver: Counter
     let roomsHandedOver: Counter
+    let roomsOffered: Counter
     let leasesLost: Counter
     let storeUnavailableReplies: Counter
     // The bus between replicas (PROTOCOL.md §14)
@@ -149,6 +150,8 @@ public final class MetricsRegistry: Sendable {
             label: "operation", values: labels.storeOperations)
         roomsTakenOver = counter("owp_store_rooms_taken_over_total", "Rooms this replica took over from their stored state (after a handover, or a lease that ran out).")
         roomsHandedOver = counter("owp_store_rooms_handed_over_total", "Rooms this replica handed away as they were (drain with a shared store, or a lost claim).")
+        roomsOffered = counter(
+            "owp_store_rooms_offered_total", "Rooms this replica, handing them over at a drain, offered to another live replica to take over at once.")
         leasesLost = counter("owp_store_leases_lost_total", "Rooms whose claim this replica found taken by another (it stopped acting on them).")
         storeUnavailableReplies = counter(
             "owp_store_unavailable_replies_total", "Messages answered SERVICE_UNAVAILABLE because the shared store could not be reached or the room's claim was not current.")

@@ -23,7 +23,7 @@ import WatchPartyCore
         frames += [
             .deliver(connections: [], text: "nobody"), .roundTrip(connection: "c", milliseconds: 0), .roundTrip(connection: "c", milliseconds: 86_400_000),
             .gone(connection: "gone \"one\""), .binary(connection: "b", bytes: 12), .probed(probe: 7, answered: true),
-            .close(connection: "c", code: 1012, reason: "Service restart"), .probe(connection: "p", probe: 9, withinMs: 500), .unlinked,
+            .close(connection: "c", code: 1012, reason: "Service restart"), .probe(connection: "p", probe: 9, withinMs: 500), .takeOver(rooms: ["r1", "r2"]), .unlinked,
         ]
         return frames
     }

@@ -38,7 +38,7 @@ import Testing
         "owp_request_head_timeouts_total": "counter", "owp_request_bodies_too_large_total": "counter",
         "owp_connections_authenticated": "gauge", "owp_sessions_away": "gauge", "owp_session_resumes_total": "counter",
         "owp_session_graces_expired_total": "counter", "owp_store_reachable": "gauge", "owp_store_call_seconds": "histogram",
-        "owp_store_errors_total": "counter", "owp_store_rooms_taken_over_total": "counter", "owp_store_rooms_handed_over_total": "counter",
+        "owp_store_errors_total": "counter", "owp_store_rooms_taken_over_total": "counter", "owp_store_rooms_handed_over_total": "counter", "owp_store_rooms_offered_total": "counter",
         "owp_store_leases_lost_total": "counter", "owp_store_unavailable_replies_total": "counter",
         "owp_bus_frames_sent_total": "counter", "owp_bus_frames_received_total": "counter", "owp_bus_notifications_received_total": "counter",
         "owp_bus_latency_seconds": "histogram", "owp_bus_spilled_total": "counter", "owp_bus_links_dropped_total": "counter",

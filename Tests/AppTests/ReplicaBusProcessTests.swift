@@ -170,6 +170,13 @@ extension ReplicaProcessTests {
         }
         #expect(ContinuousClock.now - stopped < .seconds(4), "relayed members are told at once, not when the owner's heartbeats stop")
         _ = try await servers[0].exitStatus(within: .seconds(10))
+        #expect(servers[0].logText.contains("Drain: rooms offered to the replicas that stay"), "\(servers[0].logText)")
+        // Offered at the handover: a replica that stays owns the room before any member is back.
+        let survivors = Array(servers.dropFirst())
+        #expect(
+            try await eventually(timeout: .seconds(3)) { survivors.contains { $0.logText.contains("Room taken over from the store") } },
+            "taken over at the offer, not at the first resume")
+        #expect(survivors.contains { $0.logText.contains("taken_over=1") && $0.logText.contains("Rooms offered at another replica's handover") })
         // Each back through a replica of its own: the room moves to the first that asks, the others are served through it.
         var resumed: [(client: LiveClient, hello: [String: Any], state: [String: Any])] = []
         for (index, member) in ([host] + guests).enumerated() {

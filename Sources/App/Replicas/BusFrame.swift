@@ -36,6 +36,15 @@ enum BusFrame: Codable, Sendable, Equatable {
     /// Ping the connection and say, within this many milliseconds, whether it answered.
     case probe(connection: ClientID, probe: UInt64, withinMs: Int64)
 
+    // Replica → replica.
+    /// The sender, draining, released these rooms' claims (PROTOCOL.md §11, §14): the receiver
+    /// claims and takes them over at once, so that their members, reconnecting after the 1012,
+    /// find a live owner instead of racing to claim them. Only an offer: whoever claims a room
+    /// first owns it, and a receiver that cannot (it drains too, the database is away) leaves it
+    /// to the members' own resumes. A replica of a version before it cannot read it and drops
+    /// the link, which the sender, closing every relayed connection anyway, is leaving.
+    case takeOver(rooms: [RoomID])
+
     // Either way.
     /// The sender dropped everything it had with the receiver (its listener was lost, or its
     /// backlog to the receiver overflowed): the receiver drops the link too.

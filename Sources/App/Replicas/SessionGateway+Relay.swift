@@ -171,6 +171,9 @@ extension SessionGateway {
             connection.probe(within: .milliseconds(withinMs)) { [weak self] answered in
                 self?.forward(.probed(probe: probe, answered: answered), to: peer)
             }
+        // Replica to replica.
+        case .takeOver(let rooms):
+            offered(rooms, by: peer)
         case .unlinked:
             break  // the bus drops the link itself
         }

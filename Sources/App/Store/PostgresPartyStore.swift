@@ -345,7 +345,7 @@ final class PostgresPartyStore: PartyStore, SharedRoomStore {
         }
     }
 
-    func handOver(release: @escaping @Sendable (RoomID) -> Void) async -> Int {
+    func handOver(release: @escaping @Sendable (RoomID) -> Void) async -> RoomHandover {
         ledger.withLock { ledger in
             ledger.handingOver = true
             ledger.dirty.formUnion(ledger.leases.filter(\.value.adopted).keys)
@@ -354,8 +354,10 @@ final class PostgresPartyStore: PartyStore, SharedRoomStore {
         await flush()
         // Every claim, written or not (releasing a row that does not exist changes nothing).
         let leases = ledger.withLock { ledger in ledger.leases.map { (room: $0.key, epoch: $0.value.epoch) } }
+        var released = false
         do {
             try await timed(.release) { [table] in try await table.release(leases) }
+            released = true
         } catch {
             logger.error("Drain: the rooms' claims could not be released; other replicas take them over when their leases run out", metadata: [
                 "rooms": .stringConvertible(leases.count), "error": .string(StoreFailure.describe(error)),
@@ -368,11 +370,12 @@ final class PostgresPartyStore: PartyStore, SharedRoomStore {
             }
             return Array(ledger.leases.keys)
         }
-        for room in rooms.sorted() {
+        let handedOver = rooms.sorted()
+        for room in handedOver {
             release(room)
             metrics.roomHandedOver()
         }
-        return rooms.count
+        return RoomHandover(rooms: handedOver, released: released)
     }
 
     // MARK: Writing and renewing

@@ -50,6 +50,19 @@ struct ReplicaDirectory: Sendable {
         }
     }
 
+    /// Every other replica that is live now (as ``live(among:)`` judges it), in id order.
+    func livePeers() async throws -> [String] {
+        let (client, replica, logger, window) = (client, replica, logger, Self.liveWindowSeconds)
+        let heard = try await Deadline.within(RoomTable.standardCallLimit) {
+            let rows = try await client.query(
+                "SELECT replica FROM owp_replicas WHERE replica <> \(replica) AND heard_at > now() - make_interval(secs => \(window))", logger: logger)
+            var heard: [String] = []
+            for try await peer in rows.decode(String.self) { heard.append(peer) }
+            return heard
+        }
+        return try await live(among: heard).sorted()
+    }
+
     /// This replica stopped listening for good (a drain): nothing is to be sent to it any more.
     func remove() async throws {
         let (client, replica, logger) = (client, replica, logger)

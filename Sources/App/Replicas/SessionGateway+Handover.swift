@@ -1,0 +1,82 @@
+import Logging
+import WatchPartyCore
+
+/// A drain's rooms offered to the replicas that stay (PROTOCOL.md §14).
+///
+/// A draining replica writes and releases its rooms, then offers each to one live peer
+/// (``BusFrame/takeOver(rooms:)``), before it closes its connections with 1012. The peer claims
+/// the room at once — while the members wait out their back-off — so that when they reconnect,
+/// wherever the load balancer puts them, the room has a live owner: their resumes are served
+/// there or relayed to it, and none waits for a claim.
+///
+/// Guarantees: an offer is only a hint. A room is owned by whoever claims it first (the
+/// claim's fencing rule), so an offer lost, refused or beaten by a member's own resume changes
+/// nothing but who owns the room; without a peer, or when the claims could not be released,
+/// nothing is offered and the members' resumes take the rooms over as before.
+extension SessionGateway {
+    /// Rooms per offer frame: far inside one notification (a room id is at most 64 bytes).
+    static let roomsPerOffer = 64
+
+    /// Which peer is offered which rooms: the rooms in id order dealt to the peers in id order,
+    /// one each in turn, so that every peer takes an equal share (within one room).
+    static func successors(of rooms: [RoomID], among peers: [String]) -> [String: [RoomID]] {
+        let peers = Array(Set(peers)).sorted()
+        guard !peers.isEmpty else { return [:] }
+        var shares: [String: [RoomID]] = [:]
+        for (index, room) in Array(Set(rooms)).sorted().enumerated() {
+            shares[peers[index % peers.count], default: []].append(room)
+        }
+        return shares
+    }
+
+    /// Offers the rooms a handover released to the other live replicas; returns how many were
+    /// offered. Frames go out in order with what the handover queued before them (the closes of
+    /// relayed members' connections).
+    @discardableResult
+    func offer(_ handover: RoomHandover) async -> Int {
+        guard let bus, handover.released, !handover.rooms.isEmpty else { return 0 }
+        let peers: [String]
+        do {
+            peers = try await bus.directory.livePeers()
+        } catch {
+            logger.warning("Drain: the live replicas could not be read; the rooms are taken over as their members come back", metadata: [
+                "rooms": .stringConvertible(handover.rooms.count), "error": .string(StoreFailure.describe(error)),
+            ])
+            return 0
+        }
+        let shares = Self.successors(of: handover.rooms, among: peers)
+        for (peer, rooms) in shares.sorted(by: { $0.key < $1.key }) {
+            var start = 0
+            while start < rooms.count {
+                let end = min(start + Self.roomsPerOffer, rooms.count)
+                bus.send(.takeOver(rooms: Array(rooms[start..<end])), to: peer)
+                start = end
+            }
+        }
+        let offered = shares.values.reduce(0) { $0 + $1.count }
+        metrics.roomsOffered(offered)
+        logger.info("Drain: rooms offered to the replicas that stay", metadata: [
+            "rooms": .stringConvertible(offered), "replicas": .stringConvertible(shares.count),
+        ])
+        return offered
+    }
+
+    /// `peer`, draining, offered these rooms: each is claimed and taken over here now, unless
+    /// this replica is handing over itself (a drain takes nothing on). A room another replica
+    /// claimed first stays there (its members are relayed to it).
+    func offered(_ rooms: [RoomID], by peer: String) {
+        guard let shared, !handingOver.load(ordering: .acquiring) else { return }
+        let adopt = adopter
+        Task {
+            await withTaskGroup(of: Void.self) { group in
+                for room in rooms {
+                    group.addTask { _ = await shared.recover(.room(room), adopt: adopt) }
+                }
+            }
+            let taken = hostedCount(of: rooms)
+            logger.notice("Rooms offered at another replica's handover", metadata: [
+                "peer": .string(peer), "rooms": .stringConvertible(rooms.count), "taken_over": .stringConvertible(taken),
+            ])
+        }
+    }
+}
