@@ -66,7 +66,7 @@ i = lambda k: int(m.get(k, 0))
 drains = next((n.split(": ", 1)[1] for n in r.get("notes", []) if n.startswith("drains")), "-")
 back = "close_to_resumed_room_state"
 print(f'| {label} | {i("members_back_in_their_seat")} of {i("members")} | {i("reconnects")} ({i("closes_1012")}) | {i("rooms_closed_seen")} '
-      f'| {i("chats_missed_silently")} / {i("chats_missed_sent_within_100ms_of_the_senders_close")} of {i("chats_sent")} '
+      f'| {i("chats_missed_silently")} / {i("chats_missed_in_flight_at_the_senders_close")} of {i("chats_sent")} '
       f'| {ms(back, "p50_ms")} / {ms(back, "p99_ms")} / {ms(back, "max_ms")} '
       f'| {ms("reconnect_upgrade", "p50_ms")} / {ms("reconnect_upgrade", "p99_ms")}, {ms("resume_to_room_state", "p50_ms")} / {ms("resume_to_room_state", "p99_ms")} '
       f'| {i("failed_attempts")} | {drains} |')

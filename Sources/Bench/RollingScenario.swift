@@ -86,13 +86,15 @@ final class RollingScenario: Sendable {
                     loop: room.loop, room: room.id, client: client, token: token, isHost: index == 0, backoff: options.backoff,
                     balancer: balancer, counters: counters, recorder: harness.recorders.recorder(for: room.loop))
                 members.append(member)
-                try await room.loop.submit { member.begin(on: socket, chatInterval: options.chatInterval) }.get()
+                let port = harness.replicas[room.placement[index] % harness.replicas.count].port
+                try await room.loop.submit { member.begin(on: socket, port: port, chatInterval: options.chatInterval) }.get()
             }
         }
         Console.line("[rolling] \(members.count) members in \(built.count) rooms over \(replicas.count) replicas; playing and chatting")
         try await Task.sleep(for: .seconds(options.settle))
 
         var drains: [Double] = []
+        var sigterms: [(name: String, port: Int, at: UInt64)] = []
         for slot in replicas.indices {
             let fresh = successors[slot]
             try fresh.launch()
@@ -101,6 +103,7 @@ final class RollingScenario: Sendable {
             balancer.replace(old.url, with: fresh.url)
             replicas[slot] = fresh
             Console.line("[rolling] \(fresh.name) ready; SIGTERM to \(old.name)")
+            sigterms.append((old.name, old.url.port, BenchClock.micros()))
             drains.append(await old.terminate())
             try await Task.sleep(for: .seconds(options.settle))
         }
@@ -112,26 +115,38 @@ final class RollingScenario: Sendable {
             if tallies.attached == members.count || ContinuousClock.now - restartedAt > .seconds(30) { break }
             try await Task.sleep(for: .milliseconds(200))
         }
-        // Each missed number, judged by its sender: sent within `closeWindow` of the host's own
-        // connection closing (in flight when the replica closed it: its client sees the drop),
-        // or not (a silent loss).
-        var hosts: [String: (sentAt: [Int: UInt64], closes: [UInt64])] = [:]
-        var misses: [(room: String, number: Int)] = []
+        // Each missed number, judged by its sender: one the host never got back (the server
+        // sends every chat to its sender too) and whose connection closed after sending it crossed
+        // the close (read by a replica that was already closing it: its client sees the drop);
+        // any other is a silent loss (the host got it back, or stayed connected without it).
+        var hosts: [String: (sentAt: [Int: UInt64], sentOn: [Int: Int], echoed: Set<Int>, closes: [UInt64])] = [:]
+        var misses: [(room: String, number: Int, port: Int)] = []
         for member in members {
-            let (isHost, sentAt, closes, missed) = try await member.loop.submit { (member.isHost, member.sentAt, member.closes, member.missed) }.get()
-            if isHost { hosts[member.room] = (sentAt, closes) }
-            misses += missed.map { (member.room, $0) }
+            let (isHost, sentAt, sentOn, echoed, closes, missed) = try await member.loop.submit {
+                (member.isHost, member.sentAt, member.sentOn, member.echoed, member.closes, member.missed)
+            }.get()
+            if isHost { hosts[member.room] = (sentAt, sentOn, echoed, closes) }
+            misses += missed.map { (member.room, $0.number, $0.port) }
         }
-        let closeWindow: UInt64 = 100_000
         var inFlightAtClose = Set<String>()
         var silent = Set<String>()
+        // Each miss in context (times from the first SIGTERM): when and through which replica
+        // the host sent it, where the member that missed it was connected, the host's closes.
+        let zero = sigterms.first?.at ?? 0
+        let at = { (micros: UInt64) in String(format: "%+.3f s", (Double(micros) - Double(zero)) / 1e6) }
+        var contexts: [String] = []
         for miss in misses {
             let key = "\(miss.room)#\(miss.number)"
-            if let host = hosts[miss.room], let sent = host.sentAt[miss.number], host.closes.contains(where: { $0 >= sent && $0 - sent <= closeWindow }) {
+            let host = hosts[miss.room]
+            let sent = host?.sentAt[miss.number]
+            if let host, let sent, !host.echoed.contains(miss.number), host.closes.contains(where: { $0 >= sent }) {
                 inFlightAtClose.insert(key)
             } else {
                 silent.insert(key)
             }
+            contexts.append(
+                "\(key): sent \(sent.map(at) ?? "?") via :\(host?.sentOn[miss.number].map(String.init) ?? "?"), missed on a connection to :\(miss.port); "
+                    + "the host's closes at \(host?.closes.map(at).joined(separator: ", ") ?? "?")")
         }
         var roomsActive = 0.0
         for replica in replicas {
@@ -155,9 +170,13 @@ final class RollingScenario: Sendable {
         result.metrics["chats_sent"] = Double(tallies.chatsSent)
         result.metrics["chats_received"] = Double(tallies.chatsReceived)
         result.metrics["messages_lost"] = Double(tallies.lost)
-        result.metrics["chats_missed_sent_within_100ms_of_the_senders_close"] = Double(inFlightAtClose.count)
+        result.metrics["chats_missed_in_flight_at_the_senders_close"] = Double(inFlightAtClose.count)
         result.metrics["chats_missed_silently"] = Double(silent.count)
         for key in silent.sorted().prefix(10) { result.notes.append("missed silently (room#number): \(key)") }
+        if !contexts.isEmpty {
+            result.notes.append("SIGTERMs: " + sigterms.map { "\($0.name) (:\($0.port)) \(at($0.at))" }.joined(separator: ", "))
+            for context in contexts.sorted().prefix(10) { result.notes.append("missed \(context)") }
+        }
         result.metrics["members_back_in_their_seat"] = Double(tallies.backInSeat)
         result.metrics["members_not_back"] = Double(members.count - tallies.attached)
         result.metrics["resumes_into_another_seat"] = Double(tallies.wrongSeat)
@@ -225,9 +244,16 @@ final class RollingMember: @unchecked Sendable {
     private var counts = Tally()
     /// A host's chat numbers, when each was sent; when its connections closed.
     private(set) var sentAt: [Int: UInt64] = [:]
+    /// A host's own chat numbers it received back (the server sends a chat to its sender too).
+    private(set) var echoed: Set<Int> = []
+    /// A host's chat numbers, the port of the replica each was sent to.
+    private(set) var sentOn: [Int: Int] = [:]
     private(set) var closes: [UInt64] = []
-    /// The chat numbers this member missed between two it received on one connection.
-    private(set) var missed: [Int] = []
+    /// The port of the replica the current connection goes to.
+    private var port = 0
+    /// The chat numbers this member missed between two it received on one connection, with
+    /// the port of that connection's replica.
+    private(set) var missed: [(number: Int, port: Int)] = []
 
     init(
         loop: any EventLoop, room: String, client: String, token: String, isHost: Bool, backoff: Double, balancer: Balancer, counters: BenchCounters,
@@ -252,7 +278,8 @@ final class RollingMember: @unchecked Sendable {
     }
 
     /// Takes over the set-up connection; a host plays and starts its numbered chat.
-    func begin(on socket: BenchSocket, chatInterval: Double) {
+    func begin(on socket: BenchSocket, port: Int, chatInterval: Double) {
+        self.port = port
         attach(socket)
         guard isHost else { return }
         socket.send(#"{"type":"player_event","room":"\#(room)","payload":{"action":"play","position":0},"ts":\#(BenchClock.ts())}"#)
@@ -262,6 +289,7 @@ final class RollingMember: @unchecked Sendable {
             chatNumber += 1
             counts.chatsSent += 1
             sentAt[chatNumber] = BenchClock.micros()
+            sentOn[chatNumber] = port
             socket.send(#"{"type":"chat_message","room":"\#(room)","payload":{"text":"\#(chatNumber)"},"ts":\#(BenchClock.ts())}"#)
         }
     }
@@ -286,9 +314,10 @@ final class RollingMember: @unchecked Sendable {
         case .chatMessage:
             guard let number = JSONScan.string(.text, in: message).flatMap(Int.init) else { return }
             counts.chatsReceived += 1
+            if isHost { echoed.insert(number) }
             if let last = lastChat, number > last + 1 {
                 counts.lost += number - last - 1
-                missed.append(contentsOf: (last + 1)..<number)
+                missed.append(contentsOf: ((last + 1)..<number).map { ($0, port) })
             }
             lastChat = max(lastChat ?? number, number)
         case .error:
@@ -346,7 +375,7 @@ final class RollingMember: @unchecked Sendable {
             recorder.record(.reconnectUpgrade, micros: upgraded - began)
             recorder.record(.reconnectHello, micros: greeted - upgraded)
             recorder.record(.resumeToRoomState, micros: back - greeted)
-            try await loop.submit { [self] in resumed(socket, hello: hello, state: state) }.get()
+            try await loop.submit { [self] in resumed(socket, port: url.port, hello: hello, state: state) }.get()
         } catch {
             let reason = (error as? AttemptFailure)?.description ?? (error as? BenchError)?.description ?? "\(type(of: error))"
             loop.execute { [self] in failedAttempt(reason) }
@@ -369,11 +398,12 @@ final class RollingMember: @unchecked Sendable {
         retryLater()
     }
 
-    private func resumed(_ socket: BenchSocket, hello: ByteBuffer, state: ByteBuffer) {
+    private func resumed(_ socket: BenchSocket, port: Int, hello: ByteBuffer, state: ByteBuffer) {
         if JSONScan.string(.client, in: hello) != client || JSONScan.string(.room, in: state) != room { counts.wrongSeat += 1 }
         if let closedAt { recorder.record(.closeToResumed, micros: BenchClock.micros() - closedAt) }
         closedAt = nil
         if stopped { return socket.close() }
+        self.port = port
         attach(socket)
     }
 }
