@@ -289,7 +289,7 @@ final class RollingMember: @unchecked Sendable {
             chatNumber += 1
             counts.chatsSent += 1
             sentAt[chatNumber] = BenchClock.micros()
-            sentOn[chatNumber] = port
+            sentOn[chatNumber] = self.port  // not `begin`'s parameter: the replica of the connection it goes out on
             socket.send(#"{"type":"chat_message","room":"\#(room)","payload":{"text":"\#(chatNumber)"},"ts":\#(BenchClock.ts())}"#)
         }
     }
