@@ -57,8 +57,9 @@ protocol SharedRoomStore: AnyObject, Sendable {
     var isActing: Bool { get }
 
     /// The drain with a shared store: stops acting, writes every room, releases their claims,
-    /// then hands each to `release` (which removes it here); returns what was handed over.
-    func handOver(release: @escaping @Sendable (RoomID) -> Void) async -> RoomHandover
+    /// then hands each to `release` (which removes it here, true if it was here); returns what
+    /// was handed over.
+    func handOver(release: @escaping @Sendable (RoomID) -> Bool) async -> RoomHandover
 
     /// Where the store reports rooms whose claim it found taken by another replica: they
     /// must be removed here at once, without a departure.
@@ -98,7 +99,9 @@ enum RecoveryVerdict: Sendable, Equatable {
 
 /// What a drain's handover did (``SharedRoomStore/handOver(release:)``).
 struct RoomHandover: Sendable, Equatable {
-    /// Every room handed over (removed here), in room order.
+    /// Every room handed over (it was here, and is removed), in room order: a claim held for a
+    /// room not in memory (being taken over, or closed and its removal not yet written) is
+    /// released but not listed, so that it is never offered to another replica.
     var rooms: [RoomID] = []
     /// Whether their claims were released, so that another replica may claim them at once; if
     /// not, they move only when their leases run out.

@@ -447,15 +447,23 @@ final class SessionGateway: ConnectionAcceptor {
 
     /// The drain with a shared store (PROTOCOL.md §11, §14): every room written and released
     /// for another replica, and removed here without a departure (members' connections closed
-    /// with 1012), then offered to the live replicas that stay (``offer(_:)``); returns how many
+    /// with 1012), then offered to the live replicas that stay (``offer(_:to:)``); returns how many
     /// were handed over.
     func handOverRooms() async -> Int {
         guard let shared else { return 0 }
         handingOver.store(true, ordering: .releasing)
+        // Read while the rooms are written: the offer follows the release without a round trip.
+        async let peers = peersToOffer()
         let handover = await shared.handOver { [weak self] room in
-            self?.apply { party, _, now in party.release(room, closing: .serviceRestart, now: now)?.outcome ?? Outcome() }
+            var removed = false
+            self?.apply { party, _, now in
+                guard let released = party.release(room, closing: .serviceRestart, now: now) else { return Outcome() }
+                removed = true
+                return released.outcome
+            }
+            return removed
         }
-        await offer(handover)
+        await offer(handover, to: peers)
         return handover.rooms.count
     }
 

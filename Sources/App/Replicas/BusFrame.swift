@@ -42,7 +42,8 @@ enum BusFrame: Codable, Sendable, Equatable {
     /// find a live owner instead of racing to claim them. Only an offer: whoever claims a room
     /// first owns it, and a receiver that cannot (it drains too, the database is away) leaves it
     /// to the members' own resumes. A replica of a version before it cannot read it and drops
-    /// the link, which the sender, closing every relayed connection anyway, is leaving.
+    /// the link with the sender, and what else that notification carried is lost with it
+    /// (docs/operations.md: only while rolling back to such a version).
     case takeOver(rooms: [RoomID])
 
     // Either way.

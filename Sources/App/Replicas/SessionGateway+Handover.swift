@@ -3,9 +3,9 @@ import WatchPartyCore
 
 /// A drain's rooms offered to the replicas that stay (PROTOCOL.md §14).
 ///
-/// A draining replica writes and releases its rooms, then offers each to one live peer
-/// (``BusFrame/takeOver(rooms:)``), before it closes its connections with 1012. The peer claims
-/// the room at once — while the members wait out their back-off — so that when they reconnect,
+/// A draining replica writes and releases its rooms and closes their members' connections with
+/// 1012, then at once offers each room to one live peer (``BusFrame/takeOver(rooms:)``). The peer
+/// claims the room while the members wait out their back-off, so that when they reconnect,
 /// wherever the load balancer puts them, the room has a live owner: their resumes are served
 /// there or relayed to it, and none waits for a claim.
 ///
@@ -29,21 +29,25 @@ extension SessionGateway {
         return shares
     }
 
-    /// Offers the rooms a handover released to the other live replicas; returns how many were
-    /// offered. Frames go out in order with what the handover queued before them (the closes of
-    /// relayed members' connections).
-    @discardableResult
-    func offer(_ handover: RoomHandover) async -> Int {
-        guard let bus, handover.released, !handover.rooms.isEmpty else { return 0 }
-        let peers: [String]
+    /// The live replicas a drain may offer its rooms to (`nil`: they could not be read, logged).
+    func peersToOffer() async -> [String]? {
+        guard let bus else { return [] }
         do {
-            peers = try await bus.directory.livePeers()
+            return try await bus.directory.livePeers()
         } catch {
             logger.warning("Drain: the live replicas could not be read; the rooms are taken over as their members come back", metadata: [
-                "rooms": .stringConvertible(handover.rooms.count), "error": .string(StoreFailure.describe(error)),
+                "error": .string(StoreFailure.describe(error))
             ])
-            return 0
+            return nil
         }
+    }
+
+    /// Offers the rooms a handover released to `peers`; returns how many were offered. Frames
+    /// go out in order with what the handover queued before them (the closes of relayed
+    /// members' connections).
+    @discardableResult
+    func offer(_ handover: RoomHandover, to peers: [String]?) -> Int {
+        guard let bus, let peers, handover.released, !handover.rooms.isEmpty else { return 0 }
         let shares = Self.successors(of: handover.rooms, among: peers)
         for (peer, rooms) in shares.sorted(by: { $0.key < $1.key }) {
             var start = 0
@@ -61,17 +65,17 @@ extension SessionGateway {
         return offered
     }
 
-    /// `peer`, draining, offered these rooms: each is claimed and taken over here now, unless
-    /// this replica is handing over itself (a drain takes nothing on). A room another replica
-    /// claimed first stays there (its members are relayed to it).
+    /// `peer`, draining, offered these rooms: each is claimed and taken over here now, one after
+    /// the other (a frame's claims take one of the recoveries' turns at a time, so returning
+    /// members' resumes never queue behind an offer), unless this replica is draining itself (a
+    /// drain takes nothing on). A room another replica claimed first stays there (its members are
+    /// relayed to it).
     func offered(_ rooms: [RoomID], by peer: String) {
         guard let shared, !handingOver.load(ordering: .acquiring) else { return }
         let adopt = adopter
         Task {
-            await withTaskGroup(of: Void.self) { group in
-                for room in rooms {
-                    group.addTask { _ = await shared.recover(.room(room), adopt: adopt) }
-                }
+            for room in rooms {
+                _ = await shared.recover(.room(room), adopt: adopt)
             }
             let taken = hostedCount(of: rooms)
             logger.notice("Rooms offered at another replica's handover", metadata: [

@@ -316,8 +316,11 @@ final class PostgresPartyStore: PartyStore, SharedRoomStore {
                     logger.error("Stored room record cannot be read: left claimed, not taken over", metadata: ["room_id": .string(room)])
                     return .unavailable
                 }
-                // Installed only if no drain began meanwhile (one critical section with handOver's).
-                let installed = ledger.withLock { ledger -> Bool in
+                // Installed only if no drain began meanwhile (one critical section with handOver's;
+                // the drain's delay, before it, is read first: the party's lock is never taken
+                // inside the ledger's).
+                let draining = party.withLock { $0.draining }
+                let installed = !draining && ledger.withLock { ledger -> Bool in
                     guard !ledger.handingOver else { return false }
                     ledger.leases[room] = Lease(epoch: epoch, created: false, adopted: false, since: sent)
                     ledger.relinquished.remove(room)
@@ -345,7 +348,7 @@ final class PostgresPartyStore: PartyStore, SharedRoomStore {
         }
     }
 
-    func handOver(release: @escaping @Sendable (RoomID) -> Void) async -> RoomHandover {
+    func handOver(release: @escaping @Sendable (RoomID) -> Bool) async -> RoomHandover {
         ledger.withLock { ledger in
             ledger.handingOver = true
             ledger.dirty.formUnion(ledger.leases.filter(\.value.adopted).keys)
@@ -370,9 +373,9 @@ final class PostgresPartyStore: PartyStore, SharedRoomStore {
             }
             return Array(ledger.leases.keys)
         }
-        let handedOver = rooms.sorted()
-        for room in handedOver {
-            release(room)
+        var handedOver: [RoomID] = []
+        for room in rooms.sorted() where release(room) {
+            handedOver.append(room)
             metrics.roomHandedOver()
         }
         return RoomHandover(rooms: handedOver, released: released)
