@@ -65,17 +65,24 @@ extension SessionGateway {
         return offered
     }
 
-    /// `peer`, draining, offered these rooms: each is claimed and taken over here now, one after
-    /// the other (a frame's claims take one of the recoveries' turns at a time, so returning
-    /// members' resumes never queue behind an offer), unless this replica is draining itself (a
-    /// drain takes nothing on). A room another replica claimed first stays there (its members are
-    /// relayed to it).
+    /// Claims of one offer frame under way at once: as many as the look-up pool has connections,
+    /// so that an offer of many rooms takes only a few of the recoveries' turns and returning
+    /// members' resumes never queue behind it.
+    static let offeredClaimsAtOnce = 8
+
+    /// `peer`, draining, offered these rooms: each is claimed and taken over here now (at most
+    /// ``offeredClaimsAtOnce`` at a time), unless this replica is draining itself (a drain takes
+    /// nothing on). A room another replica claimed first stays there (its members are relayed
+    /// to it).
     func offered(_ rooms: [RoomID], by peer: String) {
         guard let shared, !handingOver.load(ordering: .acquiring) else { return }
         let adopt = adopter
         Task {
-            for room in rooms {
-                _ = await shared.recover(.room(room), adopt: adopt)
+            await withTaskGroup(of: Void.self) { group in
+                for (index, room) in rooms.enumerated() {
+                    if index >= Self.offeredClaimsAtOnce { await group.next() }
+                    group.addTask { _ = await shared.recover(.room(room), adopt: adopt) }
+                }
             }
             let taken = hostedCount(of: rooms)
             logger.notice("Rooms offered at another replica's handover", metadata: [
