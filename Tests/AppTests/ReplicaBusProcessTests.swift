@@ -131,6 +131,46 @@ extension ReplicaProcessTests {
         try await Self.stop([other])
     }
 
+    /// PROTOCOL.md §11, §14: a draining replica takes no room on, an offered one neither. The
+    /// owner stops while the other replica waits out its drain delay: the offer reaches a replica
+    /// that refuses it, the room stays released, and a replica started afterwards takes it over
+    /// when its host comes back.
+    @Test func aDrainingReplicaTakesNoOfferedRoom() async throws {
+        let url = try await TestDatabase.fresh()
+        let owner = try ServerProcess(arguments: [], environment: ["DATABASE_URL": url])
+        let draining = try ServerProcess(arguments: ["--drain-delay-seconds", "4"], environment: ["DATABASE_URL": url])
+        for server in [owner, draining] {
+            try await server.waitUntilListening()
+            let deadline = ContinuousClock.now + .seconds(10)
+            while !server.logText.contains("Bus: listening"), ContinuousClock.now < deadline { try await Task.sleep(for: .milliseconds(20)) }
+        }
+        try await Task.sleep(for: .seconds(1))  // each in the other's directory
+        let host = try await Member.connect(owner.port)
+        try await host.client.send(["type": "create_room", "payload": ["name": "Late night", "user_name": "Hannah"]])
+        let room = try #require(try await host.client.next("room_state")["room"] as? String)
+        try await Task.sleep(for: .milliseconds(300))  // written
+
+        draining.signal(SIGTERM)
+        let deadline = ContinuousClock.now + .seconds(3)
+        while (try? await draining.httpStatus("/readyz")) != 503, ContinuousClock.now < deadline { try await Task.sleep(for: .milliseconds(20)) }
+        #expect(try await draining.httpStatus("/readyz") == 503, "draining")
+        owner.signal(SIGTERM)
+        _ = try await host.client.closeFrame()
+        _ = try await owner.exitStatus(within: .seconds(10))
+        #expect(owner.logText.contains("Drain: rooms offered to the replicas that stay"), "offered to the draining one, still live on the bus")
+        #expect(
+            try await eventually { draining.logText.contains("Rooms offered at another replica's handover") && draining.logText.contains("taken_over=0") },
+            "\(draining.logText)")
+        #expect(!draining.logText.contains("Room taken over from the store"), "a draining replica takes nothing on")
+        _ = try await draining.exitStatus(within: .seconds(15))
+
+        let fresh = try ServerProcess(arguments: [], environment: ["DATABASE_URL": url])
+        try await fresh.waitUntilListening()
+        let back = try await host.resume(on: fresh.port)
+        #expect(back.state["room"] as? String == room, "the room was left for the next replica, intact")
+        try await Self.stop([fresh])
+    }
+
     @Test func aRelayedMemberLeavesAndRejoinsAndItsConnectionClosesCleanly() async throws {
         let url = try await TestDatabase.fresh()
         let servers = try await Self.replicas(2, environment: ["DATABASE_URL": url])

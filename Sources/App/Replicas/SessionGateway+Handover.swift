@@ -42,19 +42,14 @@ extension SessionGateway {
         }
     }
 
-    /// Offers the rooms a handover released to `peers`; returns how many were offered. Frames
-    /// go out in order with what the handover queued before them (the closes of relayed
-    /// members' connections).
-    @discardableResult
-    func offer(_ handover: RoomHandover, to peers: [String]?) -> Int {
-        guard let bus, let peers, handover.released, !handover.rooms.isEmpty else { return 0 }
+    /// Offers the rooms a handover released to `peers`. Frames go out in order with what the
+    /// handover queued before them (the closes of relayed members' connections).
+    func offer(_ handover: RoomHandover, to peers: [String]?) {
+        guard let bus, let peers, handover.released, !handover.rooms.isEmpty else { return }
         let shares = Self.successors(of: handover.rooms, among: peers)
         for (peer, rooms) in shares.sorted(by: { $0.key < $1.key }) {
-            var start = 0
-            while start < rooms.count {
-                let end = min(start + Self.roomsPerOffer, rooms.count)
-                bus.send(.takeOver(rooms: Array(rooms[start..<end])), to: peer)
-                start = end
+            for start in stride(from: 0, to: rooms.count, by: Self.roomsPerOffer) {
+                bus.send(.takeOver(rooms: Array(rooms[start..<min(start + Self.roomsPerOffer, rooms.count)])), to: peer)
             }
         }
         let offered = shares.values.reduce(0) { $0 + $1.count }
@@ -62,7 +57,6 @@ extension SessionGateway {
         logger.info("Drain: rooms offered to the replicas that stay", metadata: [
             "rooms": .stringConvertible(offered), "replicas": .stringConvertible(shares.count),
         ])
-        return offered
     }
 
     /// Claims of one offer frame under way at once: as many as the look-up pool has connections,
