@@ -22,6 +22,10 @@ public struct ClientSession: Sendable, Equatable {
     public internal(set) var awaySince: ServerTime?
     /// The digest of the session's current resume token (the token itself is never kept).
     public internal(set) var resumeDigest: ResumeDigest?
+    /// The token the seat's last resume replaced, while it still resumes the seat: a client
+    /// whose `client_hello` was lost with its connection holds only that one (docs/protocol.md,
+    /// "Sessions and resume").
+    public internal(set) var retiringToken: RetiringToken?
     /// Open mode: the client named its own `user_id` (what `RESUME_BY_USER_ID` goes by).
     public internal(set) var claimedUserID = false
     /// JWT mode: `userID` is a verified token's `sub`.

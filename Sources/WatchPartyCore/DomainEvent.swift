@@ -43,6 +43,9 @@ public enum ResumeWay: String, Sendable, Hashable, CaseIterable {
     case token
     /// An `auth` as the same verified user (JWT `sub`; open mode with `RESUME_BY_USER_ID`).
     case identity
+    /// A `resume` with the token the seat's last resume replaced (``RetiringToken``): the
+    /// `client_hello` of that resume never reached the client.
+    case retiringToken = "retiring_token"
 }
 
 /// What came of a resume attempt.

@@ -79,23 +79,40 @@ extension Party {
         out.events.append(.sessionEnded(client: client))
         if sessions[client]?.awaySince != nil { awayCount -= 1 }
         if let identity = sessions[client]?.identity { unindex(client, from: identity) }
-        if let digest = sessions[client]?.resumeDigest, resumeIndex[digest] == client {
-            resumeIndex[digest] = nil
-        }
+        if let session = sessions[client] { unindexTokens(of: session) }
         sessions[client] = nil
         refreshLobby(client)
     }
 
-    /// Gives `session` a new resume token (the old one stops working) and returns it, for the
-    /// client's `client_hello`.
-    mutating func issueToken(to session: inout ClientSession) -> String {
-        if let old = session.resumeDigest, resumeIndex[old] == session.id {
-            resumeIndex[old] = nil
+    /// Gives `session` a new resume token and returns it, for the client's `client_hello`.
+    /// The one it replaces keeps resuming the seat for ``PartyRules/resumeGraceMs`` as its
+    /// ``RetiringToken`` (the hello may be lost), and the one that was retiring stops working;
+    /// when the resume came `byRetiringToken`, the client never got the current one: that is
+    /// dropped, and the retiring token stays as it was.
+    mutating func issueToken(to session: inout ClientSession, byRetiringToken: Bool = false, now: ServerTime) -> String {
+        unindexTokens(of: session)
+        if !byRetiringToken {
+            session.retiringToken = session.resumeDigest.flatMap { replaced in
+                rules.resumeGraceMs > 0 ? RetiringToken(digest: replaced, until: now + rules.resumeGraceMs) : nil
+            }
         }
         let minted = tokens.mint()
         session.resumeDigest = minted.digest
-        resumeIndex[minted.digest] = session.id
+        index(tokensOf: session)
         return minted.token
+    }
+
+    /// Puts `session`'s current and retiring tokens in ``resumeIndex``.
+    mutating func index(tokensOf session: ClientSession) {
+        if let digest = session.resumeDigest { resumeIndex[digest] = session.id }
+        if let retiring = session.retiringToken { resumeIndex[retiring.digest] = session.id }
+    }
+
+    /// Takes `session`'s current and retiring tokens out of ``resumeIndex``.
+    mutating func unindexTokens(of session: ClientSession) {
+        for digest in [session.resumeDigest, session.retiringToken?.digest].compactMap(\.self) where resumeIndex[digest] == session.id {
+            resumeIndex[digest] = nil
+        }
     }
 
     // MARK: Resume by token
@@ -112,14 +129,21 @@ extension Party {
             throw refuseResume(claimant, way: .token, out: &out)
         }
         let digest = tokens.digest(of: token)
-        guard let target = resumeIndex[digest], target != claimant,
-            let seat = sessions[target], let stored = seat.resumeDigest, stored.matches(digest),
+        guard let target = resumeIndex[digest], target != claimant, let seat = sessions[target],
             let carrier = sessions[claimant], !authRequired || carrier.userID == seat.userID
         else {
             throw refuseResume(claimant, way: .token, out: &out)
         }
-        guard hand(target, to: claimant, way: .token, now: now, out: &out, lobby: &lobby) else {
+        let way: ResumeWay
+        if seat.resumeDigest?.matches(digest) == true {
+            way = .token
+        } else if seat.retiringToken?.resumes(digest, at: now) == true {
+            way = .retiringToken
+        } else {
             throw refuseResume(claimant, way: .token, out: &out)
+        }
+        guard hand(target, to: claimant, way: way, now: now, out: &out, lobby: &lobby) else {
+            throw refuseResume(claimant, way: way, out: &out)
         }
     }
 
@@ -206,7 +230,7 @@ extension Party {
         seat.probing = nil
         seat.meters = carrier.meters
         forget(claimant, out: &out)
-        let token = issueToken(to: &seat)
+        let token = issueToken(to: &seat, byRetiringToken: way == .retiringToken, now: now)
         sessions[target] = seat
         refreshLobby(target)
 

@@ -33,10 +33,8 @@ extension Party {
     /// is probed). `.conflict` if a session with its id or its token is here already.
     public mutating func transferIn(_ transfer: SessionTransfer, now: ServerTime, resumingIdentity: Bool = false) -> Result<Outcome, AdoptionRefusal> {
         let seat = transfer.seat
-        guard seat.awaySince == nil, seat.resumeDigest.map({ ResumeDigest(hex: $0) != nil }) ?? true else { return .failure(.malformed) }
-        guard sessions[seat.id] == nil, seat.resumeDigest.flatMap(ResumeDigest.init(hex:)).map({ resumeIndex[$0] == nil }) ?? true else {
-            return .failure(.conflict)
-        }
+        guard seat.awaySince == nil, let digests = seat.digests else { return .failure(.malformed) }
+        guard sessions[seat.id] == nil, digests.allSatisfy({ resumeIndex[$0] == nil }) else { return .failure(.conflict) }
         var out = Outcome()
         var session = seatSession(seat, now: now)
         session.authenticated = true
@@ -61,7 +59,7 @@ extension Party {
         SeatRecord(
             id: session.id, userID: session.userID, name: session.name, features: session.features.map(\.rawValue).sorted(),
             verifiedUserID: session.verifiedUserID, claimedUserID: session.claimedUserID, resumeDigest: session.resumeDigest?.hex,
-            awaySince: session.awaySince)
+            retiringDigest: session.retiringToken?.digest.hex, retiringUntil: session.retiringToken?.until, awaySince: session.awaySince)
     }
 
     /// A session for `seat` as it arrives from another server, not yet authenticated or in a
@@ -72,11 +70,25 @@ extension Party {
         session.verifiedUserID = seat.verifiedUserID
         session.claimedUserID = seat.claimedUserID
         session.meters.logAllowance = rules.clientLogBurst
-        if let digest = seat.resumeDigest.flatMap(ResumeDigest.init(hex:)) {
-            session.resumeDigest = digest
-            resumeIndex[digest] = seat.id
+        session.resumeDigest = seat.resumeDigest.flatMap(ResumeDigest.init(hex:))
+        if let hex = seat.retiringDigest, let digest = ResumeDigest(hex: hex), let until = seat.retiringUntil {
+            session.retiringToken = RetiringToken(digest: digest, until: until)
         }
+        index(tokensOf: session)
         if let identity = session.identity { sessionsByUser[identity, default: []].insert(seat.id) }
         return session
+    }
+}
+
+extension SeatRecord {
+    /// The digests that resume the seat (current, then retiring), or `nil` if one of them is
+    /// not a digest's hex.
+    var digests: [ResumeDigest]? {
+        var digests: [ResumeDigest] = []
+        for hex in [resumeDigest, retiringDigest].compactMap(\.self) {
+            guard let digest = ResumeDigest(hex: hex) else { return nil }
+            digests.append(digest)
+        }
+        return digests
     }
 }

@@ -74,7 +74,7 @@ public struct Party: Sendable {
         var out = Outcome()
         var session = ClientSession(id: client, userID: "anonymous", name: "Anonymous", authenticated: !authRequired, connectedAt: now)
         session.meters.logAllowance = rules.clientLogBurst
-        let token = issueToken(to: &session)
+        let token = issueToken(to: &session, now: now)
         sessions[client] = session
         refreshLobby(client)
         out.send(.clientHello(clientID: client, resumeToken: token), to: [client], client: client, now: now)

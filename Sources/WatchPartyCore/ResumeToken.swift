@@ -20,6 +20,29 @@ public struct ResumeDigest: Sendable, Hashable {
     }
 }
 
+/// A resume token that a resume replaced, still good for a while: the new token went out in a
+/// `client_hello` that may never have reached the client (its connection closed just then —
+/// the carrying replica stopped, a link between replicas dropped).
+///
+/// Guarantees: it resumes its seat only before ``until`` and only until the token that
+/// replaced it is presented (a resume with the current token retires it for good). A resume
+/// with it leaves it as it is, ``until`` included: the token it replaced in turn, never seen by
+/// the client, is dropped.
+public struct RetiringToken: Sendable, Equatable {
+    public let digest: ResumeDigest
+    public let until: ServerTime
+
+    public init(digest: ResumeDigest, until: ServerTime) {
+        self.digest = digest
+        self.until = until
+    }
+
+    /// Whether `digest` is this token's and it is still good at `now`.
+    func resumes(_ digest: ResumeDigest, at now: ServerTime) -> Bool {
+        now < until && self.digest.matches(digest)
+    }
+}
+
 /// A freshly minted resume token: what the client is sent, and what the server keeps.
 public struct MintedResumeToken: Sendable {
     public let token: String

@@ -41,6 +41,10 @@ public struct SeatRecord: Sendable, Equatable, Codable {
     public var claimedUserID: Bool
     /// The current resume token's SHA-256, lowercase hex (the token itself is never kept).
     public var resumeDigest: String?
+    /// The token the seat's last resume replaced, while it still resumes it (``RetiringToken``):
+    /// its SHA-256 in lowercase hex, and until when. Absent in records written before it was kept.
+    public var retiringDigest: String?
+    public var retiringUntil: ServerTime?
     /// When the seat's connection ended; `nil` while a connection carried it.
     public var awaySince: ServerTime?
 

@@ -47,9 +47,49 @@ struct SharedStoreTests {
             var versions: [Int] = []
             for try await version in try await client.query("SELECT version FROM owp_schema_migrations ORDER BY version").decode(Int.self) { versions.append(version) }
             #expect(versions == Array(1...StoreSchema.latestVersion))
-            // A database migrated by a newer server is refused, not written.
-            try await client.query("INSERT INTO owp_schema_migrations (version) VALUES (\(StoreSchema.latestVersion + 1))")
+            // An operator rolled back past the latest migration by deleting its row: it runs again, harmlessly.
+            try await client.query("DELETE FROM owp_schema_migrations WHERE version = \(StoreSchema.latestVersion)")
+            #expect(try await StoreSchema.migrate(client, logger: Self.logger) == [StoreSchema.latestVersion])
+            // A database migrated by a newer server is refused, not written…
+            let newer = StoreSchema.latestVersion + 1
+            try await client.query("INSERT INTO owp_schema_migrations (version) VALUES (\(newer))")
             await #expect(throws: StoreSchema.TooNew.self) { try await StoreSchema.migrate(client, logger: Self.logger) }
+            // …unless its newer migrations say this server still reads it (a rollback), and then nothing is applied.
+            try await client.query("UPDATE owp_schema_migrations SET readable_from = \(StoreSchema.latestVersion) WHERE version = \(newer)")
+            #expect(try await StoreSchema.migrate(client, logger: Self.logger).isEmpty)
+            try await client.query("INSERT INTO owp_schema_migrations (version, readable_from) VALUES (\(newer + 1), \(newer))")
+            await #expect(throws: StoreSchema.TooNew.self, "one newer migration this server cannot read is enough") {
+                try await StoreSchema.migrate(client, logger: Self.logger)
+            }
+        }
+    }
+
+    @Test func aRetiringTokenFindsItsRoom() async throws {
+        let url = try await TestDatabase.fresh()
+        try await TestDatabase.withClient(url: url) { client in
+            try await StoreSchema.migrate(client, logger: Self.logger)
+            let a = Self.table(client, replica: "a")
+            var room = Self.record("r1")
+            room.seats[1].retiringDigest = ResumeDigest(bytes: Array("retiring-1".utf8)).hex
+            room.seats[1].retiringUntil = 31_000
+            _ = try await a.write([.upsert(room, json: try Self.json(room), epoch: 1, seq: 1, created: true)])
+            let current = try #require(room.seats[1].resumeDigest)
+            let retiring = try #require(room.seats[1].retiringDigest)
+            #expect(try await a.rooms(resumedBy: [current, retiring, "00ff"]) == [current: "r1", retiring: "r1"], "either token finds the seat's room")
+            // Its next resume: the token it replaced retires, the one retiring before stops finding anything.
+            let replaced = current
+            room.seats[1].resumeDigest = ResumeDigest(bytes: Array("current-2".utf8)).hex
+            room.seats[1].retiringDigest = replaced
+            _ = try await a.write([.upsert(room, json: try Self.json(room), epoch: 1, seq: 2, created: false)])
+            let stored = try await a.rooms(resumedBy: [retiring, replaced, room.seats[1].resumeDigest!])
+            #expect(stored == [replaced: "r1", room.seats[1].resumeDigest!: "r1"])
+            // The next owner reads the retiring token with its deadline.
+            try await client.query("UPDATE owp_rooms SET lease_until = now() - interval '1 second' WHERE room_id = 'r1'")
+            guard case .claimed(_, let json, _) = try await Self.table(client, replica: "b").claim("r1") else {
+                throw TestFailure("a lapsed room could not be claimed")
+            }
+            let taken = try JSONDecoder().decode(RoomRecord.self, from: Data(json.utf8))
+            #expect(taken.seats[1].retiringDigest == replaced && taken.seats[1].retiringUntil == 31_000)
         }
     }
 

@@ -114,6 +114,28 @@ import Testing
         #expect(b.party.rooms[room]?.away == ["h", "g2"])
     }
 
+    @Test func aRetiringTokenMovesWithTheRoom() throws {
+        let a = Harness()
+        let (room, tokens) = Self.playingRoom(a)
+        let first = try #require(tokens["g1"])
+        a.disconnect("g1")
+        a.connect("g1-again")
+        a.send("g1-again", "resume", payload: ["token": first])  // its hello is lost with the handover
+        let record = try #require(a.release(room))
+        let seat = try #require(record.seats.first { $0.id == "g1" })
+        #expect(seat.retiringDigest == a.party.resumeDigest(of: first).hex)
+        #expect(seat.retiringUntil == a.now + a.party.rules.resumeGraceMs)
+        #expect(seat.resumeDigest != seat.retiringDigest)
+
+        let b = Harness(start: a.now + 500, tokenPrefix: "b")
+        #expect(b.adopt(record) == nil)
+        b.connect("fresh")
+        b.clear()
+        b.send("fresh", "resume", payload: ["token": first])
+        #expect(b.inbox("fresh").first?.string("client_id") == "g1")
+        #expect(b.events.contains(.resume(way: .retiringToken, result: .resumed, client: "g1", carrier: "fresh", room: room)))
+    }
+
     @Test func aPendingPlayIsReleasedOnceByTheNewOwner() throws {
         let a = Harness()
         let room = a.room(guests: ["g1"], ready: false)

@@ -163,15 +163,90 @@ import Testing
         h.send("g1", "chat_message", room: room, payload: ["text": "back"])
         #expect(h.last("h", "chat_message")?.client == "g1")
 
-        // The old token is spent; the new one works after the next drop.
+        // The new one works after the next drop; then the old one is spent.
         h.disconnect("g1")
         h.connect("g1-third")
-        h.send("g1-third", "resume", payload: ["token": first])
-        #expect(h.errorCodes("g1-third") == ["RESUME_FAILED"])
-        #expect(h.party.sessions["g1-third"] != nil, "a failed resume leaves a fresh session in the lobby")
         h.send("g1-third", "resume", payload: ["token": rotated])
         #expect(h.last("g1-third", "client_hello")?.client == "g1")
         #expect(h.party.rooms[room]?.members == ["h", "g1", "g2"])
+        h.disconnect("g1")
+        h.connect("g1-fourth")
+        h.send("g1-fourth", "resume", payload: ["token": first])
+        #expect(h.errorCodes("g1-fourth") == ["RESUME_FAILED"])
+        #expect(h.party.sessions["g1-fourth"] != nil, "a failed resume leaves a fresh session in the lobby")
+    }
+
+    /// docs/protocol.md choice 21: the `client_hello` with the new token can be lost with its
+    /// connection; the client then holds only the token it presented.
+    @Test func aRetiringTokenResumesUntilItsSuccessorIsUsed() throws {
+        let h = Harness()
+        let room = h.room(guests: ["g1"])
+        let first = "token-2"  // g1's greeting token (h got token-1)
+        h.disconnect("g1")
+        h.connect("c2")
+        h.send("c2", "resume", payload: ["token": first])
+        let lost = try #require(Self.token(h, "c2"))
+        h.disconnect("g1")  // before its hello reached the client
+
+        h.connect("c3")
+        h.clear()
+        h.send("c3", "resume", payload: ["token": first])
+        #expect(h.types("c3") == ["client_hello", "room_state", "participant_list", "participant_statuses"], "a resume like any other")
+        #expect(h.events.contains(.resume(way: .retiringToken, result: .resumed, client: "g1", carrier: "c3", room: room)))
+        let third = try #require(Self.token(h, "c3"))
+        #expect(Set([first, lost, third]).count == 3)
+        h.disconnect("g1")
+
+        h.connect("c4")
+        h.send("c4", "resume", payload: ["token": lost])
+        #expect(h.errorCodes("c4") == ["RESUME_FAILED"], "the token the client never got stops working")
+        h.clear()
+        h.send("c4", "resume", payload: ["token": third])
+        #expect(h.events.contains(.resume(way: .token, result: .resumed, client: "g1", carrier: "c4", room: room)))
+        h.disconnect("g1")
+
+        h.connect("c5")
+        h.send("c5", "resume", payload: ["token": first])
+        #expect(h.errorCodes("c5") == ["RESUME_FAILED"], "spent: its successor was used")
+        h.clear()
+        h.send("c5", "resume", payload: ["token": third])
+        #expect(h.events.contains(.resume(way: .retiringToken, result: .resumed, client: "g1", carrier: "c5", room: room)), "the one that replaced it retires in turn")
+        #expect(h.party.rooms[room]?.members == ["h", "g1"] && h.party.rooms[room]?.away.isEmpty == true)
+    }
+
+    @Test func aRetiringTokenStopsWorkingAfterTheGrace() throws {
+        let h = Harness()
+        let room = h.room(guests: ["g1"])
+        let first = "token-2"  // g1's greeting token (h got token-1)
+        let grace = h.party.rules.resumeGraceMs
+        h.connect("phone")
+        h.send("phone", "resume", payload: ["token": first])  // rotated now
+        h.advance(by: grace - 1)
+        h.connect("tablet")
+        h.send("tablet", "resume", payload: ["token": first])
+        #expect(h.last("tablet", "client_hello")?.client == "g1", "good until the grace after the rotation")
+        let newest = try #require(Self.token(h, "tablet"))
+        h.advance(by: 1)
+        h.disconnect("g1")
+        h.connect("late")
+        h.send("late", "resume", payload: ["token": first])
+        #expect(h.errorCodes("late") == ["RESUME_FAILED"], "a resume with it kept its deadline")
+        h.send("late", "resume", payload: ["token": newest])
+        #expect(h.last("late", "client_hello")?.client == "g1")
+        #expect(h.party.rooms[room]?.away.isEmpty == true)
+    }
+
+    @Test func withNoGraceNothingRetires() throws {
+        let h = Harness(rules: .immediateDeparture)
+        h.room(guests: ["g1"])
+        let first = "token-2"  // g1's greeting token (h got token-1)
+        h.connect("phone")
+        h.send("phone", "resume", payload: ["token": first])
+        #expect(h.last("phone", "client_hello")?.client == "g1")
+        #expect(h.party.sessions["g1"]?.retiringToken == nil)
+        h.connect("tablet")
+        h.send("tablet", "resume", payload: ["token": first])
+        #expect(h.errorCodes("tablet") == ["RESUME_FAILED"])
     }
 
     @Test func aResumeThatFindsNothingFailsAndTheConnectionGoesOn() throws {

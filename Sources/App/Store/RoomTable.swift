@@ -251,17 +251,7 @@ struct RoomTable: Sendable {
                 }
                 let appliedRecords = upserts.filter { applied.contains($0.record.id) }.map(\.record)
                 if !appliedRecords.isEmpty {
-                    let rooms = appliedRecords.map(\.id)
-                    try await connection.query("DELETE FROM owp_seats WHERE room_id = ANY(\(rooms)::text[])", logger: logger)
-                    let seats = appliedRecords.flatMap { record in record.seats.map { (record.id, $0) } }
-                    try await connection.query(
-                        """
-                        INSERT INTO owp_seats (client_id, room_id, digest, identity)
-                        SELECT s.client_id, s.room_id, nullif(s.digest, ''), nullif(s.identity, '')
-                        FROM unnest(\(seats.map(\.1.id))::text[], \(seats.map(\.0))::text[], \(seats.map { $0.1.resumeDigest ?? "" })::text[],
-                            \(seats.map { $0.1.identity ?? "" })::text[]) AS s(client_id, room_id, digest, identity)
-                        ON CONFLICT (client_id) DO UPDATE SET room_id = excluded.room_id, digest = excluded.digest, identity = excluded.identity
-                        """, logger: logger)
+                    try await Self.replaceSeats(of: appliedRecords, on: connection, logger: logger)
                 }
             }
             var result = WriteResult()
@@ -332,17 +322,7 @@ struct RoomTable: Sendable {
                     }
                     return false
                 }
-                try await connection.query("DELETE FROM owp_seats WHERE room_id = \(record.id)", logger: logger)
-                let ids = record.seats.map(\.id)
-                let digests = record.seats.map { $0.resumeDigest ?? "" }
-                let identities = record.seats.map { $0.identity ?? "" }
-                try await connection.query(
-                    """
-                    INSERT INTO owp_seats (client_id, room_id, digest, identity)
-                    SELECT s.client_id, \(record.id), nullif(s.digest, ''), nullif(s.identity, '')
-                    FROM unnest(\(ids)::text[], \(digests)::text[], \(identities)::text[]) AS s(client_id, digest, identity)
-                    ON CONFLICT (client_id) DO UPDATE SET room_id = excluded.room_id, digest = excluded.digest, identity = excluded.identity
-                    """, logger: logger)
+                try await Self.replaceSeats(of: [record], on: connection, logger: logger)
                 return true
             }
         }
@@ -389,13 +369,36 @@ struct RoomTable: Sendable {
         }
     }
 
-    /// The rooms whose seats the resume-token digests (hex) name, as one statement
-    /// (``BatchedLookup``): digest → room, for the digests that name a seat.
+    /// `records`' seats in `owp_seats` as the records have them (what a resume by token or by
+    /// identity looks a room up by), in the transaction that writes the records.
+    private static func replaceSeats(of records: [RoomRecord], on connection: PostgresConnection, logger: Logger) async throws {
+        try await connection.query("DELETE FROM owp_seats WHERE room_id = ANY(\(records.map(\.id))::text[])", logger: logger)
+        let seats = records.flatMap { record in record.seats.map { (room: record.id, seat: $0) } }
+        try await connection.query(
+            """
+            INSERT INTO owp_seats (client_id, room_id, digest, retiring_digest, identity)
+            SELECT s.client_id, s.room_id, nullif(s.digest, ''), nullif(s.retiring, ''), nullif(s.identity, '')
+            FROM unnest(\(seats.map(\.seat.id))::text[], \(seats.map(\.room))::text[], \(seats.map { $0.seat.resumeDigest ?? "" })::text[],
+                \(seats.map { $0.seat.retiringDigest ?? "" })::text[], \(seats.map { $0.seat.identity ?? "" })::text[])
+                AS s(client_id, room_id, digest, retiring, identity)
+            ON CONFLICT (client_id) DO UPDATE SET room_id = excluded.room_id, digest = excluded.digest,
+                retiring_digest = excluded.retiring_digest, identity = excluded.identity
+            """, logger: logger)
+    }
+
+    /// The rooms whose seats the resume-token digests (hex) name — as a seat's current token or
+    /// its retiring one — as one statement (``BatchedLookup``): digest → room, for the digests
+    /// that name a seat.
     func rooms(resumedBy digests: [String]) async throws -> [String: RoomID] {
         let (client, logger) = (lookups, logger)
         return try await timed {
             var rooms: [String: RoomID] = [:]
-            let rows = try await client.query("SELECT digest, room_id FROM owp_seats WHERE digest = ANY(\(digests))", logger: logger)
+            let rows = try await client.query(
+                """
+                SELECT digest, room_id FROM owp_seats WHERE digest = ANY(\(digests))
+                UNION ALL
+                SELECT retiring_digest, room_id FROM owp_seats WHERE retiring_digest = ANY(\(digests))
+                """, logger: logger)
             for try await (digest, room) in rows.decode((String, RoomID).self) { rooms[digest] = room }
             return rooms
         }
