@@ -129,6 +129,44 @@ struct ReplicaBusTests {
         #expect(ContinuousClock.now - stopped < .seconds(3), "seen by the first heartbeat after its session ended")
     }
 
+    /// A stalled database call delays a heartbeat past the live window: the peer is sent no new
+    /// work, but the connections already relayed through it keep their link until the link window.
+    @Test func aPeerHeardOfLateKeepsItsLinksUntilTheLinkWindow() async throws {
+        let url = try await Self.migrated()
+        let a = try await Self.start("host-a/aaaa0007", url: url)
+        defer { a.task.cancel() }
+        // A peer that listens (a session named after its channel) and whose heartbeats come late.
+        let peer = "host-c/cccc0008"
+        var configuration = try DatabaseSettings(url: url).connectionConfiguration()
+        configuration.options.additionalStartupParameters.append(("application_name", ReplicaBus.channel(of: peer)))
+        let listener = try await PostgresConnection.connect(
+            on: MultiThreadedEventLoopGroup.singleton.next(), configuration: configuration, id: 9, logger: Self.logger)
+        func heard(secondsAgo: Double) async throws {
+            try await listener.query(
+                """
+                INSERT INTO owp_replicas (replica, heard_at) VALUES (\(peer), now() - make_interval(secs => \(secondsAgo)))
+                ON CONFLICT (replica) DO UPDATE SET heard_at = excluded.heard_at
+                """, logger: Self.logger)
+        }
+        try await heard(secondsAgo: 0)
+        a.bus.send(.gone(connection: "c"), to: peer)  // linked from now on
+        let late = (ReplicaDirectory.liveWindowSeconds + ReplicaDirectory.linkWindowSeconds) / 2
+        let lateFor = ContinuousClock.now + .seconds(3.5)  // three of a's link checks at least
+        while ContinuousClock.now < lateFor {
+            try await heard(secondsAgo: late)
+            try await Task.sleep(for: .milliseconds(100))
+        }
+        #expect(try await a.bus.directory.live(among: [peer]).isEmpty, "not live: nothing new goes to it")
+        #expect(a.inbox.drops.withLock { $0.isEmpty }, "its links stay: \(a.inbox.drops.withLock { $0 })")
+
+        try await heard(secondsAgo: ReplicaDirectory.linkWindowSeconds + 1)
+        let gone = ContinuousClock.now
+        while a.inbox.drops.withLock({ $0.isEmpty }), ContinuousClock.now - gone < .seconds(5) { try await Task.sleep(for: .milliseconds(20)) }
+        let drops = a.inbox.drops.withLock { $0 }
+        #expect(drops.count == 1 && drops.first?.0 == peer && drops.first?.1 == .peerGone, "past the link window it is gone: \(drops)")
+        try await listener.close()
+    }
+
     @Test func payloadsStayUnderTheLimitAndKeepEveryFrame() throws {
         let frames = (0..<40).map { BusFrame.input(connection: "c", text: String(repeating: "x", count: 50 * $0)) }
         let payloads = try ReplicaBus.payloads(frames, from: "r/1")

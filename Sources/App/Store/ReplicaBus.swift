@@ -20,7 +20,8 @@ import WatchPartyCore
 ///   `owp_bus_spill` and fetched by its receiver (NOTIFY's payload ends at 8000 bytes).
 /// - **Never silently lossy.** Whatever can lose frames — this replica's listener going away
 ///   (notifications sent meanwhile are lost), a send that fails, a backlog past
-///   ``backlogLimit``, a peer not heard of for ``ReplicaDirectory/liveWindowSeconds`` — drops
+///   ``backlogLimit``, a peer whose listener is gone or that was not heard of for
+///   ``ReplicaDirectory/linkWindowSeconds`` — drops
 ///   the *link* with that peer (or every peer): the handler is told, so that connections
 ///   relayed either way are closed (1012) or go away, and resume; the peer is told too
 ///   (``BusFrame/unlinked``) where it can be.
@@ -322,6 +323,7 @@ final class ReplicaBus: Sendable {
             group.addTask { await self.runSender() }
             group.addTask { await self.runListener() }
             group.addTask { await self.runHeartbeat() }
+            group.addTask { await self.runLinkCheck() }
             while !Task.isCancelled {
                 try? await Task.sleep(for: .seconds(3600))
             }
@@ -459,12 +461,26 @@ final class ReplicaBus: Sendable {
         receiver?(Delivery(from: peer, frames: frames))
     }
 
-    /// Every heartbeat: say this replica listens, and drop the links with peers not heard of.
+    /// Every ``heartbeatInterval``, on the clock rather than after the previous beat: says this
+    /// replica listens. Nothing else waits in this loop, so a slow echo or look-up does not
+    /// delay the next beat; a beat that itself took long is followed by the next one at once.
     private func runHeartbeat() async {
-        var beats = 0
+        var next = ContinuousClock.now
+        while !Task.isCancelled {
+            next = max(next + Self.heartbeatInterval, .now)
+            try? await Task.sleep(until: next)
+            guard state.withLock({ $0.listening && !$0.stopped }) else { continue }
+            try? await directory.heartbeat()
+        }
+    }
+
+    /// Every heartbeat interval: checks that the listener still hears (its own echo), and drops
+    /// the links with peers gone (``ReplicaDirectory/linkWindowSeconds``).
+    private func runLinkCheck() async {
+        var checks = 0
         while !Task.isCancelled {
             try? await Task.sleep(for: Self.heartbeatInterval)
-            beats += 1
+            checks += 1
             guard state.withLock({ $0.listening && !$0.stopped }) else { continue }
             // A listener whose connection died without a sign hears nothing, its own echo neither.
             if let deaf = state.withLock({ state -> PostgresConnection? in
@@ -475,19 +491,18 @@ final class ReplicaBus: Sendable {
                 try? await deaf.close()
                 continue
             }
-            try? await directory.heartbeat()
             let (pool, channel, logger) = (pool, channel, logger)
             _ = try? await Deadline.within(RoomTable.standardCallLimit) {
                 try await pool.query("SELECT pg_notify(\(channel), \(Self.echo))", logger: logger)
             }
             let peers = state.withLock { Array($0.links) }
-            if let live = try? await directory.live(among: peers) {
-                for peer in peers where !live.contains(peer) {
+            if let linked = try? await directory.live(among: peers, within: ReplicaDirectory.linkWindowSeconds) {
+                for peer in peers where !linked.contains(peer) {
                     // Told anyway: a peer whose heartbeats are only late must not keep sessions whose connections are closed here.
                     drop(peer, .peerGone, tell: true)
                 }
             }
-            if beats % 30 == 0 { try? await directory.removeStale() }
+            if checks % 30 == 0 { try? await directory.removeStale() }
         }
     }
 }

@@ -14,8 +14,15 @@ struct ReplicaDirectory: Sendable {
     let replica: String
     let logger: Logger
 
-    /// Three missed heartbeats.
+    /// Three missed heartbeats: a replica not heard of for this long is sent no new work (no
+    /// connection is relayed to it, no room offered).
     static let liveWindowSeconds = 3.0
+    /// Two live windows: a peer that still listens keeps its links until it has not been heard
+    /// of for this long. One database call stalled for a couple of seconds delays a heartbeat
+    /// past the live window; it must not cut every connection relayed through that replica —
+    /// their resumes in flight and all (BENCHMARKS.md § The handover offers its rooms). A peer
+    /// whose listener's session is gone is taken for gone at once, whatever the window.
+    static let linkWindowSeconds = 2 * liveWindowSeconds
 
     /// This replica listens: heard now.
     func heartbeat() async throws {
@@ -29,12 +36,13 @@ struct ReplicaDirectory: Sendable {
         }
     }
 
-    /// Which of `replicas` were heard of within the live window and have their listener
-    /// connected now (its session, named after its channel, is in `pg_stat_activity`): a
-    /// process that died is seen at once, as the database drops its connections.
-    func live(among replicas: [String]) async throws -> Set<String> {
+    /// Which of `replicas` were heard of within `window` (seconds; the live window unless said)
+    /// and have their listener connected now (its session, named after its channel, is in
+    /// `pg_stat_activity`): a process that died is seen at once, as the database drops its
+    /// connections.
+    func live(among replicas: [String], within window: Double = liveWindowSeconds) async throws -> Set<String> {
         guard !replicas.isEmpty else { return [] }
-        let (client, logger, window) = (client, logger, Self.liveWindowSeconds)
+        let (client, logger) = (client, logger)
         let channels = replicas.map(ReplicaBus.channel(of:))
         return try await Deadline.within(RoomTable.standardCallLimit) {
             let rows = try await client.query(
