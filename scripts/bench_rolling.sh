@@ -45,8 +45,8 @@ for ((r = 1; r <= RUNS; r++)); do
 done
 
 {
-  echo "| run | members back in their seat | reconnects (1012) | rooms closed | chats missed: silently / in flight at the sender's close | close → resumed p50 / p99 / max (ms) | of it: upgrade p50 / p99, resume → room_state p50 / p99 (ms) | failed attempts | drains (s) |"
-  echo "| --- | ---: | ---: | ---: | --- | --- | --- | ---: | --- |"
+  echo "| run | members back in their seat | reconnects (1012) | rooms closed | chats missed: silently / in flight at the sender's close | close → resumed p50 / p99 / max (ms) | of it: upgrade p50 / p99, resume → room_state p50 / p99 (ms) | failed attempts | resumed after an unanswered resume | drains (s) |"
+  echo "| --- | ---: | ---: | ---: | --- | --- | --- | ---: | ---: | --- |"
   for f in "$RESULTS"/before-*.bench.log "$RESULTS"/after-*.bench.log; do
     [[ -e $f ]] || continue
     label=$(basename "$f" .bench.log)
@@ -54,7 +54,7 @@ done
 import json, os, sys
 path, label = sys.argv[1], sys.argv[2]
 if not os.path.exists(path):
-    print(f"| {label} | did not finish (see {label}.bench.log) | | | | | | |")
+    print(f"| {label} | did not finish (see {label}.bench.log) | | | | | | | |")
     sys.exit()
 r = json.load(open(path))["result"]
 m = r.get("metrics", {})
@@ -69,7 +69,7 @@ print(f'| {label} | {i("members_back_in_their_seat")} of {i("members")} | {i("re
       f'| {i("chats_missed_silently")} / {i("chats_missed_in_flight_at_the_senders_close")} of {i("chats_sent")} '
       f'| {ms(back, "p50_ms")} / {ms(back, "p99_ms")} / {ms(back, "max_ms")} '
       f'| {ms("reconnect_upgrade", "p50_ms")} / {ms("reconnect_upgrade", "p99_ms")}, {ms("resume_to_room_state", "p50_ms")} / {ms("resume_to_room_state", "p99_ms")} '
-      f'| {i("failed_attempts")} | {drains} |')
+      f'| {i("failed_attempts")} | {i("resumed_after_an_unanswered_resume")} | {drains} |')
 PY
   done
 } >"$RESULTS/summary.md"

@@ -181,6 +181,7 @@ final class RollingScenario: Sendable {
         result.metrics["members_not_back"] = Double(members.count - tallies.attached)
         result.metrics["resumes_into_another_seat"] = Double(tallies.wrongSeat)
         result.metrics["failed_attempts"] = Double(tallies.failedAttempts)
+        result.metrics["resumed_after_an_unanswered_resume"] = Double(tallies.resumedAfterAnUnansweredResume)
         result.metrics["drain_seconds_max"] = drains.max() ?? 0
         result.metrics["server_rooms_active_end"] = roomsActive
         result.notes.append("drains (s): " + drains.map { String(format: "%.2f", $0) }.joined(separator: ", "))
@@ -206,6 +207,10 @@ final class RollingMember: @unchecked Sendable {
         var chatsReceived = 0
         var failedAttempts = 0
         var wrongSeat = 0
+        /// Resumes served with a token whose previous `resume` went unanswered (its connection
+        /// closed first): the server may have rotated it then, and these are the resumes a
+        /// retiring token (docs/protocol.md choice 21) lets through.
+        var resumedAfterAnUnansweredResume = 0
         var attached = 0
         var backInSeat = 0
 
@@ -219,6 +224,7 @@ final class RollingMember: @unchecked Sendable {
             chatsReceived += other.chatsReceived
             failedAttempts += other.failedAttempts
             wrongSeat += other.wrongSeat
+            resumedAfterAnUnansweredResume += other.resumedAfterAnUnansweredResume
             attached += other.attached
             backInSeat += other.backInSeat
         }
@@ -233,6 +239,9 @@ final class RollingMember: @unchecked Sendable {
     private let counters: BenchCounters
     private let recorder: Recorder
     private var token: String
+    /// The token of the last `resume` sent whose connection ended before its answer came: the
+    /// server may have rotated the seat's token in a `client_hello` that was lost.
+    private var unansweredToken: String?
     private(set) var socket: BenchSocket?
     /// The last chat number this connection received (a gap after it is a lost message).
     private var lastChat: Int?
@@ -358,15 +367,24 @@ final class RollingMember: @unchecked Sendable {
             let upgraded = BenchClock.micros()
             _ = try await socket.expectFromAnywhere("client_hello")
             let greeted = BenchClock.micros()
-            let token = try await loop.submit { [self] in self.token }.get()
+            let (token, retried) = try await loop.submit { [self] in
+                defer { self.unansweredToken = self.token }  // until an answer comes
+                return (self.token, self.unansweredToken == self.token)
+            }.get()
             socket.sendFromAnywhere(#"{"type":"resume","payload":{"token":"\#(token)"},"ts":\#(BenchClock.ts())}"#)
             let hello = try await socket.expectFromAnywhere("client_hello", orError: true)
+            try await loop.submit { [self] in self.unansweredToken = nil }.get()
             if JSONScan.type(of: hello) == "error" {
                 throw AttemptFailure.refused(JSONScan.string(.code, in: hello) ?? "?")
             }
-            // The old token stops working with this hello (PROTOCOL.md §13): kept at once, even if
-            // the connection drops before the room_state.
-            if let fresh = JSONScan.string(.resumeToken, in: hello) { try await loop.submit { [self] in self.token = fresh }.get() }
+            // The old token retires with this hello (docs/protocol.md choice 21): the new one is
+            // kept at once, even if the connection drops before the room_state.
+            if let fresh = JSONScan.string(.resumeToken, in: hello) {
+                try await loop.submit { [self] in
+                    self.token = fresh
+                    if retried { counts.resumedAfterAnUnansweredResume += 1 }
+                }.get()
+            }
             let state = try await socket.expectFromAnywhere("room_state", orError: true)
             if JSONScan.type(of: state) == "error" {
                 throw AttemptFailure.refused(JSONScan.string(.code, in: state) ?? "?")

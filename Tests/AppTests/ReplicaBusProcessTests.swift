@@ -196,6 +196,29 @@ extension ReplicaProcessTests {
         try await Self.stop(servers)
     }
 
+    /// docs/protocol.md choice 21 across replicas: a relayed member's resume was served (its seat
+    /// got a new token) but its connection ended before the client kept the `client_hello`; it
+    /// comes back through a third replica with the token it holds, the one that retired.
+    @Test func aResumeWhoseHelloWasLostIsServedAgainThroughAnotherReplica() async throws {
+        let url = try await TestDatabase.fresh()
+        let servers = try await Self.replicas(3, environment: ["DATABASE_URL": url])
+        let (room, _, guests) = try await Self.spreadParty(servers)
+        let guest = guests[1]  // on the second replica, served by the owner (the first)
+        _ = try await guest.client.close()
+        try await Task.sleep(for: .milliseconds(500))
+        let lost = try await guest.resume(on: servers[1].port)
+        #expect(ReplicaProcessTests.payload(lost.hello)["resume_token"] as? String != guest.token, "rotated")
+        _ = try await lost.client.close()  // the new token is never kept
+        try await Task.sleep(for: .milliseconds(500))  // away again, and the rotation written to the store
+
+        let back = try await guest.resume(on: servers[2].port)
+        #expect(ReplicaProcessTests.payload(back.hello)["client_id"] as? String == guest.id, "the same seat")
+        #expect(back.state["room"] as? String == room)
+        let owner = try await servers[0].httpResponse("/metrics")
+        #expect(owner.contains(#"owp_session_resumes_total{way="retiring_token",result="resumed"} 1"#), "\(owner)")
+        try await Self.stop(servers)
+    }
+
     @Test func aStoppedOwnerHandsTheRoomOverAndRelayedMembersResume() async throws {
         let url = try await TestDatabase.fresh()
         let servers = try await Self.replicas(3, environment: ["DATABASE_URL": url])

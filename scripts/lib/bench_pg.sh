@@ -17,9 +17,10 @@ stop_servers() {
   PIDS=()
 }
 
-# Every table the servers keep, emptied (a fresh start for the next run; the schema stays).
+# Every table the servers keep, dropped (a fresh start for the next run): each binary migrates
+# its own schema, as a binary of an older schema refuses a newer one.
 empty_store() {
-  psql "$URL" -qc "TRUNCATE owp_rooms, owp_seats, owp_replicas, owp_bus_spill" 2>/dev/null || true
+  psql "$URL" -qc "DROP TABLE IF EXISTS owp_seats, owp_rooms, owp_replicas, owp_bus_spill, owp_schema_migrations" 2>/dev/null || true
 }
 
 bench_pg_cleanup() {
