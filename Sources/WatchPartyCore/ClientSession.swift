@@ -24,7 +24,7 @@ public struct ClientSession: Sendable, Equatable {
     public internal(set) var resumeDigest: ResumeDigest?
     /// The token the seat's last resume replaced, while it still resumes the seat: a client
     /// whose `client_hello` was lost with its connection holds only that one (docs/protocol.md,
-    /// "Sessions and resume").
+    /// choice 21).
     public internal(set) var retiringToken: RetiringToken?
     /// Open mode: the client named its own `user_id` (what `RESUME_BY_USER_ID` goes by).
     public internal(set) var claimedUserID = false

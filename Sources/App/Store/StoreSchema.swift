@@ -65,7 +65,7 @@ enum StoreSchema {
         // 3: a seat's retiring token (the one its last resume replaced) finds its room too; and
         // each version says which older servers still read the database. A server of version 2
         // runs against it without knowing the column (its seats' retiring tokens are not written),
-        // but refuses it at start (it predates `readable_from`; docs/operations.md, "Rolling back").
+        // but refuses it at start (it predates `readable_from`; docs/operations.md, "Upgrades and rollbacks").
         // Idempotent: an operator who rolled back by deleting this version's row can roll forward again.
         Migration(readableFrom: 2, [
             "ALTER TABLE owp_schema_migrations ADD COLUMN IF NOT EXISTS readable_from integer",
