@@ -7,11 +7,12 @@ print `ok   ...` lines for what holds and `FAIL ...` (on stderr, exit 1) for wha
     alert_prom.py targets --prom URL --expect 127.0.0.1:P1 [--expect ...] [--timeout 30]
         Waits until Prometheus's active targets are exactly these, each scraped up at least once.
     alert_prom.py watch --prom URL --since EPOCH --timeout S [--min-seconds S] \
-            [--expect INSTANCE=ALERT ...] [--quiet INSTANCE ...] [--observe INSTANCE ...] \
-            [--name INSTANCE=label ...]
+            [--expect INSTANCE=ALERT ...] [--quiet INSTANCE ...] [--never-firing INSTANCE ...] \
+            [--observe INSTANCE ...] [--name INSTANCE=label ...]
         Polls /api/v1/alerts every 0.5 s until every expected alert is firing on its instance
         (and at least --min-seconds have passed). Fails at once if a --quiet instance has any
-        alert pending or firing; fails at --timeout if an expected alert never fired. Prints,
+        alert pending or firing, or a --never-firing instance has one firing (its pending
+        alerts are reported: the alert's own `for:` absorbed a moment); fails at --timeout if an expected alert never fired. Prints,
         per expectation, how long after EPOCH (the start of the provocation) it became pending
         and firing, and which other alerts the provoked and --observe instances had meanwhile
         (a note, not a failure: a provocation may legitimately trip a second alert, and the claim checked
@@ -91,6 +92,8 @@ def cmd_watch(args):
     expect_instances = {instance for instance, _ in expected} | set(args.observe)
     others: dict[tuple[str, str], str] = {}
     quiet = set(args.quiet)
+    never_firing = set(args.never_firing)
+    pending_seen: dict[tuple[str, str], float] = {}
     label = lambda instance: f"{names.get(instance, instance)} ({instance})"  # noqa: E731
     start = time.monotonic()
     deadline = start + args.timeout
@@ -99,9 +102,11 @@ def cmd_watch(args):
         alerts = active_alerts(args.prom)
         for alert in alerts:
             instance, name = alert["labels"].get("instance"), alert["labels"].get("alertname")
-            if instance in quiet:
+            if instance in quiet or (instance in never_firing and alert["state"] == "firing"):
                 fail(f"{label(instance)} should be quiet but has {describe(alert)} "
                      f"{now_epoch - args.since:.1f}s after the phase started")
+            if instance in never_firing:
+                pending_seen.setdefault((instance, name), now_epoch - args.since)
             if instance in expect_instances and (instance, name) not in expected:
                 if others.get((instance, name)) != "firing":
                     others[(instance, name)] = alert["state"]
@@ -131,6 +136,10 @@ def cmd_watch(args):
             print(f"     note: {label(instance)} had no alert pending or firing", flush=True)
     for instance in sorted(quiet):
         print(f"ok   {label(instance)}: no alert pending or firing for {time.monotonic() - start:.0f}s", flush=True)
+    for instance in sorted(never_firing):
+        print(f"ok   {label(instance)}: no alert firing for {time.monotonic() - start:.0f}s", flush=True)
+    for (instance, alert), at in sorted(pending_seen.items()):
+        print(f"     note: {label(instance)} had {alert} pending from {at:.1f}s, never firing", flush=True)
     if args.json:
         with open(args.json, "a") as f:
             for (instance, alert), r in expected.items():
@@ -169,6 +178,7 @@ def main():
     p.add_argument("--min-seconds", type=float, default=0)
     p.add_argument("--expect", action="append", default=[])
     p.add_argument("--quiet", action="append", default=[])
+    p.add_argument("--never-firing", action="append", default=[])
     p.add_argument("--observe", action="append", default=[])
     p.add_argument("--name", action="append", default=[])
     p.add_argument("--json")

