@@ -201,7 +201,14 @@ struct ReplicaProcessTests {
         let (room, host, guest) = try await Self.party(on: server.port)
         try await host.client.send(["type": "chat_message", "room": room, "payload": ["text": "before"]])
         _ = try await guest.client.next("chat_message")
-        #expect(try await server.httpStatus("/readyz") == 200)
+        // Ready once its bus listener is up too (on a loaded CI machine that can follow the party's set-up).
+        var before = try await server.httpStatus("/readyz")
+        let readyBy = ContinuousClock.now + .seconds(5)
+        while before != 200, ContinuousClock.now < readyBy {
+            try await Task.sleep(for: .milliseconds(50))
+            before = try await server.httpStatus("/readyz")
+        }
+        #expect(before == 200, "\(server.logText)")
 
         try await offPool { cluster.stop() }
         let stopped = ContinuousClock.now
