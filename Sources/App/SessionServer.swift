@@ -31,7 +31,7 @@ struct SessionServer {
         if let databaseSettings = settings.database {
             // Upkeep (renewals, writes) and the look-ups clients cause have pools of their own.
             let client = PostgresClient(configuration: databaseSettings.clientConfiguration(connections: 4), backgroundLogger: logger)
-            let lookups = PostgresClient(configuration: databaseSettings.clientConfiguration(connections: 8), backgroundLogger: logger)
+            let lookups = PostgresClient(configuration: databaseSettings.clientConfiguration(connections: DatabaseSettings.lookupConnections), backgroundLogger: logger)
             // The bus between replicas sends on a pool of its own and listens on a connection of its own.
             let busPool = PostgresClient(configuration: databaseSettings.clientConfiguration(connections: 2), backgroundLogger: logger)
             let replica = Self.replicaID()

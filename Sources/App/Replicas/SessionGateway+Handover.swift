@@ -62,7 +62,7 @@ extension SessionGateway {
     /// Claims of one offer frame under way at once: as many as the look-up pool has connections,
     /// so that an offer of many rooms takes only a few of the recoveries' turns and returning
     /// members' resumes never queue behind it.
-    static let offeredClaimsAtOnce = 8
+    static let offeredClaimsAtOnce = DatabaseSettings.lookupConnections
 
     /// `peer`, draining, offered these rooms: each is claimed and taken over here now (at most
     /// ``offeredClaimsAtOnce`` at a time), unless this replica is draining itself (a drain takes

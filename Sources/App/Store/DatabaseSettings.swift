@@ -81,9 +81,12 @@ struct DatabaseSettings: Sendable, CustomStringConvertible {
         return configuration
     }
 
+    /// Connections of the pool the look-ups clients cause go through (resumes, joins, logins).
+    static let lookupConnections = 8
+
     /// The client's configuration: short connect timeout (a vanished database is noticed
     /// quickly), a small pool (the store's work is a few statements per 100 ms).
-    func clientConfiguration(connections: Int = 8) -> PostgresClient.Configuration {
+    func clientConfiguration(connections: Int = lookupConnections) -> PostgresClient.Configuration {
         let tlsConfiguration: PostgresClient.Configuration.TLS
         switch tls {
         case .disable: tlsConfiguration = .disable
