@@ -196,25 +196,53 @@ async def until(deadline: float, period: float, step):
 # --- party ------------------------------------------------------------------------------
 
 async def party(args) -> dict:
+    """`--parties` independent rooms, each a host and 3 guests doing what a real party does,
+    their traffic over the same `--duration`."""
     stats: dict = {}
-    room, host, guests = await make_room(args.url[0], stats, 3, "party")
+    rooms = [await make_room(args.url[0], stats, 3, f"party{n}") for n in range(args.parties)]
     await asyncio.sleep(0.3)
-    # The host's local player: position `pos` held at server time `at_ms`, playing or paused.
-    player = {"pos": 0.0, "at_ms": now_ms(), "state": "paused"}
-
-    def position(t_ms: int) -> float:
-        if player["state"] == "playing":
-            return player["pos"] + (t_ms - player["at_ms"]) / 1000
-        return player["pos"]
-
-    async def play(at: float):
-        await host.send("player_event", room, {"action": "play", "position": at})
-        event = await host.expect("player_event")  # a scheduled play goes to the host too
-        p = event["payload"]
-        player.update(pos=p["position"], at_ms=event["server_ts"], state="playing")
-
-    await play(10.0)
+    players = [await start_playing(room, host) for room, host, _ in rooms]
     deadline = started(args)
+    await asyncio.gather(*(party_traffic(args, deadline, room, host, guests, player)
+                           for (room, host, guests), player in zip(rooms, players)))
+    for _, host, guests in rooms:
+        for c in [host, *guests]:
+            await c.close()
+    return summarize(stats)
+
+
+class HostPlayer:
+    """The host's local player: position `pos` held at server time `at_ms`, playing or paused."""
+
+    def __init__(self, room: str, host: "Client"):
+        self.room, self.host = room, host
+        self.pos, self.at_ms, self.state = 0.0, now_ms(), "paused"
+
+    def position(self, t_ms: int) -> float:
+        if self.state == "playing":
+            return self.pos + (t_ms - self.at_ms) / 1000
+        return self.pos
+
+    async def play(self, at: float):
+        await self.host.send("player_event", self.room, {"action": "play", "position": at})
+        event = await self.host.expect("player_event")  # a scheduled play goes to the host too
+        self.pos, self.at_ms, self.state = event["payload"]["position"], event["server_ts"], "playing"
+
+    def paused(self, pos: float):
+        self.pos, self.at_ms, self.state = pos, now_ms(), "paused"
+
+
+async def start_playing(room, host) -> HostPlayer:
+    """Starts the room's video at 10 s."""
+    player = HostPlayer(room, host)
+    await player.play(10.0)
+    return player
+
+
+async def party_traffic(args, deadline: float, room, host, guests, player: HostPlayer):
+    """One room's traffic until `deadline`: the host reports its position every second, pauses
+    at 40% of the duration and resumes 4 s later; the guests ping, report a status every 4 s
+    and chat now and then."""
     t_start = time.monotonic()
     paused_once = resumed = False
 
@@ -222,14 +250,14 @@ async def party(args) -> dict:
         nonlocal paused_once, resumed
         elapsed = time.monotonic() - t_start
         if not paused_once and elapsed > args.duration * 0.4:
-            pos = position(now_ms())
+            pos = player.position(now_ms())
             await host.send("player_event", room, {"action": "pause", "position": round(pos, 3)})
-            player.update(pos=pos, at_ms=now_ms(), state="paused")
+            player.paused(pos)
             paused_once = True
         elif paused_once and not resumed and elapsed > args.duration * 0.4 + 4:
-            await play(position(now_ms()))
+            await player.play(player.position(now_ms()))
             resumed = True
-        await host.send("state_update", room, {"position": round(position(now_ms()), 3), "play_state": player["state"]})
+        await host.send("state_update", room, {"position": round(player.position(now_ms()), 3), "play_state": player.state})
         await host.ping()
 
     statuses = ["in_sync", "playing"]
@@ -245,9 +273,6 @@ async def party(args) -> dict:
         await until(deadline, 1.0, step)
 
     await asyncio.gather(until(deadline, 1.0, host_step), *(guest_loop(k, g) for k, g in enumerate(guests)))
-    for c in [host, *guests]:
-        await c.close()
-    return summarize(stats)
 
 
 # --- drift ------------------------------------------------------------------------------
@@ -485,6 +510,7 @@ def main():
     parser.add_argument("--url", action="append", required=True, help="ws://127.0.0.1:PORT/ws (steady: repeatable)")
     parser.add_argument("--duration", type=float, default=30, help="seconds of traffic (default 30)")
     parser.add_argument("--connections", type=int, default=20, help="errors/steady: connections per URL")
+    parser.add_argument("--parties", type=int, default=1, help="party: rooms of a host and 3 guests (default 1)")
     parser.add_argument("--rate", type=float, default=10, help="steady: messages/s per connection; slow: chat/s per member; origin: requests/s")
     parser.add_argument("--stalled", type=int, default=8, help="slow: clients that never read")
     parser.add_argument("--barrier-rooms", type=int, default=0, help="steady: rooms with a never-ready guest")
