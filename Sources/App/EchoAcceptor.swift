@@ -13,8 +13,8 @@ struct EchoAcceptor: ConnectionAcceptor {
     struct EchoSession: ConnectionSession {
         let connection: Connection
 
-        func received(text: String, readAt: UInt64) { connection.send(OutboundText(text)) }
-        func received(binary: [UInt8], readAt: UInt64) { connection.send(binary: binary) }
+        func received(text: String, readAt: ReadStamp) { connection.send(OutboundText(text)) }
+        func received(binary: [UInt8], readAt: ReadStamp) { connection.send(binary: binary) }
         func measured(roundTrip: Duration) {}
         func closed(code: UInt16?) {}
     }

@@ -43,7 +43,7 @@ final class FanoutCeilingAcceptor: ConnectionAcceptor {
             self.connection = connection
         }
 
-        func received(text: String, readAt: UInt64) {
+        func received(text: String, readAt: ReadStamp) {
             if let name = group.withLock({ $0 }) {
                 acceptor.broadcast(text, to: name)
             } else {
@@ -52,7 +52,7 @@ final class FanoutCeilingAcceptor: ConnectionAcceptor {
             }
         }
 
-        func received(binary: [UInt8], readAt: UInt64) {}
+        func received(binary: [UInt8], readAt: ReadStamp) {}
 
         func measured(roundTrip: Duration) {}
 

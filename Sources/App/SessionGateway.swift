@@ -165,7 +165,7 @@ final class SessionGateway: ConnectionAcceptor {
         let text: String
         /// The token check of a JWT `auth`; `nil` when there was none.
         let result: Result<TokenVerdict, TokenRejection>?
-        let readAt: UInt64
+        let readAt: ReadStamp
         var unavailable = false
         /// Its room is owned by this live replica: the connection is served through it from
         /// now on (PROTOCOL.md §14), this message first.
@@ -176,7 +176,7 @@ final class SessionGateway: ConnectionAcceptor {
     /// first: an `auth` to verify (JWT mode), or, with a shared store, a message naming a room
     /// or seat that may be in the database and not here. That one is handed to
     /// ``verified(_:from:by:)`` through `resume`.
-    func receive(_ text: String, from client: ClientID, by handle: ClientHandle, readAt: UInt64, resume: @escaping @Sendable (Verified) -> Void) -> Intake {
+    func receive(_ text: String, from client: ClientID, by handle: ClientHandle, readAt: ReadStamp, resume: @escaping @Sendable (Verified) -> Void) -> Intake {
         let decoded = ClientMessageDecoder.decode(text)
         metrics.messageReceived(type: Self.type(of: decoded), bytes: text.utf8.count)
         guard case .success(let message) = decoded else {
@@ -298,7 +298,7 @@ final class SessionGateway: ConnectionAcceptor {
     }
 
     private func handle(
-        _ decoded: Result<ClientMessage, ProtocolError>, from client: ClientID, by handle: ClientHandle, verdict: TokenVerdict?, readAt: UInt64, unavailable: Bool = false
+        _ decoded: Result<ClientMessage, ProtocolError>, from client: ClientID, by handle: ClientHandle, verdict: TokenVerdict?, readAt: ReadStamp, unavailable: Bool = false
     ) {
         let type = Self.type(of: decoded)
         logger.debug("Message received", metadata: ["client_id": .string(client), "type": .string(type)])
@@ -306,11 +306,11 @@ final class SessionGateway: ConnectionAcceptor {
         if !refused, let shared, case .success(let message) = decoded, shared.refuses(message.type) { refused = true }
         if refused { metrics.storeUnavailableReply() }
         let run = { (party: inout Party, now: ServerTime) -> Outcome in
-            let arrivedAt = Self.arrival(of: readAt, now: now)
+            let arrival = Self.arrival(of: readAt, now: now)
             switch decoded {
-            case .success(let message) where refused: return party.reject(client, .serviceUnavailable, room: message.room, now: now, arrivedAt: arrivedAt)
-            case .success(let message): return party.receive(message, from: client, now: now, arrivedAt: arrivedAt, verdict: verdict)
-            case .failure(let error): return party.reject(client, error.code, now: now, arrivedAt: arrivedAt)
+            case .success(let message) where refused: return party.reject(client, .serviceUnavailable, room: message.room, now: now, arrival: arrival)
+            case .success(let message): return party.receive(message, from: client, now: now, arrival: arrival, verdict: verdict)
+            case .failure(let error): return party.reject(client, error.code, now: now, arrival: arrival)
             }
         }
         let message = try? decoded.get()
@@ -325,7 +325,7 @@ final class SessionGateway: ConnectionAcceptor {
                 return run(&party, now)
             }
         }
-        metrics.messageHandled(type: type, seconds: Self.seconds(since: readAt))
+        metrics.messageHandled(type: type, seconds: Self.seconds(since: readAt.uptimeNanoseconds))
     }
 
     /// Takes a room over from its stored record (the shared store found it); false if the core refused it.
@@ -357,19 +357,19 @@ final class SessionGateway: ConnectionAcceptor {
         }
     }
 
-    func receivedBinary(_ bytes: Int, from client: ClientID, by handle: ClientHandle, readAt: UInt64) {
+    func receivedBinary(_ bytes: Int, from client: ClientID, by handle: ClientHandle, readAt: ReadStamp) {
         metrics.messageReceived(type: "binary", bytes: bytes)
         let servedInRoom = serveInRoom(of: handle) { part, carriers, now in
             guard carriers[client]?.handle === handle, part.servesInRoom(nil, naming: nil, from: client) else { return nil }
-            return part.receiveBinary(from: client, now: now, arrivedAt: Self.arrival(of: readAt, now: now))
+            return part.receiveBinary(from: client, now: now, arrival: Self.arrival(of: readAt, now: now))
         }
         if !servedInRoom {
             apply(involving: { $0.roomsInvolved(receiving: nil, from: client, verdict: nil) }) { party, state, now in
                 guard state.carriers[client]?.handle === handle else { return Outcome() }
-                return party.receiveBinary(from: client, now: now, arrivedAt: Self.arrival(of: readAt, now: now))
+                return party.receiveBinary(from: client, now: now, arrival: Self.arrival(of: readAt, now: now))
             }
         }
-        metrics.messageHandled(type: "binary", seconds: Self.seconds(since: readAt))
+        metrics.messageHandled(type: "binary", seconds: Self.seconds(since: readAt.uptimeNanoseconds))
     }
 
     /// `handle`'s connection ended. `seat`: the session it carried, `nil` if that session was
@@ -1032,10 +1032,12 @@ final class SessionGateway: ConnectionAcceptor {
         }
     }
 
-    /// The server time at which a message read at transport time `readAt` arrived: the rate
-    /// limit counts it there, not when a busy server got to it (PROTOCOL.md §9).
-    static func arrival(of readAt: UInt64, now: ServerTime) -> ServerTime {
-        now - min(now, UInt64(seconds(since: readAt) * 1000))
+    /// The server time at which a message read at transport time `readAt` arrived (`now` less
+    /// the time since the read), and how long it may have waited unread before that, in whole
+    /// milliseconds rounded up: what the core's rate window counts (docs/protocol.md choices 20, 22).
+    static func arrival(of readAt: ReadStamp, now: ServerTime) -> Arrival {
+        let waited = (readAt.mayHaveWaitedNanoseconds + 999_999) / 1_000_000
+        return Arrival(readAt: now - min(now, UInt64(seconds(since: readAt.uptimeNanoseconds) * 1000)), mayHaveWaited: waited)
     }
 
     /// Seconds from an uptime stamp of the transport to now.
@@ -1063,7 +1065,7 @@ final class ClientHandle: ConnectionSession {
         /// The session this connection carries now; `nil` once another connection took it over.
         var seat: ClientID?
         var verifying = false
-        var held: Deque<(text: String, readAt: UInt64)> = []
+        var held: Deque<(text: String, readAt: ReadStamp)> = []
         var closed = false
         /// The replica that serves this connection's session now (PROTOCOL.md §14).
         var relayedTo: String?
@@ -1131,7 +1133,7 @@ final class ClientHandle: ConnectionSession {
         }
     }
 
-    func received(text: String, readAt: UInt64) {
+    func received(text: String, readAt: ReadStamp) {
         let held: Bool? = inbox.withLock { inbox in
             guard inbox.verifying else { return false }
             guard inbox.held.count < Self.heldLimit else { return nil }
@@ -1147,12 +1149,12 @@ final class ClientHandle: ConnectionSession {
         }
     }
 
-    func received(binary: [UInt8], readAt: UInt64) {
+    func received(binary: [UInt8], readAt: ReadStamp) {
         received(binaryOf: binary.count, readAt: readAt)
     }
 
     /// A binary message of `count` bytes (relayed ones arrive as their size).
-    func received(binaryOf count: Int, readAt: UInt64) {
+    func received(binaryOf count: Int, readAt: ReadStamp) {
         if let owner = relayedTo { return gateway.forward(.binary(connection: greetedAs, bytes: count), to: owner) }
         guard let seat else { return }
         gateway.receivedBinary(count, from: seat, by: self, readAt: readAt)
@@ -1179,7 +1181,7 @@ final class ClientHandle: ConnectionSession {
 
     /// Hands one message to the gateway; true if it started a verification.
     @discardableResult
-    private func take(_ text: String, readAt: UInt64) -> Bool {
+    private func take(_ text: String, readAt: ReadStamp) -> Bool {
         if let owner = relayedTo {
             if !gateway.answeredAtRelay(text, by: self, readAt: readAt) {
                 gateway.forward(.input(connection: greetedAs, text: text), to: owner)
@@ -1204,7 +1206,7 @@ final class ClientHandle: ConnectionSession {
         } else {
             gateway.verified(verified, from: seat, by: self)
         }
-        while let next = inbox.withLock({ inbox -> (text: String, readAt: UInt64)? in
+        while let next = inbox.withLock({ inbox -> (text: String, readAt: ReadStamp)? in
             guard let first = inbox.held.popFirst() else {
                 inbox.verifying = false
                 return nil

@@ -320,11 +320,11 @@ public enum SendResult: Sendable, Equatable {
 /// dropping what an operator would count.
 public protocol ConnectionSession: Sendable {
     /// A complete text message (reassembled, decompressed, valid UTF-8, within the size
-    /// limit). `readAt` is when its last byte was read off the socket (uptime nanoseconds, see
-    /// ``TransportClock``).
-    func received(text: String, readAt: UInt64)
+    /// limit). `readAt` is when its last byte was read off the socket, and how long it may have
+    /// waited there unread before (``ReadStamp``).
+    func received(text: String, readAt: ReadStamp)
     /// A binary message (the protocol has none; the application answers with an error).
-    func received(binary: [UInt8], readAt: UInt64)
+    func received(binary: [UInt8], readAt: ReadStamp)
     /// A round trip measured by the server's ping.
     func measured(roundTrip: Duration)
     /// The connection is gone, for whatever reason. Called exactly once, last. `code` is the
@@ -342,6 +342,23 @@ public protocol ConnectionAcceptor: Sendable {
 }
 
 /// The monotonic clock the transport stamps reads with.
+/// When a message was read off its socket (``TransportClock`` nanoseconds), and the longest it
+/// may have waited in the kernel's receive buffer before that read: the time the event loop
+/// that reads the socket was recently unable to run (busy or descheduled, ``LoopLateness``).
+/// A connection on a loop that keeps up reads what arrives within the loop's tick period.
+public struct ReadStamp: Sendable, Equatable {
+    public var uptimeNanoseconds: UInt64
+    public var mayHaveWaitedNanoseconds: UInt64
+
+    public init(uptimeNanoseconds: UInt64, mayHaveWaitedNanoseconds: UInt64 = 0) {
+        self.uptimeNanoseconds = uptimeNanoseconds
+        self.mayHaveWaitedNanoseconds = mayHaveWaitedNanoseconds
+    }
+
+    /// Read now, by something that does not know of any wait (a relay's bus frame, a test).
+    public static func now() -> ReadStamp { ReadStamp(uptimeNanoseconds: TransportClock.uptimeNanoseconds()) }
+}
+
 public enum TransportClock {
     /// Nanoseconds since an arbitrary fixed point (NIO's uptime clock).
     public static func uptimeNanoseconds() -> UInt64 { NIODeadline.now().uptimeNanoseconds }

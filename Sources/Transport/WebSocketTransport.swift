@@ -90,7 +90,8 @@ public struct WebSocketTransport: Sendable {
     /// Puts an accepted connection's handler in the pipeline and hands it to the application.
     func install(on channel: any Channel, deflate: DeflateParameters?, client: String) throws {
         let budget = OutboundBudget(capacity: configuration.outboundQueueCapacity)
-        let handler = WebSocketConnectionHandler(configuration: configuration, deflate: deflate, traffic: traffic, budget: budget)
+        let handler = WebSocketConnectionHandler(
+            configuration: configuration, deflate: deflate, traffic: traffic, budget: budget, lateness: LoopLateness.on(channel.eventLoop))
         try channel.pipeline.syncOperations.addHandler(handler)
         let connection = Connection(
             remoteAddress: client, negotiatedExtensions: deflate == nil ? [] : ["permessage-deflate"], channel: channel, handler: handler,

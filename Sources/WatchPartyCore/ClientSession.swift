@@ -70,6 +70,8 @@ public struct ConnectionMeters: Sendable, Equatable {
     /// Start and count of the current one-second rate window.
     var rateWindowStart: ServerTime
     var rateCount = 0
+    /// When the previous counted message is taken to have arrived (``Party/withinRateLimit``).
+    var rateLastArrival: ServerTime?
     /// `client_log` budget: lines left, and when it was last topped up.
     var logAllowance: Double
     var logAllowanceAt: ServerTime

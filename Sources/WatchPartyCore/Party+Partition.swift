@@ -99,7 +99,7 @@ extension Party {
         Set(clients.compactMap { sessions[$0]?.roomID } + named).filter { detached[$0] != nil }
     }
 
-    /// The detached rooms ``receive(_:from:now:arrivedAt:verdict:)`` (or ``reject(_:_:room:now:arrivedAt:)``
+    /// The detached rooms ``receive(_:from:now:arrival:verdict:)`` (or ``reject(_:_:room:now:arrival:)``
     /// with `message` `nil`) may read or change: the sender's and the one named; for an `auth`, those
     /// of the identity's seats (it may resume or probe one); for a `resume`, the token's seat's.
     public func roomsInvolved(receiving message: ClientMessage?, from client: ClientID, verdict: TokenVerdict?) -> Set<RoomID> {

@@ -57,12 +57,25 @@ extension Party {
     /// Counts a message against the connection's fixed one-second window (PROTOCOL.md §9), at
     /// the time it arrived (`now` when not given, never later than `now`); over the limit the
     /// connection gets RATE_LIMITED and is closed (now, when it is handled). Returns whether to go on.
-    mutating func withinRateLimit(_ client: ClientID, counted: Bool, arrivedAt: ServerTime?, now: ServerTime, out: inout Outcome) -> Bool {
+    ///
+    /// A message that may have waited unread (``Arrival/mayHaveWaited``: the server was busy)
+    /// is counted at the earliest time consistent with both that wait and the client keeping
+    /// to the limit: one ``PartyRules/rateSpacingMs`` after the connection's previous message,
+    /// but no earlier than it could have arrived and no later than it was read. A clump of
+    /// messages a busy server read at once is so spread back over the time it could not read,
+    /// at the limit's pace; what that time cannot explain lands on the read and counts there
+    /// (docs/protocol.md choice 22). A message read as it came (no wait) counts when read.
+    mutating func withinRateLimit(_ client: ClientID, counted: Bool, arrival: Arrival?, now: ServerTime, out: inout Outcome) -> Bool {
         guard counted, sessions[client] != nil else { return true }
-        let arrivedAt = min(arrivedAt ?? now, now)
+        let readAt = min(arrival?.readAt ?? now, now)
+        let earliest = readAt - min(readAt, arrival?.mayHaveWaited ?? 0)
+        let spacing = rules.rateSpacingMs
         var count = 0
         // The rate window is the connection's, kept by no store: not a change to report.
         sessions.updateUnrecorded(client) { session in
+            let paced = session.meters.rateLastArrival.map { $0 + spacing } ?? earliest
+            let arrivedAt = min(readAt, max(earliest, paced))
+            session.meters.rateLastArrival = arrivedAt
             // Only a later window starts a new one: an arrival stamped a moment before the
             // window's start (the shell's two clocks differ by up to a millisecond) counts in it.
             if arrivedAt >= session.meters.rateWindowStart + 1000 {

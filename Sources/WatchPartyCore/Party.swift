@@ -106,30 +106,31 @@ public struct Party: Sendable {
 
     /// A text frame that failed to decode, a binary frame, or a message the shell cannot serve now
     /// (SERVICE_UNAVAILABLE, PROTOCOL.md §14): the documented error, nothing else.
-    /// `arrivedAt`: as in ``receive(_:from:now:arrivedAt:verdict:)``.
-    public mutating func reject(_ client: ClientID, _ code: ErrorCode, room: RoomID? = nil, now: ServerTime, arrivedAt: ServerTime? = nil) -> Outcome {
+    /// `arrival`: as in ``receive(_:from:now:arrival:verdict:)``.
+    public mutating func reject(_ client: ClientID, _ code: ErrorCode, room: RoomID? = nil, now: ServerTime, arrival: Arrival? = nil) -> Outcome {
         var out = Outcome()
         guard let session = sessions[client], !session.closing else { return finish(out) }
-        guard withinRateLimit(client, counted: true, arrivedAt: arrivedAt, now: now, out: &out) else { return finish(out) }
+        guard withinRateLimit(client, counted: true, arrival: arrival, now: now, out: &out) else { return finish(out) }
         out.error(code, to: client, room: room, now: now)
         return finish(out)
     }
 
     /// A binary frame: the protocol has none (UNSUPPORTED_MESSAGE_FORMAT, PROTOCOL.md §1).
-    public mutating func receiveBinary(from client: ClientID, now: ServerTime, arrivedAt: ServerTime? = nil) -> Outcome {
-        reject(client, .unsupportedMessageFormat, now: now, arrivedAt: arrivedAt)
+    public mutating func receiveBinary(from client: ClientID, now: ServerTime, arrival: Arrival? = nil) -> Outcome {
+        reject(client, .unsupportedMessageFormat, now: now, arrival: arrival)
     }
 
     /// A decoded client message. For an `auth` carrying a token in JWT mode, `verdict` is the
     /// shell's verification of that token.
     ///
-    /// `arrivedAt` is when the shell read the message off its connection (`now` when omitted,
-    /// never later than `now`). The rate limit counts it there: a client that keeps to the limit
-    /// stays within it however long the message waited to be handled (PROTOCOL.md §9).
-    public mutating func receive(_ message: ClientMessage, from client: ClientID, now: ServerTime, arrivedAt: ServerTime? = nil, verdict: TokenVerdict? = nil) -> Outcome {
+    /// `arrival` is when the shell read the message off its connection (`now` when omitted,
+    /// never later than `now`) and how long it may have waited unread before. The rate limit
+    /// counts it there: a client that keeps to the limit stays within it however long the
+    /// message waited to be handled, or to be read by a busy server (PROTOCOL.md §9).
+    public mutating func receive(_ message: ClientMessage, from client: ClientID, now: ServerTime, arrival: Arrival? = nil, verdict: TokenVerdict? = nil) -> Outcome {
         var out = Outcome()
         guard let session = sessions[client], !session.closing else { return finish(out) }
-        guard withinRateLimit(client, counted: message.type != .clientLog, arrivedAt: arrivedAt, now: now, out: &out) else { return finish(out) }
+        guard withinRateLimit(client, counted: message.type != .clientLog, arrival: arrival, now: now, out: &out) else { return finish(out) }
         var lobby = LobbyChange()
         if !session.authenticated && !Self.servedBeforeAuth.contains(message.type) {
             out.error(.authenticationRequired, to: client, room: message.room, now: now)

@@ -42,6 +42,10 @@ public struct PartyRules: Sendable, Equatable {
     public var maxPosition: Double = 86_400
     /// Messages per connection per one-second window (`client_log` excluded); more is RATE_LIMITED.
     public var rateLimitPerSecond: Int = 30
+    /// The time between two messages of a client that sends at exactly the limit, rounded up
+    /// (34 ms at 30/s): how far apart a busy server spreads back the messages it read in a
+    /// clump (``Arrival/mayHaveWaited``).
+    public var rateSpacingMs: ServerTime { (1000 + ServerTime(max(rateLimitPerSecond, 1)) - 1) / ServerTime(max(rateLimitPerSecond, 1)) }
     /// `client_log` lines a connection may send at once (the upstream client flushes up to 100
     /// buffered lines on connect, before it authenticates); further lines are dropped, not
     /// logged, and counted. `client_log` is exempt from `rateLimitPerSecond` (a log flush must

@@ -470,8 +470,8 @@ import Testing
 final class ForwardingSession: ConnectionSession {
     let target: Connection
     init(to target: Connection) { self.target = target }
-    func received(text: String, readAt: UInt64) { target.send(OutboundText(text)) }
-    func received(binary: [UInt8], readAt: UInt64) {}
+    func received(text: String, readAt: ReadStamp) { target.send(OutboundText(text)) }
+    func received(binary: [UInt8], readAt: ReadStamp) {}
     func measured(roundTrip: Duration) {}
     func closed(code: UInt16?) {}
 }

@@ -108,6 +108,7 @@ struct ServerFrame: Equatable {
 final class RecordingSession: ConnectionSession {
     struct Log {
         var texts: [String] = []
+        var stamps: [ReadStamp] = []
         var binaries: [[UInt8]] = []
         var roundTrips: [Duration] = []
         var closes: [UInt16?] = []
@@ -116,16 +117,20 @@ final class RecordingSession: ConnectionSession {
     let log = Mutex(Log())
     let echo: Mutex<Connection?> = Mutex(nil)
 
-    func received(text: String, readAt: UInt64) {
-        log.withLock { $0.texts.append(text) }
+    func received(text: String, readAt: ReadStamp) {
+        log.withLock {
+            $0.texts.append(text)
+            $0.stamps.append(readAt)
+        }
         echo.withLock { $0 }?.send(OutboundText(text))
     }
 
-    func received(binary: [UInt8], readAt: UInt64) { log.withLock { $0.binaries.append(binary) } }
+    func received(binary: [UInt8], readAt: ReadStamp) { log.withLock { $0.binaries.append(binary) } }
     func measured(roundTrip: Duration) { log.withLock { $0.roundTrips.append(roundTrip) } }
     func closed(code: UInt16?) { log.withLock { $0.closes.append(code) } }
 
     var texts: [String] { log.withLock { $0.texts } }
+    var stamps: [ReadStamp] { log.withLock { $0.stamps } }
     var closes: [UInt16?] { log.withLock { $0.closes } }
 }
 

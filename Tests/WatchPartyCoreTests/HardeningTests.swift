@@ -52,6 +52,53 @@ import Testing
         #expect(late.closes.map(\.code) == [4002])
     }
 
+    /// A busy server that could not read a client for 1.5 s reads its 37 waiting messages at
+    /// once. Counted at the read, 25 messages a second would be limited; given the time the
+    /// server could not read (choice 22), they are spread back over it at the limit's pace.
+    @Test func aClumpABusyServerReadAtOnceIsSpreadOverTheTimeItCouldNotRead() {
+        for (waited, limited) in [(ServerTime(1_550), false), (0, true)] {
+            let h = Harness()
+            h.connect("c")
+            h.advance(by: 1_000)
+            for _ in 0..<25 {  // 25 a second, read as they come
+                h.send("c", "ping")
+                h.advance(by: 40)
+            }
+            h.advance(by: 1_500)  // then nothing read for 1.5 s
+            h.clear()
+            for _ in 0..<37 { h.send("c", "ping", mayHaveWaited: waited) }  // 1.5 s of them in one read
+            #expect(h.closes.map(\.code) == (limited ? [4002] : []), "waited \(waited) ms")
+            #expect(h.types("c").filter { $0 == "pong" }.count == (limited ? 30 : 37))
+        }
+    }
+
+    /// The doubt never covers more than the wait explains: 100 messages read at once after
+    /// 2 s unread are more than 2 s at 30 a second, and a client flooding 60 a second stays
+    /// limited however long each of its reads may have waited.
+    @Test func aFloodIsLimitedHoweverLongItMayHaveWaited() {
+        let burst = Harness()
+        burst.connect("c")
+        burst.advance(by: 3_000)
+        for _ in 0..<100 { burst.send("c", "ping", mayHaveWaited: 2_000) }
+        #expect(burst.closes.map(\.code) == [4002])
+        #expect(burst.types("c").filter { $0 == "pong" }.count < 100)
+
+        // Every 500 ms, the messages of that half second in one read that may have waited 1 s.
+        for (perSecond, limited) in [(25, false), (60, true)] {
+            let h = Harness()
+            h.connect("c")
+            h.advance(by: 1_000)
+            var reads = 0
+            while h.closes.isEmpty && reads < 20 {
+                h.advance(by: 500)
+                for _ in 0..<(perSecond / 2 + (reads % 2) * (perSecond % 2)) { h.send("c", "ping", mayHaveWaited: 1_000) }
+                reads += 1
+            }
+            #expect(h.closes.map(\.code) == (limited ? [4002] : []), "\(perSecond) a second")
+            if limited { #expect(reads <= 3, "limited within 1.5 s of a 60/s flood, not after \(reads) reads") }
+        }
+    }
+
     /// An arrival stamped before the window's start does not open a new window: it would
     /// otherwise grant 30 more messages each time the stamps jitter.
     @Test func anArrivalBeforeTheWindowsStartCountsInIt() {

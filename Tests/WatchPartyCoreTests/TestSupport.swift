@@ -195,26 +195,30 @@ final class Harness {
     var handovers: [Handover] { outcomes.flatMap(\.handovers) }
 
     /// Sends raw text as `client`: decoded like the shell does, rejected when it does not decode.
-    /// `arrivedAt`: when the shell read it, if earlier than now (a server slow to handle it).
+    /// `arrivedAt`: when the shell read it, if earlier than now (a server slow to handle it);
+    /// `mayHaveWaited`: how long before that it may have waited unread (a server slow to read it).
     @discardableResult
-    func sendText(_ client: ClientID, _ text: String, arrivedAt: ServerTime? = nil) -> Outcome {
+    func sendText(_ client: ClientID, _ text: String, arrivedAt: ServerTime? = nil, mayHaveWaited: ServerTime = 0) -> Outcome {
+        let arrival = Arrival(readAt: arrivedAt ?? now, mayHaveWaited: mayHaveWaited)
         switch ClientMessageDecoder.decode(text) {
         case .success(let message):
             // Like the shell: an auth token is verified before the core sees the message.
             let verdict = message.type == .auth ? message.payload?["token"]?.string.flatMap { verifier?.verify(token: $0, now: now) } : nil
-            return record(party.receive(message, from: client, now: now, arrivedAt: arrivedAt, verdict: verdict))
-        case .failure(let error): return record(party.reject(client, error.code, now: now, arrivedAt: arrivedAt))
+            return record(party.receive(message, from: client, now: now, arrival: arrival, verdict: verdict))
+        case .failure(let error): return record(party.reject(client, error.code, now: now, arrival: arrival))
         }
     }
 
     /// Sends a message built from JSON-compatible values; `payload` omitted when `nil`.
     @discardableResult
-    func send(_ client: ClientID, _ type: String, room: String? = nil, payload: Any? = nil, ts: Int = 1, arrivedAt: ServerTime? = nil) -> Outcome {
+    func send(
+        _ client: ClientID, _ type: String, room: String? = nil, payload: Any? = nil, ts: Int = 1, arrivedAt: ServerTime? = nil, mayHaveWaited: ServerTime = 0
+    ) -> Outcome {
         var envelope: [String: Any] = ["type": type, "ts": ts]
         if let room { envelope["room"] = room }
         if let payload { envelope["payload"] = payload }
         let data = try! JSONSerialization.data(withJSONObject: envelope, options: [.sortedKeys, .fragmentsAllowed])
-        return sendText(client, String(decoding: data, as: UTF8.self), arrivedAt: arrivedAt)
+        return sendText(client, String(decoding: data, as: UTF8.self), arrivedAt: arrivedAt, mayHaveWaited: mayHaveWaited)
     }
 
     /// Hands an already decoded message to the core (for values JSON text cannot carry).

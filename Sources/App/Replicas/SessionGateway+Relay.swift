@@ -65,9 +65,9 @@ extension SessionGateway {
     /// clients estimate the server's clock from it), and half the traffic a relayed member
     /// causes never crosses the bus. The replicas' clocks are one (NTP), as they must be for
     /// the owner's `target_server_ts` anyway. True if it was answered.
-    func answeredAtRelay(_ text: String, by handle: ClientHandle, readAt: UInt64) -> Bool {
+    func answeredAtRelay(_ text: String, by handle: ClientHandle, readAt: ReadStamp) -> Bool {
         guard text.utf8.count <= Self.relayedPingLimit, text.contains("\"ping\""), case .success(let message) = ClientMessageDecoder.decode(text),
-            message.type == .ping, handle.admitsRelayedPing(at: readAt, limit: rateLimitPerSecond)
+            message.type == .ping, handle.admitsRelayedPing(at: readAt.uptimeNanoseconds, limit: rateLimitPerSecond)
         else { return false }
         let pong = OutboundText(ServerMessage(room: message.room, ts: clock.now(), payload: .pong(message.payload)).encodedJSON())
         if handle.connection.post(pong) == .queued {
@@ -75,7 +75,7 @@ extension SessionGateway {
             metrics.messagesSent(type: ServerMessageType.pong.rawValue, count: 1, bytes: pong.byteCount)
         }
         metrics.messageReceived(type: ClientMessageType.ping.rawValue, bytes: text.utf8.count)
-        metrics.messageHandled(type: ClientMessageType.ping.rawValue, seconds: Self.seconds(since: readAt))
+        metrics.messageHandled(type: ClientMessageType.ping.rawValue, seconds: Self.seconds(since: readAt.uptimeNanoseconds))
         return true
     }
 
@@ -119,7 +119,7 @@ extension SessionGateway {
     /// Frames from `delivery.from`, handled on the bus's loop, in order.
     func busReceived(_ delivery: ReplicaBus.Delivery) {
         busLoop.execute { [self] in
-            let readAt = TransportClock.uptimeNanoseconds()
+            let readAt = ReadStamp.now()  // how long the frame waited on the bus is not known here
             var written: [ObjectIdentifier: Connection] = [:]
             for frame in delivery.frames {
                 handle(frame, from: delivery.from, readAt: readAt, written: &written)
@@ -128,7 +128,7 @@ extension SessionGateway {
         }
     }
 
-    private func handle(_ frame: BusFrame, from peer: String, readAt: UInt64, written: inout [ObjectIdentifier: Connection]) {
+    private func handle(_ frame: BusFrame, from peer: String, readAt: ReadStamp, written: inout [ObjectIdentifier: Connection]) {
         switch frame {
         // As the owner.
         case .attach(let name, let session, let text, let hops):
@@ -198,7 +198,7 @@ extension SessionGateway {
 
     /// A session moved here from `peer`: served from now on, `first` its first message (`nil`:
     /// it resumes its user's seat here).
-    private func attach(_ name: ClientID, session: SessionTransfer, on peer: String, first: String?, hops: Int, readAt: UInt64) {
+    private func attach(_ name: ClientID, session: SessionTransfer, on peer: String, first: String?, hops: Int, readAt: ReadStamp) {
         guard let bus else { return }
         let connection = RemoteConnection(peer: peer, name: name, hops: hops, bus: bus, loop: busLoop, probes: remoteProbes)
         let handle = ClientHandle(id: session.seat.id, gateway: self, connection: connection)

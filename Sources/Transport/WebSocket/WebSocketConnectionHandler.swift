@@ -83,7 +83,9 @@ final class WebSocketConnectionHandler: ChannelInboundHandler {
     private var message: Message?
     private var control: ByteBuffer?
     private var lastRead: NIODeadline
-    private var readStamp: UInt64 = 0
+    private var readStamp = ReadStamp(uptimeNanoseconds: 0)
+    /// The loop's lateness, for the read stamps; nil: every read counts as unwaited (tests).
+    private let lateness: LoopLateness?
     private var reading = false
 
     // Outbound
@@ -101,8 +103,9 @@ final class WebSocketConnectionHandler: ChannelInboundHandler {
     private var heartbeat: Scheduled<Void>?
     private var closeDeadline: Scheduled<Void>?
 
-    init(configuration: TransportConfiguration, deflate: DeflateParameters?, traffic: TrafficCounters, budget: OutboundBudget) {
+    init(configuration: TransportConfiguration, deflate: DeflateParameters?, traffic: TrafficCounters, budget: OutboundBudget, lateness: LoopLateness? = nil) {
         self.configuration = configuration
+        self.lateness = lateness
         self.deflate = deflate
         self.traffic = traffic
         self.budget = budget
@@ -159,7 +162,9 @@ final class WebSocketConnectionHandler: ChannelInboundHandler {
             carried.writeBuffer(&buffer)
             buffer = carried
         }
-        readStamp = NIODeadline.now().uptimeNanoseconds
+        let readNow = NIODeadline.now()
+        let waited = lateness?.mayHaveWaited(now: readNow).nanoseconds ?? 0
+        readStamp = ReadStamp(uptimeNanoseconds: readNow.uptimeNanoseconds, mayHaveWaitedNanoseconds: UInt64(max(0, waited)))
         reading = true
         ReadScope.current.begin(self)
         read(&buffer)
