@@ -341,7 +341,6 @@ public protocol ConnectionAcceptor: Sendable {
     func refused(reason: RefusalReason, client: String, origin: String?)
 }
 
-/// The monotonic clock the transport stamps reads with.
 /// When a message was read off its socket (``TransportClock`` nanoseconds), and the longest it
 /// may have waited in the kernel's receive buffer before that read: the time the event loop
 /// that reads the socket was recently unable to run (busy or descheduled, ``LoopLateness``).
@@ -359,6 +358,7 @@ public struct ReadStamp: Sendable, Equatable {
     public static func now() -> ReadStamp { ReadStamp(uptimeNanoseconds: TransportClock.uptimeNanoseconds()) }
 }
 
+/// The monotonic clock the transport stamps reads with.
 public enum TransportClock {
     /// Nanoseconds since an arbitrary fixed point (NIO's uptime clock).
     public static func uptimeNanoseconds() -> UInt64 { NIODeadline.now().uptimeNanoseconds }

@@ -41,7 +41,7 @@ import Testing
 
     /// The wiring on a real event loop: blocked for 400 ms, the loop's connections are told
     /// their bytes may have waited that long; not blocked, about one period. (Lower bounds on
-    /// real time only: a slow machine makes the waits longer, never shorter.)
+    /// real time, and loose upper ones: a slow machine makes the waits longer, never shorter.)
     @Test func aBlockedLoopReportsTheWaitToItsReads() async throws {
         let group = MultiThreadedEventLoopGroup(numberOfThreads: 1)
         let loop = group.next()
@@ -49,7 +49,8 @@ import Testing
         #expect(started)
         try await Task.sleep(for: .milliseconds(200))  // a few ticks on time
         let calm = try await loop.submit { LoopLateness.on(loop)!.mayHaveWaited() }.get()
-        #expect(calm >= period && calm < .milliseconds(400), "\(calm)")
+        // Not stuck high (under a second even on a machine busy with the rest of the suite).
+        #expect(calm >= period && calm < .seconds(1), "\(calm)")
         let afterStall = try await loop.submit { () -> TimeAmount in
             Thread.sleep(forTimeInterval: 0.4)  // the loop cannot run for 400 ms
             return LoopLateness.on(loop)!.mayHaveWaited()
@@ -89,7 +90,7 @@ import Testing
         try await Task.sleep(for: .milliseconds(50))
         try await sendAndWait("stalled", count: 2)
         let stamps = session.stamps
-        #expect(stamps.first.map { $0.mayHaveWaitedNanoseconds < 350_000_000 } == true, "\(stamps)")
+        #expect(stamps.first.map { $0.mayHaveWaitedNanoseconds >= 50_000_000 && $0.mayHaveWaitedNanoseconds < 1_000_000_000 } == true, "\(stamps)")
         #expect(stamps.last.map { $0.mayHaveWaitedNanoseconds >= 300_000_000 } == true, "\(stamps)")
         try await client.close()
         try await server.close()
