@@ -60,8 +60,17 @@ public final class RoomList: Sendable, Equatable, CustomStringConvertible {
 
     public init(_ rooms: [RoomSummary]) {
         self.rooms = rooms
-        // Encoding our own value types cannot fail.
-        payloadJSON = (try? ServerMessage.encoder.encode(rooms)).map { String(decoding: $0, as: UTF8.self) } ?? "[]"
+        var writer = WireJSONWriter(capacity: 64 + rooms.count * 96)
+        writer.raw("[")
+        for (index, room) in rooms.enumerated() {
+            if index > 0 { writer.raw(",") }
+            writer.raw("{"); writer.key("count"); writer.int(room.count)
+            writer.raw(","); writer.key("id"); writer.string(room.id)
+            writer.raw(","); writer.key("media_id"); writer.string(room.mediaID)
+            writer.raw(","); writer.key("name"); writer.string(room.name); writer.raw("}")
+        }
+        writer.raw("]")
+        payloadJSON = writer.text
     }
 
     public static func == (lhs: RoomList, rhs: RoomList) -> Bool { lhs === rhs || lhs.rooms == rhs.rooms }
@@ -175,29 +184,139 @@ extension ServerMessage: Encodable {
         try payload.encodeBody(into: &container, forKey: .payload)
     }
 
-    /// The wire form: one JSON object, encoded once and shared by every recipient.
-    /// Keys sorted: one message has one wire form (the encoder's own order changes from run
-    /// to run), so runs are reproducible and identical messages compress alike.
+    /// Foundation's encoder, keys sorted: the reference form (``encodedJSONByEncoder()``).
     static let encoder: JSONEncoder = {
         let encoder = JSONEncoder()
         encoder.outputFormatting = [.sortedKeys]
         return encoder
     }()
 
+    /// The wire form: one JSON object, encoded once and shared by every recipient, written by
+    /// ``WireJSONWriter`` exactly as `JSONEncoder` with sorted keys writes it. Keys sorted: one
+    /// message has one wire form, so runs are reproducible and identical messages compress alike.
     public func encodedJSON() -> String {
-        if case .roomList(let list) = payload, room == nil, client == nil {
-            // The list's JSON is encoded once; the envelope around it, as the encoder writes it
-            // (keys sorted; `CodecTests` checks the two forms are the same bytes).
-            return #"{"payload":\#(list.payloadJSON),"server_ts":\#(serverTs),"ts":\#(ts),"type":"room_list"}"#
-        }
-        return encodedJSONByEncoder()
+        var writer = WireJSONWriter()
+        write(into: &writer)
+        return writer.text
     }
 
-    /// The wire form as JSONEncoder writes it, for every message.
+    /// The wire form as JSONEncoder writes it (keys sorted): the reference ``encodedJSON()``
+    /// is tested against, byte for byte (`WireJSONTests`).
     func encodedJSONByEncoder() -> String {
         // Encoding our own value types cannot fail (every Double in them is finite by construction).
         let data = (try? Self.encoder.encode(self)) ?? Data("{}".utf8)
         return String(decoding: data, as: UTF8.self)
+    }
+
+    /// The envelope, keys in byte order: client, payload, room, server_ts, ts, type.
+    func write(into writer: inout WireJSONWriter) {
+        writer.raw("{")
+        if let client, !client.isEmpty {
+            writer.key("client")
+            writer.string(client)
+            writer.raw(",")
+        }
+        if !payload.bodyless {
+            writer.key("payload")
+            payload.writeBody(into: &writer)
+            writer.raw(",")
+        }
+        if let room, !room.isEmpty {
+            writer.key("room")
+            writer.string(room)
+            writer.raw(",")
+        }
+        writer.key("server_ts")
+        writer.int(serverTs)
+        writer.raw(",")
+        writer.key("ts")
+        writer.int(ts)
+        writer.raw(",")
+        writer.key("type")
+        writer.string(type)
+        writer.raw("}")
+    }
+}
+
+extension ServerPayload {
+    /// A `pong` to a `ping` without a payload has none (the encoder's `encodeIfPresent`).
+    var bodyless: Bool {
+        if case .pong(nil) = self { true } else { false }
+    }
+
+    /// The payload object, keys in byte order (as ``encodeBody(into:forKey:)`` encodes it).
+    func writeBody(into w: inout WireJSONWriter) {
+        switch self {
+        case .clientHello(let id, let token, let resumed):
+            w.raw("{"); w.key("client_id"); w.string(id)
+            w.raw(","); w.key("resume_token"); w.string(token)
+            if resumed { w.raw(","); w.key("resumed"); w.bool(true) }
+            w.raw("}")
+        case .authSuccess(let userName, let version, let features):
+            w.raw("{")
+            if let features {
+                w.key("features"); w.raw("[")
+                for (index, feature) in features.enumerated() {
+                    if index > 0 { w.raw(",") }
+                    w.string(feature)
+                }
+                w.raw("],")
+            }
+            if let version { w.key("protocol_version"); w.int(version); w.raw(",") }
+            w.key("user_name"); w.string(userName)
+            w.raw("}")
+        case .roomList(let list):
+            w.json(list.payloadJSON)
+        case .roomState(let state):
+            w.raw("{"); w.key("host_id"); w.string(state.hostID)
+            w.raw(","); w.key("media_id"); w.string(state.mediaID)
+            w.raw(","); w.key("name"); w.string(state.name)
+            w.raw(","); w.key("participant_count"); w.int(state.participantCount)
+            w.raw(","); w.key("state")
+            w.raw("{"); w.key("play_state"); w.string(state.playState.rawValue)
+            w.raw(","); w.key("position"); w.double(state.position); w.raw("}")
+            w.raw(","); w.key("state_server_ts"); w.int(state.stateServerTs)
+            w.raw(","); w.key("target_server_ts"); w.int(state.targetServerTs)
+            w.raw("}")
+        case .participantList(let participants):
+            w.raw("{"); w.key("participants"); w.raw("[")
+            for (index, participant) in participants.enumerated() {
+                if index > 0 { w.raw(",") }
+                w.raw("{"); w.key("is_host"); w.bool(participant.isHost)
+                w.raw(","); w.key("name"); w.string(participant.name); w.raw("}")
+            }
+            w.raw("]}")
+        case .participantStatuses(let statuses):
+            w.raw("{"); w.key("statuses"); w.raw("[")
+            for (index, status) in statuses.enumerated() {
+                if index > 0 { w.raw(",") }
+                w.string(status?.rawValue)
+            }
+            w.raw("]}")
+        case .participantsUpdate(let count), .clientLeft(let count):
+            w.raw("{"); w.key("participant_count"); w.int(count); w.raw("}")
+        case .hostChanged(let hostID, let hostName):
+            w.raw("{"); w.key("host_id"); w.string(hostID)
+            w.raw(","); w.key("host_name"); w.string(hostName); w.raw("}")
+        case .roomClosed(let reason):
+            w.raw("{"); w.key("reason"); w.string(reason); w.raw("}")
+        case .playerEvent(let event):
+            w.raw("{"); w.key("action"); w.string(event.action.rawValue)
+            w.raw(","); w.key("play_state"); w.string(event.playState.rawValue)
+            w.raw(","); w.key("position"); w.double(event.position)
+            w.raw(","); w.key("target_server_ts"); w.int(event.targetServerTs); w.raw("}")
+        case .stateUpdate(let position, let playState):
+            w.raw("{"); w.key("play_state"); w.string(playState.rawValue)
+            w.raw(","); w.key("position"); w.double(position); w.raw("}")
+        case .chatMessage(let username, let text):
+            w.raw("{"); w.key("text"); w.string(text)
+            w.raw(","); w.key("username"); w.string(username); w.raw("}")
+        case .pong(let payload):
+            w.value(payload ?? .null)
+        case .error(let code):
+            w.raw("{"); w.key("code"); w.string(code.rawValue)
+            w.raw(","); w.key("message"); w.string(code.message); w.raw("}")
+        }
     }
 }
 
