@@ -220,9 +220,8 @@ public final class Connection: Sendable {
             loop.execute {
                 for connection in batch {
                     connection.hopScheduled.store(false, ordering: .releasing)
-                    connection.handler.value.takePosted(flush: false)
+                    connection.handler.value.takePosted(flush: true)  // flushed at the end of that loop's tick
                 }
-                for connection in batch { connection.handler.value.flushIfNeeded() }
             }
         }
     }

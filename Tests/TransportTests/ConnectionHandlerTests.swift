@@ -285,9 +285,31 @@ import Testing
         burst.writeImmutableBuffer(ClientFrame.text("three"))
         try reader.send(burst)
         #expect(try member.written().map(\.text) == ["one", "two", "three"])
-        #expect(counter.flushes == 1, "three messages, one flush once the read is complete")
-        member.connection.send(OutboundText("outside a read"))
-        #expect(counter.flushes == 2, "outside a read a write is flushed at once")
+        #expect(counter.flushes == 1, "three messages, one flush once the tick is done")
+    }
+
+    /// Writes from several sources in one tick of the loop (hops, timers, other reads) wait
+    /// for the tick's end and leave in one flush; nothing waits past that tick.
+    @Test func theWritesOfOneTickAreOneFlush() throws {
+        let member = try HandlerHarness()
+        let counter = FlushCounter()
+        try member.channel.pipeline.syncOperations.addHandler(counter, position: .first)
+        member.connection.send(OutboundText("first"))
+        member.connection.send(OutboundText("second"))
+        Connection.send(OutboundText("third"), to: [member.connection])
+        #expect(counter.flushes == 0, "written, not yet flushed: the tick goes on")
+        member.channel.embeddedEventLoop.run()  // the tick's tasks: the flush is one of them
+        #expect(counter.flushes == 1)
+        #expect(try member.written().map(\.text) == ["first", "second", "third"])
+        member.connection.send(OutboundText("next tick"))
+        member.channel.embeddedEventLoop.run()
+        #expect(counter.flushes == 2, "a later tick flushes on its own")
+        #expect(try member.written().map(\.text) == ["next tick"])
+        // A close flushes at once, after what was written before it.
+        member.connection.send(OutboundText("last words"))
+        member.connection.close(code: 1000, reason: "")
+        member.channel.embeddedEventLoop.run()
+        #expect(try member.written().map(\.opcode) == [0x1, 0x8])
     }
 
     @Test func anApplicationCloseGoesAfterWhatWasSentAndWaitsForTheReply() throws {

@@ -95,8 +95,8 @@ final class WebSocketConnectionHandler: ChannelInboundHandler {
     /// The payload of our latest ping: only its pong is a round trip (a client cannot make up RTTs).
     private var outstandingPing: UInt64?
     private var needsFlush = false
-    /// Waiting for another connection's read to complete (``ReadScope``).
-    private var deferredFlush = false
+    /// Waiting for the loop's flush at the end of its tick (``FlushBatch``).
+    private var flushPending = false
 
     // Timers
     private var nextPing: NIODeadline
@@ -129,8 +129,6 @@ final class WebSocketConnectionHandler: ChannelInboundHandler {
     }
 
     func channelInactive(context: ChannelHandlerContext) {
-        // A read of ours that will not complete must not hold back the flushes it deferred.
-        if ReadScope.current.reader === self { ReadScope.current.finish() }
         stopTimers()
         dropBacklog()
         waitingPong = nil
@@ -166,7 +164,6 @@ final class WebSocketConnectionHandler: ChannelInboundHandler {
         let waited = lateness?.mayHaveWaited(now: readNow).nanoseconds ?? 0
         readStamp = ReadStamp(uptimeNanoseconds: readNow.uptimeNanoseconds, mayHaveWaitedNanoseconds: UInt64(max(0, waited)))
         reading = true
-        ReadScope.current.begin(self)
         read(&buffer)
         reading = false
         if buffer.readableBytes > 0, phase != .peerClosed {
@@ -178,8 +175,7 @@ final class WebSocketConnectionHandler: ChannelInboundHandler {
     }
 
     func channelReadComplete(context: ChannelHandlerContext) {
-        flushIfNeeded()
-        ReadScope.current.finish()
+        flushAtEndOfTick()
     }
 
     func channelWritabilityChanged(context: ChannelHandlerContext) {
@@ -394,7 +390,7 @@ final class WebSocketConnectionHandler: ChannelInboundHandler {
     // MARK: Writing
 
     /// Writes, in order, what was posted to the connection (each message for the socket now,
-    /// or after what waits before it); flushes unless a batch or this handler's own read will.
+    /// or after what waits before it); with `flush`, flushed at the end of the loop's tick.
     func takePosted(flush: Bool) {
         let messages = budget.takePosted()
         guard !messages.isEmpty else { return }
@@ -405,13 +401,7 @@ final class WebSocketConnectionHandler: ChannelInboundHandler {
         for message in messages {
             push(.message(message.frame(for: deflate, threshold: configuration.compressionThreshold)))
         }
-        guard flush, !reading, needsFlush else { return }
-        // Written while another connection of this loop reads: flushed when that read completes.
-        if !deferredFlush, ReadScope.current.deferFlush(of: self) {
-            deferredFlush = true
-            return
-        }
-        if !deferredFlush { flushIfNeeded() }
+        if flush { flushAtEndOfTick() }
     }
 
     func enqueue(binary payload: ByteBuffer) {
@@ -428,8 +418,16 @@ final class WebSocketConnectionHandler: ChannelInboundHandler {
         if !reading { flushIfNeeded() }
     }
 
+    /// Flushes with the loop's other connections once its tick's reads and hops are done
+    /// (``FlushBatch``). A flush before then (a close, a ping) takes these bytes along.
+    func flushAtEndOfTick() {
+        guard needsFlush, !flushPending, let context else { return }
+        flushPending = true
+        FlushBatch.current.add(self, on: context.eventLoop)
+    }
+
     func flushIfNeeded() {
-        deferredFlush = false
+        flushPending = false
         guard needsFlush, let context else { return }
         needsFlush = false
         context.flush()
