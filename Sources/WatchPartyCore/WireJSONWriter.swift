@@ -13,35 +13,35 @@
 ///   writes is finite by construction (a parsed JSON number cannot be anything else);
 /// - objects: the caller writes the keys in UTF-8 byte order (``object(_:)`` sorts a
 ///   dictionary's keys that way, as `JSONEncoder` does); no whitespace anywhere.
-public struct WireJSONWriter: Sendable {
-    public private(set) var bytes: [UInt8] = []
+struct WireJSONWriter: Sendable {
+    private(set) var bytes: [UInt8] = []
 
-    public init(capacity: Int = 256) {
+    init(capacity: Int = 256) {
         bytes.reserveCapacity(capacity)
     }
 
     /// The text written so far.
-    public var text: String { String(decoding: bytes, as: UTF8.self) }
+    var text: String { String(decoding: bytes, as: UTF8.self) }
 
     /// Punctuation and literals, written as they are (`{`, `,`, `null`…).
-    public mutating func raw(_ literal: StaticString) {
+    mutating func raw(_ literal: StaticString) {
         literal.withUTF8Buffer { bytes.append(contentsOf: $0) }
     }
 
     /// Text that is already JSON (a fragment written by this writer before).
-    public mutating func json(_ fragment: String) {
+    mutating func json(_ fragment: String) {
         bytes.append(contentsOf: fragment.utf8)
     }
 
     /// `"key":` — the key must need no escaping (the server's own field names).
-    public mutating func key(_ name: StaticString) {
+    mutating func key(_ name: StaticString) {
         bytes.append(UInt8(ascii: "\""))
         name.withUTF8Buffer { bytes.append(contentsOf: $0) }
         bytes.append(UInt8(ascii: "\""))
         bytes.append(UInt8(ascii: ":"))
     }
 
-    public mutating func string(_ value: String) {
+    mutating func string(_ value: String) {
         bytes.append(UInt8(ascii: "\""))
         var value = value
         value.withUTF8 { utf8 in
@@ -58,15 +58,15 @@ public struct WireJSONWriter: Sendable {
         bytes.append(UInt8(ascii: "\""))
     }
 
-    public mutating func string(_ value: String?) {
+    mutating func string(_ value: String?) {
         if let value { string(value) } else { raw("null") }
     }
 
-    public mutating func bool(_ value: Bool) {
+    mutating func bool(_ value: Bool) {
         if value { raw("true") } else { raw("false") }
     }
 
-    public mutating func int(_ value: some FixedWidthInteger) {
+    mutating func int(_ value: some FixedWidthInteger) {
         if value < 0 {
             bytes.append(UInt8(ascii: "-"))
             digits(of: value.magnitude)
@@ -75,11 +75,11 @@ public struct WireJSONWriter: Sendable {
         }
     }
 
-    public mutating func int(_ value: (some FixedWidthInteger)?) {
+    mutating func int(_ value: (some FixedWidthInteger)?) {
         if let value { int(value) } else { raw("null") }
     }
 
-    public mutating func double(_ value: Double) {
+    mutating func double(_ value: Double) {
         let description = value.description
         if description.utf8.count > 2, description.hasSuffix(".0") {
             bytes.append(contentsOf: description.utf8.dropLast(2))
@@ -89,7 +89,7 @@ public struct WireJSONWriter: Sendable {
     }
 
     /// Any parsed value, objects with their keys in UTF-8 byte order.
-    public mutating func value(_ value: JSONValue) {
+    mutating func value(_ value: JSONValue) {
         switch value {
         case .null: raw("null")
         case .bool(let bool): self.bool(bool)
@@ -107,7 +107,7 @@ public struct WireJSONWriter: Sendable {
         }
     }
 
-    public mutating func object(_ members: [String: JSONValue]) {
+    mutating func object(_ members: [String: JSONValue]) {
         raw("{")
         let keys = members.keys.sorted { $0.utf8.lexicographicallyPrecedes($1.utf8) }
         for (index, key) in keys.enumerated() {

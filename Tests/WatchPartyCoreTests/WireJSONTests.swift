@@ -23,7 +23,7 @@ import Testing
         case 1: -Double(random.next(upTo: 10_000)) - random.unit()
         case 2: random.unit() * 1e-9
         case 3: random.unit() * 1e22
-        case 4: random.pick([0.0, -0.0, 0.1, 1e16, 1e21, 1e-7, 5e-324, .greatestFiniteMagnitude, -.greatestFiniteMagnitude])
+        case 4: random.pick([0.0, -0.0, 0.1, 1e16, 1e21, 1e-7, .leastNonzeroMagnitude, .greatestFiniteMagnitude, -.greatestFiniteMagnitude])
         case 5: (random.unit() * 100_000).rounded() / 1000  // positions as players report them
         default: random.unit() * 7_200
         }
